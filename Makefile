@@ -1,0 +1,30 @@
+# avito-harness: `make run` (acceptance run / simulator) and `make test` (all tests).
+# Both bootstrap .venv from pyproject.toml when it is missing or older.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test sim clean help
+
+help:
+	@echo "make run   - start the simulated stack (fake Avito + fake n8n) and print URLs and demo credentials"
+	@echo "make test  - run the whole test suite"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/avito-harness sim
+
+sim: run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

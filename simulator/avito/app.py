@@ -1,0 +1,158 @@
+"""The fake Avito as an ASGI app: OAuth + Messenger API + media + control plane.
+
+Middleware order (outermost first): journal -> faults -> FastAPI (auth and
+rate limits run as route dependencies, so they apply per operation).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from simulator.avito import control as avito_control
+from simulator.avito import messenger, oauth
+from simulator.avito.backend import AvitoBackend
+from simulator.avito.errors import install_error_handlers, stock_error_body
+from simulator.avito.media import IMAGE_SIZES, png_bytes, wav_bytes
+from simulator.clock import Clock, SystemClock
+from simulator.control import ControlHooks, control_router
+from simulator.faults import ASGIApp, FaultMiddleware, Scope
+from simulator.journal import JournalMiddleware
+from simulator.scenario import apply_common, section
+from simulator.settings import SimSettings
+
+__all__ = ["create_app"]
+
+_PATH_ACCOUNT = re.compile(r"^/messenger/v\d+/accounts/(\d+)(?:/|$)")
+
+
+def _account_resolver(backend: AvitoBackend) -> Any:
+    def account_of(scope: Scope) -> int | None:
+        found = _PATH_ACCOUNT.match(scope["path"])
+        if found:
+            return int(found.group(1))
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                return backend.account_of_token(value.decode("latin-1"))
+        return None
+
+    return account_of
+
+
+def create_app(
+    settings: SimSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> FastAPI:
+    """Build the fake Avito. ``transport`` replaces the network for webhook delivery (unit tests)."""
+    settings = settings or SimSettings()
+    clock = clock or SystemClock()
+    backend = AvitoBackend(settings, clock, transport=transport)
+    if settings.public_host:
+        backend.public_url = settings.public_host
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        backend.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Fake Avito (avito-harness)",
+        description="OAuth, Messenger API and webhooks as Avito serves them, plus /_sim control.",
+        redirect_slashes=False,
+        docs_url="/_sim/docs",
+        openapi_url="/_sim/openapi.json",
+    )
+    app.state.backend = backend
+    app.state.clock = clock
+    install_error_handlers(app)
+    app.include_router(oauth.router)
+    app.include_router(messenger.router)
+    app.include_router(avito_control.router)
+    app.state.control = _hooks(backend)
+    app.include_router(control_router(app.state.control))
+
+    @app.get("/media/images/{key}/{size}.png", include_in_schema=False)
+    async def image(key: str, size: str) -> Response:
+        if size not in IMAGE_SIZES:
+            return Response(status_code=404)
+        width, height = (int(v) for v in size.split("x"))
+        return Response(png_bytes(key, width, height), media_type="image/png")
+
+    @app.get("/media/voice/{link}.wav", include_in_schema=False)
+    async def voice(link: str) -> Response:
+        text = backend.voice_file(link)
+        return Response(wav_bytes(text), media_type="audio/wav")
+
+    account_of = _account_resolver(backend)
+    app.add_middleware(
+        FaultMiddleware, faults=backend.faults, now=clock.now, account_of=account_of, error_body=stock_error_body
+    )
+    app.add_middleware(JournalMiddleware, journal=backend.journal, now=clock.now, account_of=account_of)
+    app.add_middleware(PublicUrlMiddleware, backend=backend)
+    return app
+
+
+class PublicUrlMiddleware:
+    """Learn the simulator's own URL from the first request, for absolute media links."""
+
+    def __init__(self, app: ASGIApp, *, backend: AvitoBackend) -> None:
+        self.app, self.backend = app, backend
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if self.backend.public_url is None and scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if host:
+                self.backend.public_url = f"{scope.get('scheme', 'http')}://{host}"
+        await self.app(scope, receive, send)
+
+
+def _hooks(backend: AvitoBackend) -> ControlHooks:
+    def export() -> dict[str, Any]:
+        return {
+            "seed": backend.seed,
+            "clock": {"frozen": backend.clock.frozen, "now": backend.clock.now()},
+            "avito": {
+                "faults": [_rule_data(r.to_dict()) for r in backend.faults.rules()],
+                "accounts": [
+                    {"user_id": s.user_id, "settings": avito_control.export_settings(s.settings)}
+                    for s in backend.accounts.values()
+                ],
+            },
+        }
+
+    def load(doc: dict[str, Any]) -> None:
+        apply_common(doc, backend.clock, backend.reset)
+        data = section(doc, "avito")
+        for entry in data.get("accounts", []):
+            user_id = int(entry["user_id"])
+            state = backend.accounts.get(user_id) or backend.create_account(
+                user_id, name=entry.get("name"), client_id=entry.get("client_id"),
+                client_secret=entry.get("client_secret"),
+            )
+            avito_control.apply_account_settings(state, entry.get("settings", {}))
+        for rule in data.get("faults", []):
+            backend.faults.add_dict(rule)
+
+    return ControlHooks(
+        service="avito",
+        clock=backend.clock,
+        faults=backend.faults,
+        journal=backend.journal,
+        reset=backend.reset,
+        export=export,
+        load=load,
+    )
+
+
+def _rule_data(rule: dict[str, Any]) -> dict[str, Any]:
+    """A rule as scenario data: its definition without counters and ids."""
+    return {k: v for k, v in rule.items() if k not in ("seen", "fired", "id")}

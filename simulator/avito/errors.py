@@ -1,0 +1,158 @@
+"""Avito's error answers, raised by behaviour and turned into HTTP in one place.
+
+Body shape (all Avito sections): ``{"error": {"code": N, "message": "..."}}``;
+validation errors add ``error.fields`` (parameter -> problem). The token
+endpoint is the exception: Avito documents no error body there, so it answers
+in the OAuth 2.0 shape (RFC 6749 section 5.2), which is what OAuth clients parse.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = [
+    "AvitoError",
+    "BadRequestError",
+    "ForbiddenError",
+    "NotFoundError",
+    "OAuthError",
+    "PaymentRequiredError",
+    "RateLimitedError",
+    "UnauthorizedError",
+    "ValidationFailedError",
+    "stock_error_body",
+    "install_error_handlers",
+]
+
+STOCK_MESSAGES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request entity too large",
+    429: "Too Many Requests",
+    500: "Error while processing request. Please, contact support",
+    502: "Bad gateway",
+    503: "Service temporarily unavailable. Please, contact support",
+    504: "Gateway timeout",
+}
+
+
+def stock_error_body(status: int) -> dict[str, Any]:
+    """The body Avito sends for ``status`` when nothing more specific is known."""
+    return {"error": {"code": status, "message": STOCK_MESSAGES.get(status, "Error")}}
+
+
+class AvitoError(Exception):
+    """Base: an Avito error answer."""
+
+    status = 500
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+        self.message = message or STOCK_MESSAGES.get(self.status, "Error")
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.status, "message": self.message}}
+
+
+class BadRequestError(AvitoError):
+    status = 400
+
+
+class ValidationFailedError(AvitoError):
+    """400 with ``fields``: which parameter is wrong and why."""
+
+    status = 400
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("Validation error")
+        self.fields = fields
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": 400, "message": self.message, "fields": self.fields}}
+
+
+class UnauthorizedError(AvitoError):
+    status = 401
+
+
+class PaymentRequiredError(AvitoError):
+    status = 402
+
+
+class ForbiddenError(AvitoError):
+    status = 403
+
+
+class NotFoundError(AvitoError):
+    status = 404
+
+
+class RateLimitedError(AvitoError):
+    """Avito's 429 body has only ``code`` required; we add the usual message."""
+
+    status = 429
+
+
+class OAuthError(Exception):
+    """A token-endpoint error in RFC 6749 shape (``error`` + ``error_description``)."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every failure (ours, FastAPI's, unexpected) to Avito's error shape."""
+
+    @app.exception_handler(AvitoError)
+    async def _avito(_: Request, exc: AvitoError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(OAuthError)
+    async def _oauth(_: Request, exc: OAuthError) -> JSONResponse:
+        return JSONResponse({"error": exc.error, "error_description": exc.description}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = {_field_name(tuple(e["loc"])): str(e["msg"]) for e in exc.errors()}
+        return JSONResponse(ValidationFailedError(fields).body(), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = stock_error_body(exc.status_code)
+        if exc.detail and exc.detail != HTTPStatus(exc.status_code).phrase:
+            body["error"]["message"] = str(exc.detail)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
+        return JSONResponse(stock_error_body(500), status_code=500)

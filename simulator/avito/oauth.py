@@ -1,0 +1,93 @@
+"""Avito's OAuth endpoints: ``/token`` (and ``/token/``) for three grants, and a consent stand-in."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from simulator.avito.backend import AvitoBackend
+from simulator.avito.errors import OAuthError
+from simulator.avito.tokens import ALL_SCOPES
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+async def _params(request: Request) -> dict[str, str]:
+    """Form body first (Avito's documented encoding), then the query string (seen in the wild)."""
+    params = dict(request.query_params)
+    ctype = request.headers.get("content-type", "")
+    raw = await request.body()
+    if raw and "json" in ctype:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise OAuthError("invalid_request", "body is not valid JSON") from None
+        if isinstance(body, dict):
+            params.update({k: str(v) for k, v in body.items() if v is not None})
+    elif raw:
+        params.update(dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True)))
+    return params
+
+
+def _require(params: dict[str, str], *names: str) -> list[str]:
+    missing = [n for n in names if not params.get(n)]
+    if missing:
+        raise OAuthError("invalid_request", f"missing parameter(s): {', '.join(missing)}")
+    return [params[n] for n in names]
+
+
+@router.post("/token", operation_id="getAccessToken")
+@router.post("/token/", include_in_schema=False)
+async def token(request: Request) -> JSONResponse:
+    """Avito's documented call: POST, form body."""
+    return await _token(request)
+
+
+@router.get("/token", operation_id="getAccessTokenByQuery")
+@router.get("/token/", include_in_schema=False)
+async def token_by_query(request: Request) -> JSONResponse:
+    """Not documented by Avito, but seen in integrations: GET with the parameters in the query."""
+    return await _token(request)
+
+
+async def _token(request: Request) -> JSONResponse:
+    backend: AvitoBackend = request.app.state.backend
+    params = await _params(request)
+    (grant,) = _require(params, "grant_type")
+    client_id, client_secret = _require(params, "client_id", "client_secret")
+    state = backend.by_credentials(client_id, client_secret)
+    answer: dict[str, Any]
+    if grant == "client_credentials":
+        answer = backend.tokens.client_credentials(state.user_id)
+    elif grant == "authorization_code":
+        (code,) = _require(params, "code")
+        answer = backend.tokens.exchange_code(client_id, code)
+    elif grant == "refresh_token":
+        (refresh,) = _require(params, "refresh_token")
+        answer = backend.tokens.refresh(client_id, refresh)
+    else:
+        raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
+    return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/oauth", include_in_schema=False)
+async def authorize(request: Request) -> RedirectResponse:
+    """Stand-in for Avito's consent page: approves at once and redirects back with ``?code=``."""
+    backend: AvitoBackend = request.app.state.backend
+    q = request.query_params
+    client_id = q.get("client_id", "")
+    user_id = next((s.user_id for s in backend.accounts.values() if s.account.client_id == client_id), None)
+    if user_id is None:
+        raise OAuthError("invalid_client", f"unknown client_id {client_id!r}")
+    state = backend.account(user_id)
+    code = backend.tokens.new_code(user_id, client_id, q.get("scope") or ALL_SCOPES)
+    target = q.get("redirect_uri") or state.account.redirect_uri
+    extra = {"code": code, **({"state": q["state"]} if "state" in q else {})}
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}{urlencode(extra)}", status_code=302)

@@ -1,0 +1,147 @@
+"""Python clients for the fakes' control planes (``/_sim/...``), over HTTP.
+
+They work the same against an in-process :class:`~simulator.stack.Stack` and
+against the containers of ``docker-compose.test.yml``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+__all__ = ["AvitoSim", "N8nSim", "SimClientError"]
+
+
+class SimClientError(RuntimeError):
+    """A control call failed; the message carries the fake's own error text."""
+
+
+class _Control:
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise SimClientError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- shared control ----------------------------------------------------
+    def reset(self, seed: int | None = None) -> None:
+        self._call("POST", "/_sim/reset", params={} if seed is None else {"seed": seed})
+
+    def clock(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/_sim/clock")
+        return result
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/_sim/clock/advance", json={"seconds": seconds})
+        return result
+
+    def freeze(self, at: float | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/_sim/clock/freeze", json={"at": at})
+        return result
+
+    def add_fault(self, preset: str | None = None, **rule: Any) -> dict[str, Any]:
+        """Add a fault rule, e.g. ``add_fault("rate_limited_429", route="POST /messenger/*", times=2)``."""
+        if preset is not None:
+            rule["preset"] = preset
+        result: dict[str, Any] = self._call("POST", "/_sim/faults", json=rule)
+        return result
+
+    def faults(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/faults")["faults"]
+        return result
+
+    def unfired_faults(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/faults/unfired")["faults"]
+        return result
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/_sim/faults")
+
+    def journal(self, **filters: Any) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/journal", params=params)["requests"]
+        return result
+
+    def export_scenario(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/_sim/scenario")
+        return result
+
+    def load_scenario(self, doc: dict[str, Any]) -> None:
+        self._call("POST", "/_sim/scenario", json=doc)
+
+
+class AvitoSim(_Control):
+    """Control of the fake Avito: accounts, chats, "the customer says", deliveries."""
+
+    def create_account(self, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/_sim/accounts", json=fields)
+        return result
+
+    def account(self, user_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/_sim/accounts/{user_id}")
+        return result
+
+    def settings(self, user_id: int, **settings: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("PATCH", f"/_sim/accounts/{user_id}/settings", json=settings)
+        return result
+
+    def add_item(self, user_id: int, title: str, price: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", f"/_sim/accounts/{user_id}/items", json={"title": title, "price": price}
+        )
+        return result
+
+    def create_chat(self, user_id: int, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/_sim/accounts/{user_id}/chats", json=fields)
+        return result
+
+    def chat(self, user_id: int, chat_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/_sim/accounts/{user_id}/chats/{chat_id}")
+        return result
+
+    def customer_says(self, user_id: int, chat_id: str, text: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Inject a message into the chat as the customer (``type=`` voice, image, ... too)."""
+        body = {**fields, **({"text": text} if text is not None else {})}
+        result: dict[str, Any] = self._call("POST", f"/_sim/accounts/{user_id}/chats/{chat_id}/messages", json=body)
+        return result
+
+    def expire_tokens(self, user_id: int) -> int:
+        result: int = self._call("POST", f"/_sim/accounts/{user_id}/tokens/expire")["expired"]
+        return result
+
+    def deliveries(self, *, account: int | None = None, wait_count: int = 0, timeout: float = 5.0) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"wait_count": wait_count, "timeout": timeout}
+        if account is not None:
+            params["account"] = account
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/webhooks/deliveries", params=params)["deliveries"]
+        return result
+
+
+class N8nSim(_Control):
+    """Control of the fake n8n: what arrived, waiting for it, clearing it."""
+
+    def received(self, path: str | None = None) -> list[dict[str, Any]]:
+        params = {"path": path} if path else {}
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/received", params=params)["received"]
+        return result
+
+    def wait_for(self, count: int = 1, *, timeout: float = 5.0, path: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"count": count, "timeout": timeout}
+        if path:
+            params["path"] = path
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/received/wait", params=params)["received"]
+        return result
+
+    def clear(self) -> None:
+        self._call("DELETE", "/_sim/received")
+
+    def webhook_url(self, path: str = "avito") -> str:
+        return f"{self.base_url}/webhook/{path}"

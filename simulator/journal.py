@@ -1,0 +1,197 @@
+"""The request journal: every request a fake received, with secrets masked.
+
+Recorded by :func:`journal_middleware` (pure ASGI, so faulted and rejected
+requests are recorded too), read through ``GET /_sim/journal``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time as _perf
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from simulator.faults import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["Journal", "JournalEntry", "JournalMiddleware", "mask_secrets"]
+
+#: Body and query keys whose values never appear in the journal.
+SECRET_KEYS = frozenset(
+    {"client_secret", "refresh_token", "access_token", "code", "secret", "api_key", "password", "token"}
+)
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "cookie", "proxy-authorization"})
+MAX_BODY = 64 * 1024
+
+
+def _mask(value: str) -> str:
+    return "***" if len(value) < 16 else f"***{value[-4:]}"
+
+
+def mask_secrets(data: Any) -> Any:
+    """Return ``data`` with the values of secret-looking keys masked (recursively)."""
+    if isinstance(data, dict):
+        return {
+            k: (_mask(str(v)) if k.lower() in SECRET_KEYS and v is not None else mask_secrets(v))
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [mask_secrets(v) for v in data]
+    return data
+
+
+def _mask_header(name: str, value: str) -> str:
+    if name not in SECRET_HEADERS:
+        return value
+    scheme, _, rest = value.partition(" ")
+    return f"{scheme} {_mask(rest)}" if rest else _mask(value)
+
+
+def _body_view(raw: bytes, content_type: str) -> Any:
+    if not raw:
+        return None
+    if "multipart/form-data" in content_type:
+        return {"multipart": True, "bytes": len(raw)}
+    if len(raw) > MAX_BODY:
+        return {"truncated": True, "bytes": len(raw)}
+    text = raw.decode("utf-8", errors="replace")
+    if "json" in content_type:
+        try:
+            return mask_secrets(json.loads(text))
+        except ValueError:
+            return text
+    if "x-www-form-urlencoded" in content_type:
+        return mask_secrets(dict(parse_qsl(text, keep_blank_values=True)))
+    return text
+
+
+@dataclass
+class JournalEntry:
+    id: int
+    service: str
+    time: float
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: Any
+    status: int = 0
+    duration_ms: float = 0.0
+    account: int | None = None
+    fault: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Journal:
+    """A bounded, thread-safe list of :class:`JournalEntry`, newest last."""
+
+    def __init__(self, service: str, *, limit: int = 10_000) -> None:
+        self.service = service
+        self._lock = threading.Lock()
+        self._entries: deque[JournalEntry] = deque(maxlen=limit)
+        self._ids = itertools.count(1)
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    def add(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._ids = itertools.count(1)
+
+    def entries(
+        self,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        account: int | None = None,
+        since: int = 0,
+    ) -> list[JournalEntry]:
+        """Entries matching all given filters; ``path`` is a glob."""
+        with self._lock:
+            items = list(self._entries)
+        return [
+            e
+            for e in items
+            if e.id > since
+            and (method is None or e.method == method.upper())
+            and (path is None or fnmatchcase(e.path, path))
+            and (status is None or e.status == status)
+            and (account is None or e.account == account)
+        ]
+
+
+class JournalMiddleware:
+    """Pure ASGI middleware: records each request and its answer's status in ``journal``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        journal: Journal,
+        now: Callable[[], float],
+        account_of: Callable[[Scope], int | None],
+        skip_prefixes: tuple[str, ...] = ("/_sim",),
+    ) -> None:
+        self.app, self.journal, self.now = app, journal, now
+        self.account_of, self.skip_prefixes = account_of, skip_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.skip_prefixes):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = scope.get("query_string", b"").decode("latin-1")
+        entry = JournalEntry(
+            id=self.journal.new_id(),
+            service=self.journal.service,
+            time=self.now(),
+            method=scope["method"],
+            path=scope["path"],
+            query=urlencode(mask_secrets(dict(parse_qsl(query, keep_blank_values=True)))),
+            headers={k: _mask_header(k, v) for k, v in headers.items()},
+            body=None,
+            account=self.account_of(scope),
+        )
+        started = _perf.perf_counter()
+
+        async def recording_receive() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                size += len(body)
+                if size <= MAX_BODY * 4:
+                    chunks.append(body)
+            return message
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                entry.status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, recording_receive, recording_send)
+        finally:
+            if size <= MAX_BODY * 4:
+                entry.body = _body_view(b"".join(chunks), headers.get("content-type", ""))
+            else:
+                entry.body = {"truncated": True, "bytes": size}
+            entry.duration_ms = round((_perf.perf_counter() - started) * 1000, 3)
+            entry.fault = scope.get("state", {}).get("fault")
+            self.journal.add(entry)

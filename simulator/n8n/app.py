@@ -1,0 +1,146 @@
+"""The fake n8n: webhook trigger endpoints that record what arrives, plus control.
+
+Answers like n8n's Webhook node in "respond immediately" mode
+(``{"message": "Workflow was started"}``) and like n8n for an unknown path
+(404 with n8n's ``code``/``message``/``hint`` body). Honours the shared fault
+rules, so a test can make "n8n" fail, hang or drop the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from simulator.clock import Clock, SystemClock
+from simulator.control import ControlHooks, control_router
+from simulator.faults import FaultMiddleware, FaultSet
+from simulator.journal import Journal, JournalMiddleware, mask_secrets
+from simulator.n8n.state import N8nState
+from simulator.scenario import apply_common, section
+from simulator.settings import SimSettings
+
+__all__ = ["create_app", "n8n_error_body"]
+
+HINT = (
+    "Click the 'Execute workflow' button on the canvas, then try again. "
+    "(In test mode, the webhook only works for one call after you click this button)"
+)
+
+
+def n8n_error_body(status: int) -> dict[str, Any]:
+    messages = {500: "Error in workflow", 404: "Not found", 503: "Service unavailable"}
+    return {"code": status, "message": messages.get(status, "Error")}
+
+
+class NewPath(BaseModel):
+    path: str
+
+
+def create_app(settings: SimSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or SimSettings()
+    clock = clock or SystemClock()
+    state = N8nState(settings.n8n_paths)
+    faults = FaultSet("n8n", seed=settings.seed)
+    journal = Journal("n8n")
+
+    app = FastAPI(title="Fake n8n (avito-harness)", docs_url="/_sim/docs", openapi_url="/_sim/openapi.json")
+    app.state.n8n = state
+    app.state.clock = clock
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"code": exc.status_code, "message": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"code": 400, "message": problems}, status_code=400)
+
+    async def _trigger(request: Request, path: str, test_mode: bool) -> JSONResponse:
+        path = path.strip("/")
+        if path not in state.paths:
+            return JSONResponse(
+                {"code": 404, "message": f'The requested webhook "{request.method} {path}" is not registered.',
+                 "hint": HINT},
+                status_code=404,
+            )
+        raw = await request.body()
+        ctype = request.headers.get("content-type", "")
+        body: Any = raw.decode("utf-8", errors="replace")
+        if "json" in ctype and raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return JSONResponse({"code": 422, "message": "Failed to parse request body as JSON"}, status_code=422)
+        headers = mask_secrets({k.lower(): v for k, v in request.headers.items()})
+        state.record(path, clock.now(), headers, body, test_mode)
+        return JSONResponse({"message": "Workflow was started"})
+
+    @app.post("/webhook/{path:path}")
+    async def webhook(request: Request, path: str) -> JSONResponse:
+        return await _trigger(request, path, False)
+
+    @app.post("/webhook-test/{path:path}")
+    async def webhook_test(request: Request, path: str) -> JSONResponse:
+        return await _trigger(request, path, True)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/_sim/received")
+    async def received(path: str | None = None, since: int = 0) -> dict[str, Any]:
+        return {"received": [r.to_dict() for r in state.received(path, since)]}
+
+    @app.get("/_sim/received/wait")
+    async def wait(
+        count: int = Query(1, ge=1),
+        timeout: float = Query(5.0, ge=0, le=60),
+        path: str | None = None,
+        since: int = 0,
+    ) -> JSONResponse:
+        found = await asyncio.to_thread(state.wait_for, count, timeout, path, since)
+        if len(found) < count:
+            raise HTTPException(408, f"only {len(found)} of {count} webhook call(s) arrived within {timeout:g} s")
+        return JSONResponse({"received": [r.to_dict() for r in found]})
+
+    @app.delete("/_sim/received")
+    async def clear() -> dict[str, Any]:
+        state.clear()
+        return {"ok": True}
+
+    @app.post("/_sim/webhooks", status_code=201)
+    async def register(body: NewPath) -> dict[str, Any]:
+        state.register(body.path)
+        return {"paths": sorted(state.paths)}
+
+    def reset(seed: int | None) -> None:
+        state.reset()
+        faults.reset(seed if seed is not None else settings.seed)
+        journal.clear()
+
+    def export() -> dict[str, Any]:
+        rules = [{k: v for k, v in r.to_dict().items() if k not in ("seen", "fired", "id")} for r in faults.rules()]
+        return {"n8n": {"faults": rules, "paths": sorted(state.paths)}}
+
+    def load(doc: dict[str, Any]) -> None:
+        apply_common(doc, clock, reset)
+        data = section(doc, "n8n")
+        for path in data.get("paths", []):
+            state.register(path)
+        for rule in data.get("faults", []):
+            faults.add_dict(rule)
+
+    hooks = ControlHooks(service="n8n", clock=clock, faults=faults, journal=journal, reset=reset, export=export, load=load)
+    app.state.control = hooks
+    app.include_router(control_router(hooks))
+    app.add_middleware(FaultMiddleware, faults=faults, now=clock.now, account_of=lambda _: None, error_body=n8n_error_body)
+    app.add_middleware(JournalMiddleware, journal=journal, now=clock.now, account_of=lambda _: None)
+    return app

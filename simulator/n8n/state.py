@@ -1,0 +1,71 @@
+"""What the fake n8n received: every webhook call, with time and headers."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time as _perf
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["N8nState", "Received"]
+
+
+@dataclass
+class Received:
+    id: int
+    path: str
+    time: float
+    headers: dict[str, str]
+    body: Any
+    test_mode: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class N8nState:
+    """Registered webhook paths and everything POSTed to them (thread-safe, waitable)."""
+
+    def __init__(self, paths: tuple[str, ...] = ("avito",)) -> None:
+        self._initial = tuple(paths)
+        self._cond = threading.Condition()
+        self.paths: set[str] = set(paths)
+        self._items: list[Received] = []
+        self._ids = itertools.count(1)
+
+    def register(self, path: str) -> None:
+        with self._cond:
+            self.paths.add(path.strip("/"))
+
+    def record(self, path: str, now: float, headers: dict[str, str], body: Any, test_mode: bool) -> Received:
+        with self._cond:
+            item = Received(next(self._ids), path, now, headers, body, test_mode)
+            self._items.append(item)
+            self._cond.notify_all()
+            return item
+
+    def received(self, path: str | None = None, since: int = 0) -> list[Received]:
+        with self._cond:
+            return [r for r in self._items if r.id > since and (path is None or r.path == path)]
+
+    def wait_for(self, count: int, timeout: float, path: str | None = None, since: int = 0) -> list[Received]:
+        """Block (real time, bounded) until ``count`` matching calls arrived; returns what is there."""
+        deadline = _perf.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [r for r in self._items if r.id > since and (path is None or r.path == path)]
+                left = deadline - _perf.monotonic()
+                if len(found) >= count or left <= 0:
+                    return found
+                self._cond.wait(left)
+
+    def clear(self) -> None:
+        with self._cond:
+            self._items.clear()
+
+    def reset(self) -> None:
+        with self._cond:
+            self._items.clear()
+            self._ids = itertools.count(1)
+            self.paths = set(self._initial)

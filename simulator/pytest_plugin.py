@@ -1,0 +1,80 @@
+"""pytest plugin (entry point ``avito_harness``): the simulated stack as fixtures.
+
+* ``sim_stack`` (session): the fakes on free 127.0.0.1 ports, a frozen clock.
+* ``sim`` (function): the same stack, reset (stores, faults, journal, clock,
+  seed) for this test; ``@pytest.mark.sim(scenario={...} or "file.yaml")``
+  loads a scenario after the reset. A fault rule set during the test that
+  never fired fails the test: it means the test missed what it meant to break.
+* ``avito``, ``n8n``: control clients of the reset stack; ``clock``: its clock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from simulator.client import AvitoSim, N8nSim
+from simulator.clock import Clock
+from simulator.scenario import read_scenario
+from simulator.settings import SimSettings
+from simulator.stack import Stack
+
+__all__ = ["pytest_addoption", "pytest_configure"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("avito-harness")
+    group.addoption("--gateway-url", default=None, help="run against this gateway instead of the embedded one")
+    group.addoption("--gateway-api-key", default=None, help="X-API-Key of the gateway given by --gateway-url")
+    group.addoption("--sim-seed", type=int, default=None, help="seed for the simulated stack (default 42)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sim(scenario=None): load a simulator scenario (dict or file) after reset")
+
+
+@pytest.fixture(scope="session")
+def sim_settings(pytestconfig: pytest.Config) -> SimSettings:
+    overrides: dict[str, Any] = {"avito_port": 0, "n8n_port": 0, "clock": "frozen"}
+    seed = pytestconfig.getoption("--sim-seed")
+    if seed is not None:
+        overrides["seed"] = seed
+    return SimSettings.from_env(os.environ, **overrides)
+
+
+@pytest.fixture(scope="session")
+def sim_stack(sim_settings: SimSettings) -> Iterator[Stack]:
+    with Stack.start(sim_settings) as stack:
+        yield stack
+
+
+@pytest.fixture
+def sim(sim_stack: Stack, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    sim_stack.reset()
+    marker = request.node.get_closest_marker("sim")
+    if marker is not None and marker.kwargs.get("scenario") is not None:
+        scenario = marker.kwargs["scenario"]
+        sim_stack.load_scenario(scenario if isinstance(scenario, dict) else read_scenario(scenario))
+    yield sim_stack
+    unfired = sim_stack.unfired_faults()
+    if unfired:
+        names = ", ".join(f"{svc}:{r['name'] or r['route']}" for svc, rules in unfired.items() for r in rules)
+        pytest.fail(f"fault rule(s) never fired: {names}", pytrace=False)
+
+
+@pytest.fixture
+def avito(sim: Stack) -> AvitoSim:
+    return sim.avito
+
+
+@pytest.fixture
+def n8n(sim: Stack) -> N8nSim:
+    return sim.n8n
+
+
+@pytest.fixture
+def clock(sim: Stack) -> Clock:
+    return sim.clock

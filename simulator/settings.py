@@ -1,0 +1,62 @@
+"""The fakes' settings: one frozen object, built from ``SIM_*`` variables in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["SimSettings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A ``SIM_*`` variable has a value the simulator cannot use."""
+
+
+class SimSettings(BaseModel):
+    """Everything the fakes read from the environment. Defaults are fake and loopback-only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    avito_port: int = Field(8080, ge=0, le=65535)
+    n8n_port: int = Field(5678, ge=0, le=65535)
+    public_host: str | None = None
+    seed: int = 42
+    demo_data: bool = True
+    clock: Literal["system", "frozen"] = "system"
+    clock_start: float | None = None
+
+    avito_user_id: int = 100000001
+    avito_client_id: str = "sim-client-id"
+    avito_client_secret: str = "sim-client-secret"
+    avito_account_name: str = "АКБ Сервис (демо)"
+    token_ttl: int = Field(86400, ge=1)
+    auth_error_status: Literal[401, 403] = 401
+    messages_envelope: Literal["object", "array"] = "object"
+    webhook_timeout: float = Field(2.0, gt=0)
+    webhook_allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    n8n_paths: tuple[str, ...] = ("avito",)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> SimSettings:
+        """Read ``SIM_<FIELD>`` variables (comma lists for tuples); ``overrides`` win."""
+        env = os.environ if environ is None else environ
+        data: dict[str, object] = {}
+        for name, info in cls.model_fields.items():
+            raw = env.get(f"SIM_{name.upper()}")
+            if raw is None:
+                continue
+            if info.annotation is not None and "tuple" in str(info.annotation):
+                data[name] = tuple(p.strip() for p in raw.split(",") if p.strip())
+            else:
+                data[name] = raw
+        data.update(overrides)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "?"
+            raise SettingsError(f"SIM_{field.upper()}: {first['msg']}") from None

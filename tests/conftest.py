@@ -1,0 +1,57 @@
+"""Shared test helpers: the project's own contracts, loaded from contracts/ (never from outside the repo)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import schemathesis
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACTS = ROOT / "contracts"
+
+
+@lru_cache(maxsize=None)
+def avito_contract() -> Any:
+    return schemathesis.openapi.from_path(str(CONTRACTS / "avito" / "avito-messenger.openapi.yaml"))
+
+
+@lru_cache(maxsize=None)
+def webhook_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((CONTRACTS / "avito" / "webhook-v3.schema.json").read_text())
+    return schema
+
+
+def assert_webhook_envelope(body: dict[str, Any]) -> None:
+    jsonschema.validate(body, webhook_schema())
+
+
+def assert_avito_contract(response: httpx.Response) -> bool:
+    """Validate a fake-Avito answer against contracts/avito; False when the path is not in the contract."""
+    request = response.request
+    path = request.url.path
+    if path.startswith(("/_sim", "/media")):
+        return False
+    operation = avito_contract().find_operation_by_path(request.method, path)
+    if operation is None:
+        return False
+    operation.validate_response(response)
+    return True
+
+
+@pytest.fixture(scope="session")
+def contract_checked() -> list[str]:
+    """Operation ids whose answers the contract validated during this session."""
+    return []
+
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if __import__("os").environ.get("CI") else "dev")

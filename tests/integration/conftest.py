@@ -1,0 +1,10 @@
+"""Integration tests start real servers on 127.0.0.1 (the plugin's session stack)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.integration)
