@@ -152,7 +152,7 @@ class SendTextBody(BaseModel):
     """``postSendMessage`` body: ``{"type": "text", "message": {"text": ...}}``."""
 
     model_config = ConfigDict(extra="allow")
-    type: Literal["text"] = "text"
+    type: Literal["text"]
     message: SendTextMessage
 
 

@@ -339,12 +339,20 @@ class AvitoState:
         return out
 
     def render_sent(self, m: Message) -> dict[str, Any]:
-        """The answer to a send: no read flags; image sends also carry ``author_id``."""
-        out: dict[str, Any] = {"id": m.id, "created": m.created, "direction": "out", "type": m.type}
-        if m.type == "image":
-            out = {"id": m.id, "author_id": m.author_id, **{k: v for k, v in out.items() if k != "id"}}
-        out["content"] = m.content
-        return out
+        """The answer to a send, without read flags.
+
+        Avito documents ``author_id`` only for image sends, but client libraries
+        (e.g. avito-api) parse text-send answers with the same model and require
+        it, so both carry it.
+        """
+        return {
+            "id": m.id,
+            "author_id": m.author_id,
+            "created": m.created,
+            "direction": "out",
+            "type": m.type,
+            "content": m.content,
+        }
 
     def render_chat(self, c: Chat) -> dict[str, Any]:
         customer = self.customers[c.customer_id]

@@ -51,7 +51,8 @@ def test_send_text_answers_like_avito_and_lands_in_the_chat(api: Any, auth: dict
     response = _send(api, auth, chat["id"], "Да, в наличии")
     assert response.status_code == 200
     sent = response.json()
-    assert set(sent) == {"id", "created", "direction", "type", "content"}
+    assert set(sent) == {"id", "author_id", "created", "direction", "type", "content"}
+    assert sent["author_id"] == USER
     assert sent["direction"] == "out" and sent["content"] == {"text": "Да, в наличии"}
     assert messages_of(api, auth, chat["id"])[0]["id"] == sent["id"]
 
