@@ -238,14 +238,13 @@ class WebhookDispatcher:
 
     def wait_for(self, count: int, timeout: float, *, account: int | None = None) -> list[DeliveryAttempt]:
         """Block (real time, bounded) until at least ``count`` attempts are logged."""
-        deadline = _perf.monotonic() + timeout
+
+        def found() -> list[DeliveryAttempt]:
+            return [a for a in self._attempts if account is None or a.account == account]
+
         with self._lock:
-            while True:
-                found = [a for a in self._attempts if account is None or a.account == account]
-                left = deadline - _perf.monotonic()
-                if len(found) >= count or left <= 0:
-                    return found
-                self._lock.wait(left)
+            self._lock.wait_for(lambda: len(found()) >= count, timeout)
+            return found()
 
     def reset(self) -> None:
         with self._lock:

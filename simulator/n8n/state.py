@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time as _perf
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,14 +50,9 @@ class N8nState:
 
     def wait_for(self, count: int, timeout: float, path: str | None = None, since: int = 0) -> list[Received]:
         """Block (real time, bounded) until ``count`` matching calls arrived; returns what is there."""
-        deadline = _perf.monotonic() + timeout
         with self._cond:
-            while True:
-                found = [r for r in self._items if r.id > since and (path is None or r.path == path)]
-                left = deadline - _perf.monotonic()
-                if len(found) >= count or left <= 0:
-                    return found
-                self._cond.wait(left)
+            self._cond.wait_for(lambda: len(self.received(path, since)) >= count, timeout)
+            return self.received(path, since)
 
     def clear(self) -> None:
         with self._cond:
