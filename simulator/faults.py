@@ -2,8 +2,9 @@
 
 A :class:`FaultRule` matches ``"METHOD /path-glob"`` (and optionally an Avito
 account), then applies one effect: an error answer (status, body, headers),
-a short real delay before the normal answer, a dropped connection, or a hang
-until the caller gives up. ``times``/``after``/a clock window/a seeded
+a short real delay before the normal answer, a dropped connection, a lost
+answer (processed, then the connection dies), or a hang until the caller
+gives up. ``times``/``after``/a clock window/a seeded
 probability decide which matches fire. :func:`fault_middleware` applies the
 rules of one service in order; the first rule that fires wins.
 """
@@ -29,7 +30,7 @@ __all__ = [
     "rule_from_dict",
 ]
 
-Effect = Literal["respond", "delay", "drop", "hang"]
+Effect = Literal["respond", "delay", "drop", "hang", "lose_answer"]
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -70,7 +71,7 @@ class FaultRule:
             self.id = f"fault-{next(_ids)}"
         if " " not in self.route.strip():
             raise ValueError(f"route must be 'METHOD /path-glob', got {self.route!r}")
-        if self.effect not in ("respond", "delay", "drop", "hang"):
+        if self.effect not in ("respond", "delay", "drop", "hang", "lose_answer"):
             raise ValueError(f"unknown effect {self.effect!r}")
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError("probability must be within 0..1")
@@ -169,6 +170,7 @@ AVITO_PRESETS: dict[str, dict[str, Any]] = {
     },
     "slow": {"effect": "delay", "delay": 3.0},
     "dropped": {"effect": "drop"},
+    "answer_lost": {"effect": "lose_answer"},
     "hang": {"effect": "hang"},
 }
 
@@ -271,6 +273,8 @@ class FaultMiddleware:
             await _wait_for_disconnect(receive, MAX_REAL_WAIT)
             await send({"type": "http.response.start", "status": 504, "headers": []})
             await send({"type": "http.response.body", "body": b""})
+        elif rule.effect == "lose_answer":
+            await self._lose_answer(scope, receive, send)
         elif rule.effect == "drop":
             # Promise a body and close the connection halfway: the client sees
             # the connection die mid-answer (httpx: RemoteProtocolError).
@@ -278,6 +282,16 @@ class FaultMiddleware:
             await send({"type": "http.response.body", "body": b"{", "more_body": True})
         else:
             await self._respond(rule, send)
+
+    async def _lose_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request is processed (a send lands), then the connection dies before the answer."""
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1024")]})
+        await send({"type": "http.response.body", "body": b"{", "more_body": True})
 
     async def _respond(self, rule: FaultRule, send: Send) -> None:
         body = rule.body if rule.body is not None else self.error_body(rule.status)

@@ -7,14 +7,10 @@ waits (bounded) until they answer, and stops them on exit.
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 
 from simulator.avito.app import create_app as create_avito_app
@@ -23,25 +19,13 @@ from simulator.clock import DEFAULT_START, Clock, FakeClock, SystemClock
 from simulator.control import ControlHooks
 from simulator.n8n.app import create_app as create_n8n_app
 from simulator.scenario import apply_common, validate_scenario
+from simulator.serve import ServeError, ServedApp, serve_in_thread
 from simulator.settings import SimSettings
 
 __all__ = ["Stack", "StackError"]
 
-START_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
-
-
 class StackError(RuntimeError):
     """A service of the stack could not start or stop in time."""
-
-
-@dataclass
-class _Served:
-    name: str
-    app: FastAPI
-    server: uvicorn.Server
-    thread: threading.Thread
-    url: str
 
 
 def make_clock(settings: SimSettings) -> Clock:
@@ -63,7 +47,7 @@ class Stack:
             "avito": create_avito_app(self.settings, clock=self.clock),
             "n8n": create_n8n_app(self.settings, clock=self.clock),
         }
-        self._served: dict[str, _Served] = {}
+        self._served: dict[str, ServedApp] = {}
         self.avito: AvitoSim
         self.n8n: N8nSim
 
@@ -89,41 +73,21 @@ class Stack:
     def serve(self) -> None:
         ports = {"avito": self.settings.avito_port, "n8n": self.settings.n8n_port}
         for name, app in self.apps.items():
-            self._served[name] = self._serve(name, app, ports[name])
+            try:
+                self._served[name] = serve_in_thread(app, name=name, host=self.settings.host, port=ports[name])
+            except ServeError as exc:
+                raise StackError(str(exc)) from None
         avito_app = self.apps["avito"]
         public = self.settings.public_host or self._served["avito"].url
         avito_app.state.backend.public_url = public
         self.avito = AvitoSim(self._served["avito"].url)
         self.n8n = N8nSim(self._served["n8n"].url)
 
-    def _serve(self, name: str, app: FastAPI, port: int) -> _Served:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.settings.host, port))
-        except OSError as exc:
-            sock.close()
-            raise StackError(f"{name}: cannot listen on {self.settings.host}:{port}: {exc.strerror}") from None
-        bound = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sim-{name}", daemon=True)
-        thread.start()
-        waiter = threading.Event()
-        for _ in range(int(START_TIMEOUT / 0.01)):
-            if server.started or not thread.is_alive():
-                break
-            waiter.wait(0.01)
-        if not server.started:
-            server.should_exit = True
-            raise StackError(f"{name} did not start within {START_TIMEOUT:g} s")
-        return _Served(name, app, server, thread, f"http://{self.settings.host}:{bound}")
-
     def stop(self) -> None:
         for served in self._served.values():
             served.server.should_exit = True
         for served in self._served.values():
-            served.thread.join(STOP_TIMEOUT)
+            served.stop()
         for client in (getattr(self, "avito", None), getattr(self, "n8n", None)):
             if client is not None:
                 client.close()

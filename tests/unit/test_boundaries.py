@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import gateway
 import simulator
 from simulator.settings import SettingsError, SimSettings
 
@@ -71,10 +72,11 @@ def test_the_wall_time_scan_catches_aliases() -> None:
     assert not _banned_uses(ast.parse("import time as _perf\n_perf.perf_counter()"))
 
 
-def test_every_public_module_declares_and_defines_its_all() -> None:
-    for info in pkgutil.walk_packages(simulator.__path__, "simulator."):
+@pytest.mark.parametrize("package", [simulator, gateway])
+def test_every_public_module_declares_and_defines_its_all(package: object) -> None:
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):  # type: ignore[attr-defined]
         module = importlib.import_module(info.name)
-        if info.ispkg or info.name.endswith("pytest_plugin"):
+        if info.ispkg or info.name.endswith(("pytest_plugin", "__main__")):
             continue
         exported = getattr(module, "__all__", None)
         assert exported is not None, f"{info.name} has no __all__"

@@ -147,3 +147,10 @@ def test_unknown_paths_get_avitos_404_and_legacy_paths_are_not_served(api: Any, 
         response = api.get(path, headers=auth)
         assert response.status_code in (404, 405)
         assert response.json()["error"]["code"] == response.status_code
+
+
+def test_wrong_method_is_405_naming_the_allowed_ones(api: Any, auth: dict[str, str]) -> None:
+    response = api.request("DELETE", "/token")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert api.request("PUT", CHATS, headers=auth).headers["allow"] == "GET"

@@ -144,3 +144,16 @@ def test_control_paths_are_never_faulted(api: Any, auth: dict[str, str]) -> None
     api.post("/_sim/faults", json={"route": "* *", "status": 500, "times": None, "required": False})
     assert api.get("/_sim/faults").status_code == 200
     assert api.get(f"/messenger/v2/accounts/{USER}/chats", headers=auth).status_code == 500
+
+
+def test_lost_answer_processes_the_request_then_cuts_the_connection(app: Any, auth: dict[str, str]) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as raw:
+        chat_id = raw.get(f"/messenger/v2/accounts/{USER}/chats", headers=auth).json()["chats"][0]["id"]
+        raw.post("/_sim/faults", json={"preset": "answer_lost", "route": "POST /messenger/v1/*"})
+        cut = raw.post(f"/messenger/v1/accounts/{USER}/chats/{chat_id}/messages",
+                       json={"type": "text", "message": {"text": "дошло?"}}, headers=auth)
+        assert int(cut.headers["content-length"]) > len(cut.content)
+        listed = raw.get(f"/messenger/v3/accounts/{USER}/chats/{chat_id}/messages/", headers=auth).json()["messages"]
+    assert listed[0]["content"] == {"text": "дошло?"}

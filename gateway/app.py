@@ -1,0 +1,72 @@
+"""The gateway as an ASGI app: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.avito_client import AvitoClient
+from gateway.clock import Clock, SystemClock
+from gateway.deps import Services
+from gateway.errors import install_error_handlers
+from gateway.inbound import Inbound
+from gateway.messaging import Messenger
+from gateway.outbox import Forwarder
+from gateway.ratelimit import SlidingWindowLimiter
+from gateway.routes import chats, health, send, webhooks
+from gateway.settings import GatewaySettings
+from gateway.store import GatewayStore
+
+__all__ = ["create_app"]
+
+DB_NAME = "gateway.sqlite3"
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    clock: Clock | None = None,
+    avito_transport: httpx.AsyncBaseTransport | None = None,
+    n8n_transport: httpx.AsyncBaseTransport | None = None,
+    run_forwarder: bool = True,
+) -> FastAPI:
+    """Build the gateway. Transports replace the network in tests; ``run_forwarder=False`` leaves
+    forwarding to explicit ``POST /api/outbox/flush`` calls."""
+    settings.check()
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = GatewayStore(settings.data_dir / DB_NAME)
+        avito = AvitoClient(settings, clock, transport=avito_transport)
+        limiter = SlidingWindowLimiter(settings.rate_limit_requests, settings.rate_limit_window, clock)
+        messenger = Messenger(settings, store, avito, limiter, clock)
+        forwarder = Forwarder(settings, store, avito, clock, transport=n8n_transport)
+        app.state.services = Services(settings, clock, store, avito, limiter, messenger,
+                                      Inbound(settings, store, messenger, clock), forwarder)
+        if run_forwarder:
+            forwarder.start()
+        try:
+            yield
+        finally:
+            await forwarder.stop()
+            await avito.close()
+            store.close()
+
+    app = FastAPI(
+        title="Avito messenger gateway (MCP REST API Server)",
+        version=__version__,
+        lifespan=lifespan,
+        description="Avito webhooks -> normalized messages -> n8n; n8n -> sends to Avito chats.",
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(chats.router)
+    app.include_router(send.router)
+    app.include_router(webhooks.router)
+    app.include_router(webhooks.receiver)
+    return app

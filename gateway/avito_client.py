@@ -1,0 +1,179 @@
+"""Talking to Avito: one OAuth token (single flight), a connection cap, retries, error mapping.
+
+Callers never see tokens. A cached client-credentials token is refreshed
+``TOKEN_REFRESH_MARGIN`` seconds before it expires by exactly one request,
+however many calls wait for it; a 401 (or Avito's "expired" 403) drops the
+token, fetches a new one and replays the call once. Reads are retried on
+5xx, 429 and transport errors with exponential backoff and jitter; writes
+are not (the caller decides, see :mod:`gateway.messaging`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from gateway.clock import Clock, sleep
+from gateway.errors import AvitoApiError, avito_error, avito_transport_error
+from gateway.settings import GatewaySettings
+
+__all__ = ["AvitoClient", "TokenState"]
+
+
+@dataclass
+class TokenState:
+    value: str | None = None
+    expires_at: float = 0.0
+    obtained_at: float | None = None
+    refreshes: int = 0
+
+
+class AvitoClient:
+    def __init__(self, settings: GatewaySettings, clock: Clock, *, transport: httpx.AsyncBaseTransport | None = None):
+        self.settings, self.clock = settings, clock
+        self.http = httpx.AsyncClient(
+            base_url=settings.avito_api_base_url.rstrip("/"),
+            timeout=settings.connection_timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections),
+            headers={"User-Agent": "avito-harness-gateway/0.1"},
+        )
+        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._token = TokenState()
+        self._token_lock = asyncio.Lock()
+        self._user_id = settings.avito_user_id
+        self._rng = random.Random()
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    # --- token -------------------------------------------------------------
+    def token_state(self) -> dict[str, Any]:
+        """What /api/token shows: never any part of the token itself."""
+        now = self.clock.now()
+        live = self._token.value is not None and now < self._token.expires_at
+        return {
+            "obtained": live,
+            "token_type": "Bearer",
+            "expires_in": max(0, int(self._token.expires_at - now)) if live else 0,
+            "obtained_at": self._token.obtained_at,
+            "refreshes": self._token.refreshes,
+        }
+
+    def _fresh(self) -> bool:
+        return self._token.value is not None and self.clock.now() < self._token.expires_at - self.settings.token_refresh_margin
+
+    async def token(self) -> str:
+        if self._fresh():
+            return self._token.value  # type: ignore[return-value]
+        async with self._token_lock:  # single flight: the waiters find the new token here
+            if not self._fresh():
+                await self._fetch_token()
+            return self._token.value  # type: ignore[return-value]
+
+    def drop_token(self, value: str) -> None:
+        if self._token.value == value:
+            self._token.value = None
+
+    async def _fetch_token(self) -> None:
+        data = {
+            "grant_type": "client_credentials",
+            "client_id": self.settings.avito_client_id,
+            "client_secret": self.settings.avito_client_secret,
+        }
+        response = await self._send("POST", "/token", data=data)
+        if response.status_code != 200:
+            raise avito_error(response.status_code, _json(response))
+        body = _json(response)
+        if not isinstance(body, dict) or not body.get("access_token"):
+            raise avito_error(502, {"error": "token answer without access_token"})
+        now = self.clock.now()
+        self._token = TokenState(
+            str(body["access_token"]), now + float(body.get("expires_in", 86400)), now, self._token.refreshes + 1
+        )
+
+    async def user_id(self) -> int:
+        if self._user_id is None:
+            me = await self.request("GET", "/core/v1/accounts/self", retry=True)
+            self._user_id = int(me["id"])
+        return self._user_id
+
+    # --- requests ----------------------------------------------------------
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        async with self._slots:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                return await self.http.request(method, path, **kwargs)
+            except httpx.TimeoutException:
+                raise avito_transport_error("timeout", f"Avito did not answer {method} {path} in time") from None
+            except httpx.TransportError as exc:
+                raise avito_transport_error("transport", f"Avito unreachable: {type(exc).__name__}") from None
+            finally:
+                self.in_flight -= 1
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.settings.retry_max_wait, self.settings.retry_min_wait * (2 ** attempt))
+        return base * (0.5 + self._rng.random() / 2)  # jitter: half to full
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        raw = response.headers.get("Retry-After")
+        if raw is None:
+            return None
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(raw).timestamp() - self.clock.now())
+            except (TypeError, ValueError):
+                return None
+
+    async def request(self, method: str, path: str, *, retry: bool = False, **kwargs: Any) -> Any:
+        """Call Avito with a token; ``retry`` for calls that are safe to repeat. Returns the JSON body."""
+        replayed = False
+        attempt = 0
+        extra_headers = kwargs.pop("headers", {})
+        while True:
+            token = await self.token()
+            headers = {"Authorization": f"Bearer {token}", **extra_headers}
+            try:
+                response = await self._send(method, path, headers=headers, **kwargs)
+            except AvitoApiError:
+                if retry and attempt < self.settings.max_retries:
+                    await sleep(self.clock, self._backoff(attempt))
+                    attempt += 1
+                    continue
+                raise
+            status = response.status_code
+            if status in (401, 403) and not replayed:
+                self.drop_token(token)  # expired (401, or Avito's 403 variant): fresh token, replay once
+                replayed = True
+                continue
+            if status == 429:
+                wait = self._retry_after(response)
+                if attempt < self.settings.max_retries and (wait is None or wait <= self.settings.retry_after_max):
+                    await sleep(self.clock, wait if wait is not None else self._backoff(attempt))
+                    attempt += 1
+                    continue
+                raise avito_error(429, _json(response), retry_after=wait)
+            if status >= 500 and retry and attempt < self.settings.max_retries:
+                await sleep(self.clock, self._backoff(attempt))
+                attempt += 1
+                continue
+            if status >= 400:
+                raise avito_error(status, _json(response), retry_after=self._retry_after(response))
+            return _json(response)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

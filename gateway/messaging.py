@@ -1,0 +1,198 @@
+"""Outbound sends: never posted twice.
+
+* ``Idempotency-Key``: the first request's result is stored and returned for
+  every repeat (n8n retries on timeout); a concurrent repeat waits for it.
+* When a send fails in a way that leaves its fate unknown (timeout, dropped
+  connection, 5xx), the gateway reads the chat's latest messages to see
+  whether it landed before sending again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from gateway.avito_client import AvitoClient
+from gateway.clock import Clock, sleep
+from gateway.errors import AvitoApiError, GatewayError, InvalidRequestError, RateLimitedError
+from gateway.ratelimit import SlidingWindowLimiter
+from gateway.settings import GatewaySettings
+from gateway.store import GatewayStore
+
+__all__ = ["Messenger", "MAX_TEXT"]
+
+MAX_TEXT = 1000
+#: How far back (seconds) a message found in the chat may predate our send and still be it.
+LANDED_SKEW = 5
+RECENT_SEND_TTL = 120
+
+Result = tuple[int, dict[str, Any]]
+
+
+class Messenger:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        store: GatewayStore,
+        avito: AvitoClient,
+        limiter: SlidingWindowLimiter,
+        clock: Clock,
+    ) -> None:
+        self.settings, self.store, self.avito, self.limiter, self.clock = settings, store, avito, limiter, clock
+        self._key_locks: dict[str, asyncio.Lock] = {}
+        self._recent: dict[tuple[str, str], float] = {}
+
+    # --- rate limit --------------------------------------------------------
+    def take_slot(self, n: int = 1) -> None:
+        wait = self.limiter.acquire(n)
+        if wait is not None:
+            raise RateLimitedError("Rate limit exceeded, try again later", retry_after=wait)
+
+    # --- echo bookkeeping ---------------------------------------------------
+    def is_echo(self, message_id: str, chat_id: str, text: str | None) -> bool:
+        """Our own send coming back: known id, or a send still in flight with the same words."""
+        if self.store.is_our_send(message_id):
+            return True
+        sent_at = self._recent.get((chat_id, text or ""))
+        return sent_at is not None and self.clock.now() - sent_at < RECENT_SEND_TTL
+
+    def _remember(self, chat_id: str, text: str) -> None:
+        now = self.clock.now()
+        self._recent = {k: t for k, t in self._recent.items() if now - t < RECENT_SEND_TTL}
+        self._recent[(chat_id, text)] = now
+
+    # --- idempotency -------------------------------------------------------
+    async def idempotent(self, key: str | None, request: dict[str, Any], run: Callable[[], Awaitable[Result]]) -> Result:
+        """Run once per key; repeats (also concurrent ones) get the stored answer."""
+        if not key:
+            return await run()
+        if len(key) > 200:
+            raise InvalidRequestError("Idempotency-Key must be at most 200 characters")
+        fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            stored = self.store.idempotent_result(key)
+            if stored is not None:
+                seen_fingerprint, status, body = stored
+                if seen_fingerprint != fingerprint:
+                    raise InvalidRequestError("Idempotency-Key was already used for a different request",
+                                              status=422, code="idempotency_key_reused")
+                if status is not None and body is not None:
+                    return status, {**body, "idempotent_replay": True}
+            self.store.claim_idempotency(key, fingerprint, self.clock.now())
+            try:
+                status, body = await run()
+            except GatewayError as exc:
+                if exc.retryable:
+                    self.store.release_idempotency(key)  # nothing was posted: a retry may try again
+                else:
+                    self.store.finish_idempotency(key, exc.status, exc.body())
+                raise
+            self.store.finish_idempotency(key, status, body)
+            return status, body
+
+    # --- sending -----------------------------------------------------------
+    async def send_text(self, chat_id: str, text: str) -> dict[str, Any]:
+        """Post once; on an unknown outcome check the chat before trying again."""
+        if not text.strip():
+            raise InvalidRequestError("text must not be empty", details={"fields": {"text": "empty"}})
+        if len(text) > MAX_TEXT:
+            raise InvalidRequestError(f"text is longer than Avito's {MAX_TEXT} characters",
+                                      details={"fields": {"text": f"{len(text)} characters"}})
+        user_id = await self.avito.user_id()
+        path = f"/messenger/v1/accounts/{user_id}/chats/{chat_id}/messages"
+        body = {"type": "text", "message": {"text": text}}
+        attempt = 0
+        while True:
+            started = self.clock.now()
+            self._remember(chat_id, text)
+            try:
+                sent: dict[str, Any] = await self.avito.request("POST", path, json=body)
+                break
+            except AvitoApiError as exc:
+                unknown_outcome = exc.avito_status is None or exc.avito_status >= 500
+                if not unknown_outcome:
+                    raise
+                landed = await self._landed(user_id, chat_id, text, started)
+                if landed is not None:
+                    sent = landed
+                    break
+                if attempt >= self.settings.max_retries:
+                    raise
+                await sleep(self.clock, min(self.settings.retry_max_wait, self.settings.retry_min_wait * 2 ** attempt))
+                attempt += 1
+        self.store.record_sent(str(sent["id"]), chat_id, text, self.clock.now())
+        return sent
+
+    async def _landed(self, user_id: int, chat_id: str, text: str, started: float) -> dict[str, Any] | None:
+        try:
+            listing = await self.avito.request(
+                "GET", f"/messenger/v3/accounts/{user_id}/chats/{chat_id}/messages/", params={"limit": 20}, retry=True
+            )
+        except GatewayError:
+            return None
+        messages = listing.get("messages", []) if isinstance(listing, dict) else listing
+        for m in messages or []:
+            if (
+                isinstance(m, dict)
+                and m.get("direction") == "out"
+                and (m.get("content") or {}).get("text") == text
+                and int(m.get("created") or 0) >= started - LANDED_SKEW
+                and not self.store.is_our_send(str(m.get("id")))
+            ):
+                return m
+        return None
+
+    async def upload_and_send_image(self, chat_id: str, data: bytes, filename: str, content_type: str) -> dict[str, Any]:
+        user_id = await self.avito.user_id()
+        uploaded = await self.avito.request(
+            "POST", f"/messenger/v1/accounts/{user_id}/uploadImages",
+            files={"uploadfile[]": (filename, data, content_type)},
+        )
+        if not isinstance(uploaded, dict) or not uploaded:
+            raise GatewayError("Avito's uploadImages answer had no image id", status=502, code="avito_error")
+        image_id = next(iter(uploaded))
+        sent: dict[str, Any] = await self.avito.request(
+            "POST", f"/messenger/v1/accounts/{user_id}/chats/{chat_id}/messages/image", json={"image_id": image_id}
+        )
+        self.store.record_sent(str(sent["id"]), chat_id, None, self.clock.now())
+        return {**sent, "image_id": image_id}
+
+    async def fetch_image(self, url: str) -> tuple[bytes, str, str]:
+        """Download an image for sending: only from IMAGE_URL_ALLOWED_HOSTS, at most IMAGE_URL_MAX_BYTES."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidRequestError("image_url must be an absolute http(s) URL")
+        if parts.hostname not in self.settings.image_url_allowed_hosts:
+            raise InvalidRequestError(
+                f"image_url host {parts.hostname!r} is not allowed (IMAGE_URL_ALLOWED_HOSTS)",
+                status=403, code="image_host_not_allowed",
+            )
+        limit = self.settings.image_url_max_bytes
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.connection_timeout) as client:
+                async with client.stream("GET", url) as response:
+                    if response.status_code != 200:
+                        raise InvalidRequestError(f"image_url answered {response.status_code}",
+                                                  status=502, code="image_fetch_failed")
+                    if int(response.headers.get("content-length") or 0) > limit:
+                        raise InvalidRequestError(f"image is larger than {limit} bytes", status=413, code="image_too_large")
+                    chunks, size = [], 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise InvalidRequestError(f"image is larger than {limit} bytes", status=413,
+                                                      code="image_too_large")
+                        chunks.append(chunk)
+                    ctype = response.headers.get("content-type", "application/octet-stream")
+        except httpx.HTTPError as exc:
+            raise InvalidRequestError(f"image_url could not be fetched: {type(exc).__name__}", status=502,
+                                      code="image_fetch_failed", retryable=True) from None
+        name = parts.path.rsplit("/", 1)[-1] or "image"
+        return b"".join(chunks), name, ctype

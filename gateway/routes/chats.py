@@ -1,0 +1,58 @@
+"""/api/chats, /api/chats/{id}/messages, /api/chats/{id}/read: Avito's chats v2, messages v3, read v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from gateway.deps import Services, require_api_key, services
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/chats", dependencies=[Depends(require_api_key)], tags=["chats"])
+
+
+@router.get("")
+async def list_chats(
+    limit: int = Query(100, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=1000),
+    unread_only: bool = False,
+    chat_types: str | None = Query(None, pattern=r"^(u2i|u2u|a2u)(,(u2i|u2u|a2u))*$"),
+    item_ids: str | None = Query(None, pattern=r"^[0-9]+(,[0-9]+)*$"),
+    s: Services = Depends(services),
+) -> dict[str, Any]:
+    s.messenger.take_slot()
+    params: dict[str, Any] = {"limit": limit, "offset": offset, "unread_only": str(unread_only).lower()}
+    if chat_types:
+        params["chat_types"] = chat_types
+    if item_ids:
+        params["item_ids"] = item_ids
+    user_id = await s.avito.user_id()
+    body = await s.avito.request("GET", f"/messenger/v2/accounts/{user_id}/chats", params=params, retry=True)
+    return {"success": True, "chats": body.get("chats", []) if isinstance(body, dict) else []}
+
+
+@router.get("/{chat_id}/messages")
+async def chat_messages(
+    chat_id: str,
+    limit: int = Query(100, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=1000),
+    s: Services = Depends(services),
+) -> dict[str, Any]:
+    s.messenger.take_slot()
+    user_id = await s.avito.user_id()
+    body = await s.avito.request(
+        "GET", f"/messenger/v3/accounts/{user_id}/chats/{chat_id}/messages/",
+        params={"limit": limit, "offset": offset}, retry=True,
+    )
+    messages = body.get("messages", []) if isinstance(body, dict) else body
+    return {"success": True, "chat_id": chat_id, "messages": messages}
+
+
+@router.post("/{chat_id}/read")
+async def mark_read(chat_id: str, s: Services = Depends(services)) -> dict[str, Any]:
+    s.messenger.take_slot()
+    user_id = await s.avito.user_id()
+    await s.avito.request("POST", f"/messenger/v1/accounts/{user_id}/chats/{chat_id}/read", retry=True)
+    return {"success": True, "chat_id": chat_id, "message": "Chat marked as read"}

@@ -1,0 +1,145 @@
+"""/api/messages/send (+ /image, /bulk): what BAT OUT Avito and mailings call."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.datastructures import UploadFile
+
+from gateway.deps import Services, require_api_key, services
+from gateway.errors import GatewayError, InvalidRequestError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/messages", dependencies=[Depends(require_api_key)], tags=["send"])
+
+ChatId = Field(min_length=1, max_length=200, pattern=r"^\S+$")
+
+
+class SendText(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    chat_id: str = ChatId
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class SendImageByUrl(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    chat_id: str = ChatId
+    image_url: str = Field(min_length=1, max_length=2048)
+
+
+class BulkItem(BaseModel):
+    chat_id: str = ChatId
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class SendBulk(BaseModel):
+    """Either one ``text`` for many ``chat_ids``, or ``messages`` with a text each."""
+
+    model_config = ConfigDict(extra="ignore")
+    chat_ids: list[str] | None = None
+    text: str | None = Field(None, min_length=1, max_length=1000)
+    messages: list[BulkItem] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SendBulk:
+        if self.messages is None and not (self.chat_ids and self.text):
+            raise ValueError("give chat_ids + text, or messages: [{chat_id, text}]")
+        return self
+
+    def items(self) -> list[BulkItem]:
+        if self.messages is not None:
+            return self.messages
+        return [BulkItem(chat_id=c, text=self.text or "") for c in self.chat_ids or []]
+
+
+def _sent_body(chat_id: str, sent: dict[str, Any], message: str) -> dict[str, Any]:
+    response = {"id": sent.get("id"), "created": sent.get("created")}
+    if "image_id" in sent:
+        response["image_id"] = sent["image_id"]
+    return {"success": True, "chat_id": chat_id, "message": message, "response": response}
+
+
+@router.post("/send")
+async def send(body: SendText, s: Services = Depends(services),
+               idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> JSONResponse:
+    async def run() -> tuple[int, dict[str, Any]]:
+        s.messenger.take_slot()
+        sent = await s.messenger.send_text(body.chat_id, body.text)
+        return 200, _sent_body(body.chat_id, sent, "Message sent")
+
+    status, answer = await s.messenger.idempotent(idempotency_key, {"op": "send", **body.model_dump()}, run)
+    return JSONResponse(answer, status_code=status)
+
+
+@router.post("/send/image")
+async def send_image(request: Request, s: Services = Depends(services),
+                     idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> JSONResponse:
+    """Multipart (``chat_id`` + ``file``) or JSON ``{"chat_id", "image_url"}`` (allowed hosts only)."""
+    ctype = request.headers.get("content-type", "")
+    if "multipart/form-data" in ctype:
+        form = await request.form(max_files=1, max_part_size=s.settings.image_url_max_bytes)
+        chat_id, upload = form.get("chat_id"), form.get("file") or form.get("image")
+        if not isinstance(chat_id, str) or not chat_id.strip():
+            raise InvalidRequestError("Invalid request: chat_id is required", details={"fields": {"chat_id": "required"}})
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequestError("Invalid request: file is required", details={"fields": {"file": "required"}})
+        data = await upload.read()
+        if len(data) > s.settings.image_url_max_bytes:
+            raise InvalidRequestError("image is too large", status=413, code="image_too_large")
+        name, media = upload.filename or "image", upload.content_type or "application/octet-stream"
+        fingerprint: dict[str, Any] = {"op": "image", "chat_id": chat_id, "size": len(data)}
+        source = None
+    else:
+        try:
+            parsed = SendImageByUrl.model_validate_json(await request.body())
+        except ValueError as exc:
+            raise InvalidRequestError(f"Invalid request: {exc}".splitlines()[0],
+                                      details={"expected": "multipart chat_id + file, or JSON {chat_id, image_url}"}) from None
+        chat_id, source, data, name, media = parsed.chat_id, parsed.image_url, b"", "", ""
+        fingerprint = {"op": "image", "chat_id": chat_id, "image_url": source}
+
+    async def run() -> tuple[int, dict[str, Any]]:
+        nonlocal data, name, media
+        s.messenger.take_slot()
+        if source is not None:
+            data, name, media = await s.messenger.fetch_image(source)
+        sent = await s.messenger.upload_and_send_image(chat_id, data, name, media)
+        return 200, _sent_body(chat_id, sent, "Image sent")
+
+    status, answer = await s.messenger.idempotent(idempotency_key, fingerprint, run)
+    return JSONResponse(answer, status_code=status)
+
+
+@router.post("/send/bulk")
+async def send_bulk(body: SendBulk, s: Services = Depends(services),
+                    idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> dict[str, Any]:
+    """Bounded concurrency; one result per chat; partial failure reported item by item."""
+    items = body.items()
+    if not items or len(items) > s.settings.bulk_max_items:
+        raise InvalidRequestError(f"bulk sends take 1 to {s.settings.bulk_max_items} messages")
+    gate = asyncio.Semaphore(s.settings.bulk_concurrency)
+
+    async def one(index: int, item: BulkItem) -> dict[str, Any]:
+        key = f"{idempotency_key}:{index}:{item.chat_id}" if idempotency_key else None
+
+        async def run() -> tuple[int, dict[str, Any]]:
+            s.messenger.take_slot()
+            sent = await s.messenger.send_text(item.chat_id, item.text)
+            return 200, _sent_body(item.chat_id, sent, "Message sent")
+
+        async with gate:
+            try:
+                _, answer = await s.messenger.idempotent(key, {"op": "send", **item.model_dump()}, run)
+                return answer
+            except GatewayError as exc:
+                return {"chat_id": item.chat_id, **exc.body()}
+
+    results = await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+    failed = sum(1 for r in results if not r.get("success"))
+    return {"success": failed == 0, "total": len(results), "sent": len(results) - failed, "failed": failed,
+            "results": results}

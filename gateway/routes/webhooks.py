@@ -1,0 +1,107 @@
+"""Webhook subscription, the Avito webhook receiver, and the inbound / outbox API."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.deps import Services, require_api_key, services
+from gateway.errors import InvalidRequestError, NotFoundError
+
+__all__ = ["router", "receiver"]
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)])
+receiver = APIRouter(tags=["avito webhook"])
+
+
+class Subscribe(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    version: int | str | None = None
+
+
+@router.post("/webhook/subscribe", tags=["webhook"])
+async def subscribe(body: Subscribe | None = None, s: Services = Depends(services)) -> dict[str, Any]:
+    """Subscribe a URL (default PUBLIC_WEBHOOK_URL) with Avito's v3 subscription; Avito probes it first."""
+    url = (body.url if body else None) or s.settings.public_webhook_url
+    if not url:
+        raise InvalidRequestError("url is required (or set PUBLIC_WEBHOOK_URL)", details={"fields": {"url": "required"}})
+    s.messenger.take_slot()
+    answer = await s.avito.request("POST", "/messenger/v3/webhook", json={"url": url})
+    return {"success": True, "url": url, "version": 3, "response": answer}
+
+
+@router.get("/webhook/subscriptions", tags=["webhook"])
+async def subscriptions(s: Services = Depends(services)) -> dict[str, Any]:
+    s.messenger.take_slot()
+    answer = await s.avito.request("POST", "/messenger/v1/subscriptions", retry=True)
+    return {"success": True, "subscriptions": answer.get("subscriptions", []) if isinstance(answer, dict) else []}
+
+
+@router.get("/inbound", tags=["inbound"])
+async def inbound(kind: str | None = Query(None, pattern="^(customer|echo|seller_reply|system)$"),
+                  limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
+    """Messages Avito delivered, newest first, with how each was classified."""
+    records = s.store.inbound(kind, limit)
+    return {"success": True, "counts": s.store.counts(), "messages": [
+        {"id": r.id, "kind": r.kind, "message_id": r.message_id, "chat_id": r.chat_id, "author_id": r.author_id,
+         "received_at": r.received_at, "type": r.raw["payload"]["value"].get("type")} for r in records]}
+
+
+@router.get("/inbound/rejected", tags=["inbound"])
+async def rejected(limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
+    return {"success": True, "rejected": s.store.rejected(limit)}
+
+
+@router.get("/outbox", tags=["outbox"])
+async def outbox(status: str | None = Query(None, pattern="^(pending|delivered|dead)$"),
+                 limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
+    return {"success": True, "items": [i.to_dict() for i in s.store.outbox(status, limit)]}
+
+
+@router.post("/outbox/dead/replay", tags=["outbox"])
+async def replay_all(s: Services = Depends(services)) -> dict[str, Any]:
+    count = s.store.replay(None, s.clock.now())
+    s.forwarder.wake.set()
+    return {"success": True, "replayed": count}
+
+
+@router.post("/outbox/{item_id}/replay", tags=["outbox"])
+async def replay_one(item_id: int, s: Services = Depends(services)) -> dict[str, Any]:
+    if not s.store.replay(item_id, s.clock.now()):
+        raise NotFoundError(f"no dead letter {item_id}")
+    s.forwarder.wake.set()
+    return {"success": True, "replayed": 1}
+
+
+@router.post("/outbox/flush", tags=["outbox"])
+async def flush(s: Services = Depends(services)) -> dict[str, Any]:
+    """Forward everything due now and return (no waiting for the background worker)."""
+    return {"success": True, "attempted": await s.forwarder.run_once()}
+
+
+async def _receive(request: Request, s: Services) -> JSONResponse:
+    outcome = s.inbound.receive(await request.body())
+    if outcome == "customer":
+        s.forwarder.wake.set()
+    return JSONResponse({"ok": True})
+
+
+@receiver.post("/webhook/avito")
+async def avito_webhook(request: Request, s: Services = Depends(services)) -> JSONResponse:
+    """Avito's deliveries (no API key: Avito cannot send one). With WEBHOOK_SECRET set, use the secret path."""
+    if s.settings.webhook_secret:
+        raise NotFoundError("Not Found")
+    return await _receive(request, s)
+
+
+@receiver.post("/webhook/avito/{secret}")
+async def avito_webhook_with_secret(secret: str, request: Request, s: Services = Depends(services)) -> JSONResponse:
+    expected = s.settings.webhook_secret
+    if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
+        raise NotFoundError("Not Found")
+    return await _receive(request, s)

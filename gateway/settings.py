@@ -1,0 +1,83 @@
+"""Gateway settings: environment (and ``.env``) with the existing deployment's variable names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["GatewaySettings", "ConfigError", "load_settings"]
+
+REQUIRED = ("API_KEY", "AVITO_CLIENT_ID", "AVITO_CLIENT_SECRET")
+
+
+class ConfigError(ValueError):
+    """The gateway cannot start with this configuration; the message names the variable."""
+
+
+class GatewaySettings(BaseSettings):
+    """Names are the customer's deployment's (``AVITO_CLIENT_ID``, ``API_KEY``, ...), so it drops in."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
+                                      case_sensitive=False)
+
+    avito_client_id: str = ""
+    avito_client_secret: str = ""
+    avito_user_id: int | None = None
+    avito_api_base_url: str = "https://api.avito.ru"
+    n8n_webhook_url: str | None = None
+    api_key: str = ""
+
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(8765, ge=0, le=65535)
+
+    rate_limit_requests: int = Field(100, ge=1)
+    rate_limit_window: float = Field(60, gt=0)
+    max_connections: int = Field(20, ge=1)
+    connection_timeout: float = Field(30, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    retry_min_wait: float = Field(1.0, ge=0)
+    retry_max_wait: float = Field(10.0, ge=0)
+    retry_after_max: float = Field(60.0, ge=0, description="longest Avito Retry-After the gateway will wait")
+
+    webhook_secret: str | None = None
+    public_webhook_url: str | None = None
+    data_dir: Path = Path("gateway-data")
+    token_refresh_margin: float = Field(300, ge=60)
+
+    image_url_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    image_url_max_bytes: int = Field(24 * 1024 * 1024, ge=1)
+    bulk_concurrency: int = Field(5, ge=1, le=50)
+    bulk_max_items: int = Field(500, ge=1)
+
+    n8n_timeout: float = Field(10.0, gt=0)
+    outbox_max_attempts: int = Field(12, ge=1)
+    outbox_retry_min: float = Field(5.0, ge=0)
+    outbox_retry_max: float = Field(600.0, ge=0)
+    outbox_poll_interval: float = Field(0.5, gt=0)
+
+    @field_validator("image_url_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(h.strip() for h in value.split(",") if h.strip())
+        return value
+
+    def check(self) -> GatewaySettings:
+        for name in REQUIRED:
+            if not getattr(self, name.lower()):
+                raise ConfigError(f"{name} is not set: the gateway needs it to start")
+        return self
+
+
+def load_settings(**overrides: object) -> GatewaySettings:
+    """Settings from the environment and ``.env``; ``overrides`` win. Raises :class:`ConfigError`."""
+    try:
+        settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "?"
+        raise ConfigError(f"{name}: {first['msg']}") from None
+    return settings.check()

@@ -1,0 +1,60 @@
+"""Serve any ASGI app with uvicorn in a background thread on 127.0.0.1 (bounded start and stop)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+__all__ = ["ServeError", "ServedApp", "serve_in_thread", "START_TIMEOUT", "STOP_TIMEOUT"]
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+class ServeError(RuntimeError):
+    """An app could not start or stop in time, or its port was taken."""
+
+
+@dataclass
+class ServedApp:
+    name: str
+    app: Any
+    server: uvicorn.Server
+    thread: threading.Thread
+    url: str
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(STOP_TIMEOUT)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(STOP_TIMEOUT)
+
+
+def serve_in_thread(app: Any, *, name: str, host: str = "127.0.0.1", port: int = 0) -> ServedApp:
+    """Start ``app`` and return once it accepts connections (port 0: a free port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"{name}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"serve-{name}", daemon=True)
+    thread.start()
+    waiter = threading.Event()
+    for _ in range(int(START_TIMEOUT / 0.01)):
+        if server.started or not thread.is_alive():
+            break
+        waiter.wait(0.01)
+    if not server.started:
+        server.should_exit = True
+        raise ServeError(f"{name} did not start within {START_TIMEOUT:g} s")
+    return ServedApp(name, app, server, thread, f"http://{host}:{bound}")

@@ -1,0 +1,109 @@
+"""The gateway served on 127.0.0.1 in front of the simulated stack (fake Avito + fake n8n), one virtual clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from gateway.app import create_app
+from gateway.deps import Services
+from gateway.settings import GatewaySettings
+from simulator.serve import ServedApp, serve_in_thread
+from simulator.stack import Stack
+from tests.conftest import CONTRACTS
+
+USER = 100000001
+API_KEY = "test-api-key"
+
+
+def normalized_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((CONTRACTS / "normalized-message.schema.json").read_text())
+    return schema
+
+
+def assert_normalized(message: dict[str, Any]) -> None:
+    jsonschema.validate(message, normalized_schema())
+
+
+@dataclass
+class GatewayHandle:
+    served: ServedApp
+    settings: GatewaySettings
+    api: httpx.Client
+
+    @property
+    def url(self) -> str:
+        return self.served.url
+
+    @property
+    def services(self) -> Services:
+        found: Services = self.served.app.state.services
+        return found
+
+    def webhook_url(self) -> str:
+        secret = self.settings.webhook_secret
+        return f"{self.url}/webhook/avito" + (f"/{secret}" if secret else "")
+
+    def stop(self) -> None:
+        self.api.close()
+        self.served.stop()
+
+
+@pytest.fixture
+def make_gateway(sim: Stack, tmp_path: Path) -> Iterator[Callable[..., GatewayHandle]]:
+    """Start a gateway (settings overridable); every one started is stopped after the test."""
+    started: list[GatewayHandle] = []
+
+    def make(**overrides: Any) -> GatewayHandle:
+        values: dict[str, Any] = {
+            "api_key": API_KEY,
+            "avito_client_id": "sim-client-id",
+            "avito_client_secret": "sim-client-secret",
+            "avito_user_id": USER,
+            "avito_api_base_url": sim.urls["avito"],
+            "n8n_webhook_url": f"{sim.urls['n8n']}/webhook/avito",
+            "data_dir": tmp_path / "gateway-data",
+            "retry_min_wait": 0.5,
+            "retry_max_wait": 4,
+            "connection_timeout": 5,
+            "outbox_poll_interval": 0.02,
+            "image_url_allowed_hosts": ("127.0.0.1",),
+            **overrides,
+        }
+        settings = GatewaySettings(_env_file=None, **values)  # type: ignore[call-arg]
+        served = serve_in_thread(create_app(settings, clock=sim.clock), name="gateway")
+        handle = GatewayHandle(served, settings, httpx.Client(base_url=served.url, headers={"X-API-Key": API_KEY},
+                                                               timeout=30))
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()
+
+
+@pytest.fixture
+def gateway(make_gateway: Callable[..., GatewayHandle]) -> GatewayHandle:
+    return make_gateway()
+
+
+def first_chat(sim: Stack) -> str:
+    chat_id: str = sim.avito.account(USER)["chats"][0]["id"]
+    return chat_id
+
+
+def chat_texts(sim: Stack, chat_id: str) -> list[str]:
+    """The chat's texts as the fake Avito holds them, oldest first."""
+    return [m["content"].get("text", "") for m in sim.avito.chat(USER, chat_id)["messages"]]
+
+
+def subscribe(gateway: GatewayHandle) -> None:
+    response = gateway.api.post("/api/webhook/subscribe", json={"url": gateway.webhook_url()})
+    assert response.status_code == 200, response.text
