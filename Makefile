@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test sim clean help
+.PHONY: run test sim lint clean help
 
 help:
 	@echo "make run   - start the simulated stack (fake Avito + fake n8n) and print URLs and demo credentials"
@@ -25,6 +25,11 @@ sim: run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/ruff check simulator gateway tests
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -120,8 +120,8 @@ class AvitoClient:
                 self.in_flight -= 1
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self.settings.retry_max_wait, self.settings.retry_min_wait * (2 ** attempt))
-        return base * (0.5 + self._rng.random() / 2)  # jitter: half to full
+        base = min(self.settings.retry_max_wait, self.settings.retry_min_wait * (2.0**attempt))
+        return float(base * (0.5 + self._rng.random() / 2))  # jitter: half to full
 
     def _retry_after(self, response: httpx.Response) -> float | None:
         raw = response.headers.get("Retry-After")

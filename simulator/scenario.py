@@ -41,7 +41,8 @@ def read_scenario(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML/JSON: {exc}") from None
     validate_scenario(doc)
-    return doc
+    result: dict[str, Any] = doc
+    return result
 
 
 def dump_scenario(doc: dict[str, Any]) -> str:

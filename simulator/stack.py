@@ -19,7 +19,7 @@ from simulator.clock import DEFAULT_START, Clock, FakeClock, SystemClock
 from simulator.control import ControlHooks
 from simulator.n8n.app import create_app as create_n8n_app
 from simulator.scenario import apply_common, validate_scenario
-from simulator.serve import ServeError, ServedApp, serve_in_thread
+from simulator.serve import ServedApp, ServeError, serve_in_thread
 from simulator.settings import SimSettings
 
 __all__ = ["Stack", "StackError"]

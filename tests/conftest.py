@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ROOT / "contracts"
 
 
-@lru_cache(maxsize=None)
+@cache
 def avito_contract() -> Any:
     return schemathesis.openapi.from_path(str(CONTRACTS / "avito" / "avito-messenger.openapi.yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def webhook_schema() -> dict[str, Any]:
     schema: dict[str, Any] = json.loads((CONTRACTS / "avito" / "webhook-v3.schema.json").read_text())
     return schema

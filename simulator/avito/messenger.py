@@ -17,7 +17,14 @@ from starlette.datastructures import UploadFile
 from simulator.avito.backend import AvitoBackend
 from simulator.avito.errors import ForbiddenError, RateLimitedError, ValidationFailedError
 from simulator.avito.media import image_dimensions, sniff_image_type
-from simulator.avito.models import BlacklistBody, SendImageBody, SendTextBody, Subscription, WebhookBody
+from simulator.avito.models import (
+    BlacklistBody,
+    Message,
+    SendImageBody,
+    SendTextBody,
+    Subscription,
+    WebhookBody,
+)
 from simulator.avito.state import AvitoState
 
 __all__ = ["router", "MAX_UPLOAD", "MAX_PIXELS"]
@@ -47,7 +54,7 @@ def account(scope: str | None) -> Callable[..., Awaitable[AvitoState]]:
         if path_user is not None and str(path_user) != str(state.user_id):
             raise ForbiddenError("user_id in the path is not the token's account")
         route = request.scope.get("route")
-        operation = getattr(route, "operation_id", None) or getattr(route, "name", "")
+        operation = str(getattr(route, "operation_id", None) or getattr(route, "name", ""))
         limits = state.settings.rate_limits
         decision = backend.limiter.hit(state.user_id, operation, limits, backend.clock.now())
         if decision is not None:
@@ -63,13 +70,14 @@ def _split(values: list[str]) -> list[str]:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
-async def _delivered(backend: AvitoBackend, state: AvitoState, message_id: str) -> None:
-    """Wait for the echo's first delivery attempts when the account asks for echo-before-response."""
-    if not state.settings.delivery.echo_before_response:
-        return
-    futures = [asyncio.wrap_future(f) for f in backend.dispatcher.first_attempts(message_id)]
-    if futures:
-        await asyncio.wait(futures, timeout=backend.dispatcher.timeout * 2 + 1)
+async def _sent(request: Request, state: AvitoState, message: Message) -> dict[str, Any]:
+    """The send's answer; first waits for the echo's delivery when the account asks for echo-before-response."""
+    if state.settings.delivery.echo_before_response:
+        backend = _backend(request)
+        futures = [asyncio.wrap_future(f) for f in backend.dispatcher.first_attempts(message.id)]
+        if futures:
+            await asyncio.wait(futures, timeout=backend.dispatcher.timeout * 2 + 1)
+    return state.render_sent(message)
 
 
 @router.get("/core/v1/accounts/self", operation_id="getUserInfoSelf")
@@ -133,9 +141,7 @@ async def send_message(
     user_id: int = UserId,
     state: AvitoState = Depends(account("messenger:write")),
 ) -> dict[str, Any]:
-    message = state.send_text(chat_id, body.message.text)
-    await _delivered(_backend(request), state, message.id)
-    return state.render_sent(message)
+    return await _sent(request, state, state.send_text(chat_id, body.message.text))
 
 
 @router.post("/messenger/v1/accounts/{user_id}/uploadImages", operation_id="uploadImages")
@@ -176,9 +182,7 @@ async def send_image(
     user_id: int = UserId,
     state: AvitoState = Depends(account("messenger:write")),
 ) -> dict[str, Any]:
-    message = state.send_image(chat_id, body.image_id)
-    await _delivered(_backend(request), state, message.id)
-    return state.render_sent(message)
+    return await _sent(request, state, state.send_image(chat_id, body.image_id))
 
 
 @router.post("/messenger/v1/accounts/{user_id}/chats/{chat_id}/read", operation_id="chatRead")

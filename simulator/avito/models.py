@@ -166,7 +166,7 @@ class BlacklistContext(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
     item_id: int = Field(default=None)  # type: ignore[assignment]
-    reason_id: Literal[1, 2, 3, 4] = Field(default=None, description="1 spam, 2 fraud, 3 insults, 4 other")  # type: ignore[assignment]
+    reason_id: Literal[1, 2, 3, 4] = Field(default=None, description="1 spam, 2 fraud, 3 insults, 4 other")  # type: ignore[arg-type]
 
 
 class BlacklistUser(BaseModel):

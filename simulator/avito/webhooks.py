@@ -13,6 +13,7 @@ send call returns). Every attempt is recorded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import itertools
@@ -155,7 +156,7 @@ class WebhookDispatcher:
                 futures.append(job.done)
                 delay = state.rng.uniform(0, policy.jitter) if policy.jitter else 0.0
                 if delay:
-                    self.clock.call_later(delay, lambda j=job: self._run(j, 1), name="webhook-jitter")
+                    self.clock.call_later(delay, functools.partial(self._run, job, 1), name="webhook-jitter")
                 elif policy.concurrent_duplicates and policy.duplicates > 1:
                     self._pool.submit(self._run, job, 1)
                 else:

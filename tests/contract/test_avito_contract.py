@@ -10,9 +10,9 @@ import httpx
 import jsonschema
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 import yaml
 from fastapi.testclient import TestClient
+from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.failures import Failure, FailureGroup
 
 from simulator.avito.app import create_app

@@ -97,7 +97,7 @@ class ChatMachine(RuleBasedStateMachine):
                               headers=self.auth).json()["messages"]
         expected = list(reversed(self.model))[:100]
         assert [m["id"] for m in listed] == [m.id for m in expected]
-        for got, want in zip(listed, expected):
+        for got, want in zip(listed, expected, strict=True):
             assert got["direction"] == ("out" if want.mine else "in")
             assert got["is_read"] is want.read
             assert (got["type"] == "deleted") is want.deleted
@@ -114,7 +114,7 @@ class ChatMachine(RuleBasedStateMachine):
         self._settle()
         values = [d["payload"]["value"] for d in self.delivered]
         assert [v["id"] for v in values] == [m.id for m in self.model]
-        for value, want in zip(values, self.model):
+        for value, want in zip(values, self.model, strict=True):
             assert (value["author_id"] == USER) is want.mine
             assert value["user_id"] == USER and value["chat_id"] == self.chat_id
 

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from simulator.avito.media import image_dimensions, png_bytes, read_wav_transcript, sniff_image_type, wav_bytes
+from simulator.avito.media import (
+    image_dimensions,
+    png_bytes,
+    read_wav_transcript,
+    sniff_image_type,
+    wav_bytes,
+)
 from tests.unit.conftest import USER, first_chat, messages_of, say
 
 V1 = f"/messenger/v1/accounts/{USER}"
