@@ -1,8 +1,9 @@
 """``avito-harness``: the command line.
 
-``avito-harness sim`` serves the fake Avito and the fake n8n receiver on
-127.0.0.1 with demo data, prints their URLs and demo credentials, and runs
-until Ctrl-C.
+``avito-harness sim`` serves the fake Avito, the fake n8n (with the
+customer's workflows) and the fake speech-to-text on 127.0.0.1 with demo
+data, starts our gateway as a separate process wired to them (or uses
+``--gateway-url``), prints URLs and demo credentials, and runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from simulator.gateway_process import GatewayProcess, GatewayProcessError, free_port
 from simulator.scenario import read_scenario
 from simulator.settings import SettingsError, SimSettings
 from simulator.stack import Stack, StackError
@@ -36,12 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", help="YAML/JSON file of faults, rate limits and delivery behaviour")
     sim.add_argument("--no-demo-data", action="store_true", help="start with an empty account")
     sim.add_argument("--frozen-clock", action="store_true", help="start with the virtual clock frozen")
+    sim.add_argument("--stt-port", type=int, help="fake speech-to-text port (default 8090; 0 = a free port)")
+    sim.add_argument("--batch-window", type=float, help="seconds the n8n batcher collects a client's messages (30)")
+    sim.add_argument("--record-only", action="store_true", help="fake n8n only records (no workflows)")
+    gw = sim.add_mutually_exclusive_group()
+    gw.add_argument("--no-gateway", action="store_true", help="do not start the embedded gateway")
+    gw.add_argument("--gateway-url", help="use this running gateway instead of starting ours")
+    sim.add_argument("--gateway-api-key", default="test-api-key", help="X-API-Key of the gateway (test-api-key)")
+    sim.add_argument("--gateway-port", type=int, default=8765, help="port of the embedded gateway (8765; 0 = free)")
     return parser
 
 
 def _settings(args: argparse.Namespace) -> SimSettings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "avito_port", "n8n_port", "seed"):
+    for name in ("host", "avito_port", "n8n_port", "stt_port", "seed", "batch_window"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
@@ -49,10 +59,12 @@ def _settings(args: argparse.Namespace) -> SimSettings:
         overrides["demo_data"] = False
     if args.frozen_clock:
         overrides["clock"] = "frozen"
+    if args.record_only:
+        overrides["n8n_mode"] = "record"
     return SimSettings.from_env(os.environ, **overrides)
 
 
-def _summary(console: Console, stack: Stack) -> None:
+def _summary(console: Console, stack: Stack, gateway_url: str | None, api_key: str) -> None:
     s = stack.settings
     table = Table(title="avito-harness simulator", show_header=True, header_style="bold")
     table.add_column("service")
@@ -61,6 +73,9 @@ def _summary(console: Console, stack: Stack) -> None:
     avito, n8n = stack.urls["avito"], stack.urls["n8n"]
     table.add_row("fake Avito", avito, f"AVITO_API_BASE_URL={avito}")
     table.add_row("fake n8n", n8n, f"N8N_WEBHOOK_URL={n8n}/webhook/avito")
+    table.add_row("fake speech-to-text", stack.urls["stt"], f"OpenAI-compatible, key {s.stt_api_key}")
+    if gateway_url:
+        table.add_row("gateway", gateway_url, "X-API-Key: " + api_key)
     console.print(table)
     creds = Table(title="demo credentials (fake)", show_header=False)
     creds.add_row("AVITO_CLIENT_ID", s.avito_client_id)
@@ -70,7 +85,27 @@ def _summary(console: Console, stack: Stack) -> None:
     console.print(f"token:   curl -s -X POST {avito}/token -d grant_type=client_credentials "
                   f"-d client_id={s.avito_client_id} -d client_secret={s.avito_client_secret}")
     console.print(f"control: {avito}/_sim/docs   (accounts, 'the customer says', faults, journal, clock)")
+    console.print(f"CRM:     {n8n}/_sim/flows/appeals   (appeals, batches, messages_history; {n8n}/_sim/docs)")
+    if gateway_url:
+        chat = stack.avito.account(s.avito_user_id)["chats"]
+        if chat:
+            console.print(f"try:     curl -s -X POST {avito}/_sim/accounts/{s.avito_user_id}/chats/{chat[0]['id']}/messages "
+                          "-H 'Content-Type: application/json' -d '{\"text\": \"Аккумулятор в наличии?\"}'")
     console.print("Ctrl-C stops.")
+
+
+def _start_gateway(stack: Stack, args: argparse.Namespace) -> GatewayProcess:
+    """Our gateway as a separate process, wired to the fakes and subscribed to the fake Avito's webhooks."""
+    s = stack.settings
+    port = args.gateway_port or free_port(s.host)
+    gateway = GatewayProcess(
+        avito_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
+        client_id=s.avito_client_id, client_secret=s.avito_client_secret, user_id=s.avito_user_id,
+        api_key=args.gateway_api_key, host=s.host, port=port,
+    )
+    gateway.start()
+    gateway.subscribe()
+    return gateway
 
 
 def run_sim(args: argparse.Namespace, console: Console) -> int:
@@ -83,15 +118,25 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    gateway: GatewayProcess | None = None
     try:
         with Stack.start(settings, scenario=scenario) as stack:
-            _summary(console, stack)
+            gateway_url = args.gateway_url
+            if not args.no_gateway and gateway_url is None:
+                gateway = _start_gateway(stack, args)
+                gateway_url = gateway.url
+            if gateway_url:
+                stack.attach_gateway(gateway_url, args.gateway_api_key)
+            _summary(console, stack, gateway_url, args.gateway_api_key)
             while not stop.wait(0.5):
                 pass
             console.print("stopping ...")
-    except StackError as exc:
+    except (StackError, GatewayProcessError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1
+    finally:
+        if gateway is not None:
+            gateway.stop()
     console.print("stopped.")
     return 0
 

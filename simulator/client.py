@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["AvitoSim", "N8nSim", "SimClientError"]
+__all__ = ["AvitoSim", "N8nSim", "SimClientError", "SttSim"]
 
 
 class SimClientError(RuntimeError):
@@ -145,3 +145,57 @@ class N8nSim(_Control):
 
     def webhook_url(self, path: str = "avito") -> str:
         return f"{self.base_url}/webhook/{path}"
+
+    # --- the flows (the CRM side) -------------------------------------------
+    def flows(self, **changes: Any) -> dict[str, Any]:
+        """Read or change the flow settings: mode, batch_window, operator_mode, tenant_mapping, ai_rules, ..."""
+        if changes:
+            result: dict[str, Any] = self._call("PATCH", "/_sim/flows/config", json=changes)
+        else:
+            result = self._call("GET", "/_sim/flows/config")
+        return result
+
+    def inject(self, message: dict[str, Any]) -> None:
+        self._call("POST", "/_sim/flows/inject", json=message)
+
+    def appeals(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/flows/appeals")["appeals"]
+        return result
+
+    def appeal(self, appeal_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/_sim/flows/appeals/{appeal_id}")
+        return result
+
+    def answer(self, appeal_id: int, text: str) -> dict[str, Any]:
+        """An operator's answer to an appeal."""
+        result: dict[str, Any] = self._call("POST", f"/_sim/flows/appeals/{appeal_id}/answer", json={"text": text})
+        return result
+
+    def history(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/flows/history")["messages_history"]
+        return result
+
+    def rejected(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/flows/rejected")["rejected"]
+        return result
+
+    def stubs(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/flows/stubs")["sent"]
+        return result
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/flows/events", params={"kind": kind} if kind else {})["events"]
+        return result
+
+    def wait_event(self, kind: str, count: int = 1, *, timeout: float = 5.0) -> list[dict[str, Any]]:
+        params = {"kind": kind, "count": count, "timeout": timeout}
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/flows/wait", params=params)["events"]
+        return result
+
+
+class SttSim(_Control):
+    """Control of the fake speech-to-text."""
+
+    def transcript(self, text: str, *, sha256: str | None = None) -> None:
+        """Answer ``text`` for audio with this digest (or, without one, for any audio without words of its own)."""
+        self._call("POST", "/_sim/transcripts", json={"text": text, **({"sha256": sha256} if sha256 else {})})

@@ -5,7 +5,8 @@
   seed) for this test; ``@pytest.mark.sim(scenario={...} or "file.yaml")``
   loads a scenario after the reset. A fault rule set during the test that
   never fired fails the test: it means the test missed what it meant to break.
-* ``avito``, ``n8n``: control clients of the reset stack; ``clock``: its clock.
+* ``avito``, ``n8n``, ``stt``: control clients of the reset stack; ``clock``: its clock.
+  The n8n fake starts in record-only mode here; ``n8n.flows(mode="flows")`` runs the workflows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from simulator.client import AvitoSim, N8nSim
+from simulator.client import AvitoSim, N8nSim, SttSim
 from simulator.clock import Clock
 from simulator.scenario import read_scenario
 from simulator.settings import SimSettings
@@ -38,7 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def sim_settings(pytestconfig: pytest.Config) -> SimSettings:
-    overrides: dict[str, Any] = {"avito_port": 0, "n8n_port": 0, "clock": "frozen"}
+    overrides: dict[str, Any] = {"avito_port": 0, "n8n_port": 0, "stt_port": 0, "clock": "frozen", "n8n_mode": "record"}
     seed = pytestconfig.getoption("--sim-seed")
     if seed is not None:
         overrides["seed"] = seed
@@ -73,6 +74,11 @@ def avito(sim: Stack) -> AvitoSim:
 @pytest.fixture
 def n8n(sim: Stack) -> N8nSim:
     return sim.n8n
+
+
+@pytest.fixture
+def stt(sim: Stack) -> SttSim:
+    return sim.stt
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ class SimSettings(BaseModel):
     host: str = "127.0.0.1"
     avito_port: int = Field(8080, ge=0, le=65535)
     n8n_port: int = Field(5678, ge=0, le=65535)
+    stt_port: int = Field(8090, ge=0, le=65535)
     public_host: str | None = None
     seed: int = 42
     demo_data: bool = True
@@ -39,6 +40,12 @@ class SimSettings(BaseModel):
     webhook_timeout: float = Field(2.0, gt=0)
     webhook_allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
     n8n_paths: tuple[str, ...] = ("avito",)
+    stt_api_key: str = "sk-sim-test-key"
+    n8n_mode: Literal["record", "flows"] = "flows"
+    batch_window: float = Field(30.0, ge=0)
+    gateway_url: str | None = None
+    gateway_api_key: str = "test-api-key"
+    crm_db: str | None = None  # None: a fresh SQLite file in a temporary directory
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> SimSettings:

@@ -1,7 +1,7 @@
 """The simulated stack in one process: each fake on its own 127.0.0.1 port, one clock.
 
-``with Stack.start(settings) as stack:`` serves the fake Avito and the fake
-n8n receiver with uvicorn in background threads (port 0 = a free port),
+``with Stack.start(settings) as stack:`` serves the fake Avito, the fake n8n
+(receiver and flows) and the fake speech-to-text with uvicorn in background threads (port 0 = a free port),
 waits (bounded) until they answer, and stops them on exit.
 """
 
@@ -14,13 +14,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from simulator.avito.app import create_app as create_avito_app
-from simulator.client import AvitoSim, N8nSim
+from simulator.client import AvitoSim, N8nSim, SttSim
 from simulator.clock import DEFAULT_START, Clock, FakeClock, SystemClock
 from simulator.control import ControlHooks
 from simulator.n8n.app import create_app as create_n8n_app
 from simulator.scenario import apply_common, validate_scenario
 from simulator.serve import ServedApp, ServeError, serve_in_thread
 from simulator.settings import SimSettings
+from simulator.stt.app import create_app as create_stt_app
 
 __all__ = ["Stack", "StackError"]
 
@@ -46,10 +47,12 @@ class Stack:
         self.apps: dict[str, FastAPI] = {
             "avito": create_avito_app(self.settings, clock=self.clock),
             "n8n": create_n8n_app(self.settings, clock=self.clock),
+            "stt": create_stt_app(self.settings, clock=self.clock),
         }
         self._served: dict[str, ServedApp] = {}
         self.avito: AvitoSim
         self.n8n: N8nSim
+        self.stt: SttSim
 
     # --- lifecycle ---------------------------------------------------------
     @classmethod
@@ -71,7 +74,7 @@ class Stack:
             stack.stop()
 
     def serve(self) -> None:
-        ports = {"avito": self.settings.avito_port, "n8n": self.settings.n8n_port}
+        ports = {"avito": self.settings.avito_port, "n8n": self.settings.n8n_port, "stt": self.settings.stt_port}
         for name, app in self.apps.items():
             try:
                 self._served[name] = serve_in_thread(app, name=name, host=self.settings.host, port=ports[name])
@@ -82,13 +85,28 @@ class Stack:
         avito_app.state.backend.public_url = public
         self.avito = AvitoSim(self._served["avito"].url)
         self.n8n = N8nSim(self._served["n8n"].url)
+        self.stt = SttSim(self._served["stt"].url)
+        self._wire_flows()
+
+    def _wire_flows(self) -> None:
+        """The n8n flows use this stack's speech-to-text (and gateway, once one is attached)."""
+        flows = self.apps["n8n"].state.flows
+        flows.initial = flows.initial.merged({"stt_url": self._served["stt"].url})
+        flows.configure({"stt_url": self._served["stt"].url})
+
+    def attach_gateway(self, url: str, api_key: str) -> None:
+        """Point BAT OUT Avito at a gateway; it stays attached across resets."""
+        flows = self.apps["n8n"].state.flows
+        change = {"gateway_url": url, "gateway_api_key": api_key}
+        flows.initial = flows.initial.merged(change)
+        flows.configure(change)
 
     def stop(self) -> None:
         for served in self._served.values():
             served.server.should_exit = True
         for served in self._served.values():
             served.stop()
-        for client in (getattr(self, "avito", None), getattr(self, "n8n", None)):
+        for client in (getattr(self, "avito", None), getattr(self, "n8n", None), getattr(self, "stt", None)):
             if client is not None:
                 client.close()
         self._served.clear()

@@ -15,11 +15,12 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import Response
 
+from simulator.audio import wav_bytes
 from simulator.avito import control as avito_control
 from simulator.avito import messenger, oauth
 from simulator.avito.backend import AvitoBackend
 from simulator.avito.errors import install_error_handlers, stock_error_body
-from simulator.avito.media import IMAGE_SIZES, png_bytes, wav_bytes
+from simulator.avito.media import IMAGE_SIZES, png_bytes
 from simulator.clock import Clock, SystemClock
 from simulator.control import ControlHooks, control_router
 from simulator.faults import ASGIApp, FaultMiddleware, Scope

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -22,7 +26,11 @@ from simulator.clock import Clock, SystemClock
 from simulator.control import ControlHooks, control_router
 from simulator.faults import FaultMiddleware, FaultSet
 from simulator.journal import Journal, JournalMiddleware, mask_secrets
+from simulator.n8n import control as flow_control
+from simulator.n8n.crm import CrmStore
+from simulator.n8n.flows.config import FlowConfig
 from simulator.n8n.state import N8nState
+from simulator.n8n.workflows import Workflows
 from simulator.scenario import apply_common, section
 from simulator.settings import SimSettings
 
@@ -43,16 +51,33 @@ class NewPath(BaseModel):
     path: str
 
 
-def create_app(settings: SimSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def _crm_path(settings: SimSettings) -> str:
+    if settings.crm_db:
+        return settings.crm_db
+    return str(Path(tempfile.mkdtemp(prefix="avito-harness-crm-")) / "crm.sqlite3")
+
+
+def create_app(settings: SimSettings | None = None, *, clock: Clock | None = None, crm_db: str | None = None) -> FastAPI:
+    """The fake n8n; ``crm_db`` (or ``SIM_CRM_DB``) is the CRM's SQLite file, ``:memory:`` for unit tests."""
     settings = settings or SimSettings()
     clock = clock or SystemClock()
     state = N8nState(settings.n8n_paths)
     faults = FaultSet("n8n", seed=settings.seed)
     journal = Journal("n8n")
+    config = FlowConfig(mode=settings.n8n_mode, batch_window=settings.batch_window, gateway_url=settings.gateway_url,
+                        gateway_api_key=settings.gateway_api_key, stt_api_key=settings.stt_api_key)
+    flows = Workflows(config, clock, CrmStore(crm_db or _crm_path(settings)))
 
-    app = FastAPI(title="Fake n8n (avito-harness)", docs_url="/_sim/docs", openapi_url="/_sim/openapi.json")
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        flows.close()
+
+    app = FastAPI(title="Fake n8n (avito-harness)", docs_url="/_sim/docs", openapi_url="/_sim/openapi.json",
+                  lifespan=lifespan)
     app.state.n8n = state
     app.state.clock = clock
+    app.state.flows = flows
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -81,6 +106,8 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
                 return JSONResponse({"code": 422, "message": "Failed to parse request body as JSON"}, status_code=422)
         headers = mask_secrets({k.lower(): v for k, v in request.headers.items()})
         state.record(path, clock.now(), headers, body, test_mode)
+        if flows.config.mode == "flows" and path == "avito":
+            flows.submit(body)
         return JSONResponse({"message": "Workflow was started"})
 
     @app.post("/webhook/{path:path}")
@@ -123,12 +150,13 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
 
     def reset(seed: int | None) -> None:
         state.reset()
+        flows.reset()
         faults.reset(seed if seed is not None else settings.seed)
         journal.clear()
 
     def export() -> dict[str, Any]:
         rules = [{k: v for k, v in r.to_dict().items() if k not in ("seen", "fired", "id")} for r in faults.rules()]
-        return {"n8n": {"faults": rules, "paths": sorted(state.paths)}}
+        return {"n8n": {"faults": rules, "paths": sorted(state.paths), "flows": flows.config.to_dict()}}
 
     def load(doc: dict[str, Any]) -> None:
         apply_common(doc, clock, reset)
@@ -137,10 +165,14 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
             state.register(path)
         for rule in data.get("faults", []):
             faults.add_dict(rule)
+        if data.get("flows"):
+            secrets = ("gateway_api_key", "stt_api_key")
+            flows.configure({k: v for k, v in data["flows"].items() if not (k in secrets and v == "***")})
 
     hooks = ControlHooks(service="n8n", clock=clock, faults=faults, journal=journal, reset=reset, export=export, load=load)
     app.state.control = hooks
     app.include_router(control_router(hooks))
+    app.include_router(flow_control.router)
     app.add_middleware(FaultMiddleware, faults=faults, now=clock.now, account_of=lambda _: None, error_body=n8n_error_body)
     app.add_middleware(JournalMiddleware, journal=journal, now=clock.now, account_of=lambda _: None)
     return app

@@ -18,7 +18,7 @@ EXE = Path(sys.executable).with_name("avito-harness")
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([str(EXE), "sim", "--avito-port", "0", "--n8n-port", "0", *args],
+    proc = subprocess.Popen([str(EXE), "sim", "--avito-port", "0", "--n8n-port", "0", "--stt-port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
     ready = threading.Event()
@@ -44,7 +44,7 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGINT) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_sim_prints_urls_and_credentials_serves_demo_data_and_stops_cleanly(sig: int) -> None:
-    proc, lines = _start()
+    proc, lines = _start("--no-gateway")
     try:
         text = "".join(lines)
         avito = re.search(r"fake Avito\s*│\s*(http://127\.0\.0\.1:\d+)", text)
@@ -67,7 +67,7 @@ def test_sim_prints_urls_and_credentials_serves_demo_data_and_stops_cleanly(sig:
 def test_sim_loads_a_scenario_file(tmp_path: Path) -> None:
     scenario = tmp_path / "incident.yaml"
     scenario.write_text("avito:\n  faults:\n    - {preset: unavailable_503, route: 'POST /token', times: 1}\n")
-    proc, lines = _start("--scenario", str(scenario))
+    proc, lines = _start("--scenario", str(scenario), "--no-gateway")
     try:
         base = re.search(r"fake Avito\s*│\s*(http://127\.0\.0\.1:\d+)", "".join(lines)).group(1)  # type: ignore[union-attr]
         data = {"grant_type": "client_credentials", "client_id": "sim-client-id", "client_secret": "sim-client-secret"}
@@ -85,11 +85,36 @@ def test_bad_scenario_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_busy_port_is_a_clear_error() -> None:
-    proc, lines = _start()
+    proc, lines = _start("--no-gateway")
     try:
         port = re.search(r"fake Avito\s*│\s*http://127\.0\.0\.1:(\d+)", "".join(lines)).group(1)  # type: ignore[union-attr]
-        result = subprocess.run([str(EXE), "sim", "--avito-port", port, "--n8n-port", "0"],
+        result = subprocess.run([str(EXE), "sim", "--avito-port", port, "--n8n-port", "0", "--no-gateway"],
                                 capture_output=True, text=True, timeout=30)
         assert result.returncode == 1 and "cannot listen" in result.stdout
     finally:
         _stop(proc)
+
+
+def _url(lines: list[str], service: str) -> str:
+    found = re.search(service + r"\s*│\s*(http://127\.0\.0\.1:\d+)", "".join(lines))
+    assert found, "".join(lines)
+    return found.group(1)
+
+
+def test_sim_runs_the_full_loop_with_the_embedded_gateway() -> None:
+    """A customer message injected through the control API ends as an answer in the chat and a history row."""
+    proc, lines = _start("--gateway-port", "0", "--batch-window", "0.3")
+    try:
+        avito, n8n, gateway = _url(lines, "fake Avito"), _url(lines, "fake n8n"), _url(lines, "gateway")
+        assert httpx.get(f"{gateway}/health").json()["status"] == "healthy"
+        chat_id = httpx.get(f"{avito}/_sim/accounts/100000001").json()["chats"][0]["id"]
+        httpx.post(f"{avito}/_sim/accounts/100000001/chats/{chat_id}/messages", json={"text": "Какая гарантия?"})
+        sent = httpx.get(f"{n8n}/_sim/flows/wait", params={"kind": "sent", "timeout": 20}, timeout=30)
+        assert sent.status_code == 200, sent.text
+        (row,) = httpx.get(f"{n8n}/_sim/flows/history").json()["messages_history"]
+        assert row["status"] == "sent" and "Гарантия" in row["text"]
+        chat = httpx.get(f"{avito}/_sim/accounts/100000001/chats/{chat_id}").json()
+        assert chat["messages"][-1]["content"]["text"] == row["text"]
+        assert chat["messages"][-1]["id"] == row["external_message_id"]
+    finally:
+        assert _stop(proc) == 0

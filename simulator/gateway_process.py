@@ -1,0 +1,107 @@
+"""Run a gateway as a separate process (our ``python -m gateway`` by default) wired to the fakes.
+
+The simulator never imports the gateway: it starts it by command, configures
+it by environment (the deployment's own variable names) and talks to it over
+HTTP, exactly as it would to a gateway from another code base.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+__all__ = ["GatewayProcess", "GatewayProcessError", "free_port"]
+
+START_TIMEOUT = 30.0
+
+
+class GatewayProcessError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class GatewayProcess:
+    avito_url: str
+    n8n_webhook_url: str
+    client_id: str
+    client_secret: str
+    user_id: int
+    api_key: str = "test-api-key"
+    host: str = "127.0.0.1"
+    port: int = 8765
+    command: Sequence[str] = field(default_factory=lambda: (sys.executable, "-m", "gateway"))
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        data_dir = tempfile.mkdtemp(prefix="avito-harness-gateway-")
+        env = {
+            **os.environ,
+            "API_KEY": self.api_key,
+            "AVITO_CLIENT_ID": self.client_id,
+            "AVITO_CLIENT_SECRET": self.client_secret,
+            "AVITO_USER_ID": str(self.user_id),
+            "AVITO_API_BASE_URL": self.avito_url,
+            "N8N_WEBHOOK_URL": self.n8n_webhook_url,
+            "SERVER_HOST": self.host,
+            "SERVER_PORT": str(self.port),
+            "DATA_DIR": data_dir,
+            "PUBLIC_WEBHOOK_URL": f"{self.url}/webhook/avito",
+        }
+        self.proc = subprocess.Popen(list(self.command), env=env, cwd=data_dir, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        waiter = threading.Event()
+        for _ in range(int(START_TIMEOUT / 0.1)):
+            if self.proc.poll() is not None:
+                raise GatewayProcessError("gateway exited: " + "".join(self.output[-5:]).strip())
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            waiter.wait(0.1)
+        self.stop()
+        raise GatewayProcessError(f"gateway not healthy within {START_TIMEOUT:g} s: " + "".join(self.output[-5:]))
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            del self.output[:-200]
+
+    def subscribe(self) -> None:
+        """Subscribe the gateway's webhook URL at Avito, through the gateway."""
+        response = httpx.post(f"{self.url}/api/webhook/subscribe", headers={"X-API-Key": self.api_key},
+                              json={"url": f"{self.url}/webhook/avito"}, timeout=10)
+        if response.status_code != 200:
+            raise GatewayProcessError(f"webhook subscription failed: {response.text}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
