@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -69,4 +70,26 @@ def create_app(
     app.include_router(send.router)
     app.include_router(webhooks.router)
     app.include_router(webhooks.receiver)
+    _document_errors_as_served(app)
     return app
+
+
+def _document_errors_as_served(app: FastAPI) -> None:
+    """FastAPI documents a 422 validation body on every route; the gateway answers 400 in its own shape."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for item in schema.get("paths", {}).values():
+                for op in item.values():
+                    answer = (op.get("responses") or {}).get("422", {})
+                    ref = answer.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+                    if ref.endswith("/HTTPValidationError"):
+                        del op["responses"]["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -22,7 +23,12 @@ from gateway.clock import Clock, sleep
 from gateway.errors import AvitoApiError, avito_error, avito_transport_error
 from gateway.settings import GatewaySettings
 
-__all__ = ["AvitoClient", "TokenState"]
+__all__ = ["AvitoClient", "TokenState", "segment"]
+
+
+def segment(value: str) -> str:
+    """A chat or message id as one URL path segment (Avito chat ids may hold ``~``; anything else is encoded)."""
+    return quote(value, safe="~")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from gateway.avito_client import AvitoClient
+from gateway.avito_client import AvitoClient, segment
 from gateway.clock import Clock, sleep
 from gateway.errors import AvitoApiError, GatewayError, InvalidRequestError, RateLimitedError
 from gateway.ratelimit import SlidingWindowLimiter
@@ -70,10 +70,11 @@ class Messenger:
     # --- idempotency -------------------------------------------------------
     async def idempotent(self, key: str | None, request: dict[str, Any], run: Callable[[], Awaitable[Result]]) -> Result:
         """Run once per key; repeats (also concurrent ones) get the stored answer."""
-        if not key:
+        if key is None:
             return await run()
-        if len(key) > 200:
-            raise InvalidRequestError("Idempotency-Key must be at most 200 characters")
+        if not key.strip() or len(key) > 200:
+            raise InvalidRequestError("Idempotency-Key must be 1 to 200 characters",
+                                      details={"fields": {"Idempotency-Key": "1 to 200 characters"}})
         fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -106,7 +107,7 @@ class Messenger:
             raise InvalidRequestError(f"text is longer than Avito's {MAX_TEXT} characters",
                                       details={"fields": {"text": f"{len(text)} characters"}})
         user_id = await self.avito.user_id()
-        path = f"/messenger/v1/accounts/{user_id}/chats/{chat_id}/messages"
+        path = f"/messenger/v1/accounts/{user_id}/chats/{segment(chat_id)}/messages"
         body = {"type": "text", "message": {"text": text}}
         attempt = 0
         while True:
@@ -133,7 +134,7 @@ class Messenger:
     async def _landed(self, user_id: int, chat_id: str, text: str, started: float) -> dict[str, Any] | None:
         try:
             listing = await self.avito.request(
-                "GET", f"/messenger/v3/accounts/{user_id}/chats/{chat_id}/messages/", params={"limit": 20}, retry=True
+                "GET", f"/messenger/v3/accounts/{user_id}/chats/{segment(chat_id)}/messages/", params={"limit": 20}, retry=True
             )
         except GatewayError:
             return None
@@ -159,19 +160,23 @@ class Messenger:
             raise GatewayError("Avito's uploadImages answer had no image id", status=502, code="avito_error")
         image_id = next(iter(uploaded))
         sent: dict[str, Any] = await self.avito.request(
-            "POST", f"/messenger/v1/accounts/{user_id}/chats/{chat_id}/messages/image", json={"image_id": image_id}
+            "POST", f"/messenger/v1/accounts/{user_id}/chats/{segment(chat_id)}/messages/image", json={"image_id": image_id}
         )
         self.store.record_sent(str(sent["id"]), chat_id, None, self.clock.now())
         return {**sent, "image_id": image_id}
 
     async def fetch_image(self, url: str) -> tuple[bytes, str, str]:
         """Download an image for sending: only from IMAGE_URL_ALLOWED_HOSTS, at most IMAGE_URL_MAX_BYTES."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            raise InvalidRequestError("image_url is not a valid URL") from None
+        if parts.scheme not in ("http", "https") or not host:
             raise InvalidRequestError("image_url must be an absolute http(s) URL")
-        if parts.hostname not in self.settings.image_url_allowed_hosts:
+        if host not in self.settings.image_url_allowed_hosts:
             raise InvalidRequestError(
-                f"image_url host {parts.hostname!r} is not allowed (IMAGE_URL_ALLOWED_HOSTS)",
+                f"image_url host {host!r} is not allowed (IMAGE_URL_ALLOWED_HOSTS)",
                 status=403, code="image_host_not_allowed",
             )
         limit = self.settings.image_url_max_bytes
@@ -191,7 +196,7 @@ class Messenger:
                                                       code="image_too_large")
                         chunks.append(chunk)
                     ctype = response.headers.get("content-type", "application/octet-stream")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise InvalidRequestError(f"image_url could not be fetched: {type(exc).__name__}", status=502,
                                       code="image_fetch_failed", retryable=True) from None
         name = parts.path.rsplit("/", 1)[-1] or "image"

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from gateway.avito_client import AvitoClient
+from gateway.avito_client import AvitoClient, segment
 from gateway.clock import Clock
 from gateway.errors import GatewayError
 from gateway.normalize import normalize
@@ -115,7 +115,7 @@ class Forwarder:
         try:
             user_id = await self.avito.user_id()
             chat: dict[str, Any] = await self.avito.request(
-                "GET", f"/messenger/v2/accounts/{user_id}/chats/{value['chat_id']}", retry=True
+                "GET", f"/messenger/v2/accounts/{user_id}/chats/{segment(str(value['chat_id']))}", retry=True
             )
             return chat
         except GatewayError as exc:

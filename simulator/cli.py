@@ -14,11 +14,15 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
+from simulator.contract.report import print_report, write_junit
+from simulator.contract.runner import ContractOptions, check_gateway
 from simulator.gateway_process import GatewayProcess, GatewayProcessError, free_port
 from simulator.scenario import read_scenario
 from simulator.settings import SettingsError, SimSettings
@@ -46,7 +50,36 @@ def _parser() -> argparse.ArgumentParser:
     gw.add_argument("--gateway-url", help="use this running gateway instead of starting ours")
     sim.add_argument("--gateway-api-key", default="test-api-key", help="X-API-Key of the gateway (test-api-key)")
     sim.add_argument("--gateway-port", type=int, default=8765, help="port of the embedded gateway (8765; 0 = free)")
+    contract = sub.add_parser("contract", help="check a running gateway against contracts/gateway.openapi.yaml")
+    contract.add_argument("--gateway-url", required=True, help="base URL of the gateway to check")
+    contract.add_argument("--api-key", required=True, help="its X-API-Key")
+    contract.add_argument("--allow-writes", action="store_true", help="also run sends (only to --chat-id chats)")
+    contract.add_argument("--chat-id", action="append", default=[], help="a chat sends may go to (repeatable)")
+    contract.add_argument("--max-examples", type=int, default=25, help="generated requests per operation (25)")
+    contract.add_argument("--junit", help="write JUnit XML to this file")
+    contract.add_argument("--contract", help="another contract file (default: contracts/gateway.openapi.yaml)")
     return parser
+
+
+def run_contract(args: argparse.Namespace, console: Console) -> int:
+    if args.allow_writes and not args.chat_id:
+        console.print("[red]error:[/red] --allow-writes needs at least one --chat-id: a deployed gateway talks to real customers")
+        return 2
+    options = ContractOptions(
+        gateway_url=args.gateway_url.rstrip("/"), api_key=args.api_key, allow_writes=args.allow_writes,
+        chat_ids=tuple(args.chat_id), max_examples=args.max_examples,
+        contract=Path(args.contract) if args.contract else None,
+    )
+    try:
+        httpx.get(f"{options.gateway_url}/health", timeout=10)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]error:[/red] no gateway answers at {options.gateway_url}: {type(exc).__name__}")
+        return 2
+    results = check_gateway(options)
+    print_report(console, results, options.gateway_url)
+    if args.junit:
+        write_junit(Path(args.junit), results, options.gateway_url)
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _settings(args: argparse.Namespace) -> SimSettings:
@@ -146,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120, soft_wrap=True)
     if args.command == "sim":
         return run_sim(args, console)
+    if args.command == "contract":
+        return run_contract(args, console)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -143,6 +143,15 @@ class N8nSim(_Control):
     def clear(self) -> None:
         self._call("DELETE", "/_sim/received")
 
+    def register(self, path: str) -> None:
+        """Accept webhooks on another path (n8n answers 404 for unregistered ones)."""
+        self._call("POST", "/_sim/webhooks", json={"path": path})
+
+    def invalid(self) -> list[dict[str, Any]]:
+        """Messages at /webhook/avito that break the normalized-message contract."""
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/received/invalid")["invalid"]
+        return result
+
     def webhook_url(self, path: str = "avito") -> str:
         return f"{self.base_url}/webhook/{path}"
 

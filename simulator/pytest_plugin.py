@@ -5,6 +5,8 @@
   seed) for this test; ``@pytest.mark.sim(scenario={...} or "file.yaml")``
   loads a scenario after the reset. A fault rule set during the test that
   never fired fails the test: it means the test missed what it meant to break.
+  So does any message at the fake n8n's ``/webhook/avito`` that breaks
+  ``contracts/normalized-message.schema.json``.
 * ``avito``, ``n8n``, ``stt``: control clients of the reset stack; ``clock``: its clock.
   The n8n fake starts in record-only mode here; ``n8n.flows(mode="flows")`` runs the workflows.
 """
@@ -60,6 +62,11 @@ def sim(sim_stack: Stack, request: pytest.FixtureRequest) -> Iterator[Stack]:
         scenario = marker.kwargs["scenario"]
         sim_stack.load_scenario(scenario if isinstance(scenario, dict) else read_scenario(scenario))
     yield sim_stack
+    invalid = sim_stack.apps["n8n"].state.n8n.invalid()
+    if invalid:
+        first = invalid[0]
+        pytest.fail(f"n8n received {len(invalid)} message(s) that break normalized-message.schema.json; "
+                    f"first: {first.schema_errors}", pytrace=False)
     unfired = sim_stack.unfired_faults()
     if unfired:
         names = ", ".join(f"{svc}:{r['name'] or r['route']}" for svc, rules in unfired.items() for r in rules)

@@ -6,14 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
+from gateway.avito_client import segment
 from gateway.deps import Services, require_api_key, services
+from gateway.models import ERRORS, ChatsAnswer, MessagesAnswer, ReadAnswer
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/chats", dependencies=[Depends(require_api_key)], tags=["chats"])
 
 
-@router.get("")
+@router.get("", response_model=ChatsAnswer, responses=ERRORS["avito"])
 async def list_chats(
     limit: int = Query(100, ge=1, le=100),
     offset: int = Query(0, ge=0, le=1000),
@@ -33,7 +35,7 @@ async def list_chats(
     return {"success": True, "chats": body.get("chats", []) if isinstance(body, dict) else []}
 
 
-@router.get("/{chat_id}/messages")
+@router.get("/{chat_id}/messages", response_model=MessagesAnswer, responses=ERRORS["avito"])
 async def chat_messages(
     chat_id: str,
     limit: int = Query(100, ge=1, le=100),
@@ -43,16 +45,16 @@ async def chat_messages(
     s.messenger.take_slot()
     user_id = await s.avito.user_id()
     body = await s.avito.request(
-        "GET", f"/messenger/v3/accounts/{user_id}/chats/{chat_id}/messages/",
+        "GET", f"/messenger/v3/accounts/{user_id}/chats/{segment(chat_id)}/messages/",
         params={"limit": limit, "offset": offset}, retry=True,
     )
     messages = body.get("messages", []) if isinstance(body, dict) else body
     return {"success": True, "chat_id": chat_id, "messages": messages}
 
 
-@router.post("/{chat_id}/read")
+@router.post("/{chat_id}/read", response_model=ReadAnswer, responses=ERRORS["avito"])
 async def mark_read(chat_id: str, s: Services = Depends(services)) -> dict[str, Any]:
     s.messenger.take_slot()
     user_id = await s.avito.user_id()
-    await s.avito.request("POST", f"/messenger/v1/accounts/{user_id}/chats/{chat_id}/read", retry=True)
+    await s.avito.request("POST", f"/messenger/v1/accounts/{user_id}/chats/{segment(chat_id)}/read", retry=True)
     return {"success": True, "chat_id": chat_id, "message": "Chat marked as read"}

@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 from gateway import __version__
 from gateway.deps import Services, require_api_key, services
 from gateway.errors import GatewayError
+from gateway.models import ERRORS, HealthAnswer, InfoAnswer, TokenAnswer
 
 __all__ = ["router"]
 
 router = APIRouter()
 
 
-@router.get("/health", tags=["monitoring"])
+@router.get("/health", tags=["monitoring"], response_model=HealthAnswer, responses={503: {"model": HealthAnswer}})
 async def health(s: Services = Depends(services)) -> JSONResponse:
     """``healthy`` only when the gateway can work: a token is obtainable and storage is writable."""
     checks: dict[str, Any] = {"storage": s.store.writable(s.clock.now())}
@@ -36,7 +37,7 @@ async def health(s: Services = Depends(services)) -> JSONResponse:
     return JSONResponse(body, status_code=200 if reason is None else 503)
 
 
-@router.get("/info", tags=["monitoring"])
+@router.get("/info", tags=["monitoring"], response_model=InfoAnswer)
 async def info(s: Services = Depends(services)) -> dict[str, Any]:
     st = s.settings
     return {
@@ -52,7 +53,8 @@ async def info(s: Services = Depends(services)) -> dict[str, Any]:
     }
 
 
-@router.get("/api/token", dependencies=[Depends(require_api_key)], tags=["diagnostics"])
+@router.get("/api/token", dependencies=[Depends(require_api_key)], tags=["diagnostics"], response_model=TokenAnswer,
+            responses=ERRORS["avito"])
 async def token(s: Services = Depends(services)) -> dict[str, Any]:
     """Token state (obtains one if needed). Never shows any part of the token."""
     s.messenger.take_slot()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
@@ -12,12 +12,14 @@ from starlette.datastructures import UploadFile
 
 from gateway.deps import Services, require_api_key, services
 from gateway.errors import GatewayError, InvalidRequestError
+from gateway.models import ERRORS, BulkAnswer, SendAnswer
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/messages", dependencies=[Depends(require_api_key)], tags=["send"])
 
 ChatId = Field(min_length=1, max_length=200, pattern=r"^\S+$")
+ChatIdStr = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
 
 
 class SendText(BaseModel):
@@ -38,17 +40,19 @@ class BulkItem(BaseModel):
 
 
 class SendBulk(BaseModel):
-    """Either one ``text`` for many ``chat_ids``, or ``messages`` with a text each."""
+    """Either one ``text`` for many ``chat_ids``, or ``messages`` with a text each (not both)."""
 
-    model_config = ConfigDict(extra="ignore")
-    chat_ids: list[str] | None = None
+    model_config = ConfigDict(extra="forbid")
+    chat_ids: list[ChatIdStr] | None = Field(None, min_length=1, max_length=500)
     text: str | None = Field(None, min_length=1, max_length=1000)
-    messages: list[BulkItem] | None = None
+    messages: list[BulkItem] | None = Field(None, min_length=1, max_length=500)
 
     @model_validator(mode="after")
     def _one_form(self) -> SendBulk:
         if self.messages is None and not (self.chat_ids and self.text):
             raise ValueError("give chat_ids + text, or messages: [{chat_id, text}]")
+        if self.messages is not None and (self.chat_ids is not None or self.text is not None):
+            raise ValueError("give chat_ids + text, or messages: [{chat_id, text}], not both")
         return self
 
     def items(self) -> list[BulkItem]:
@@ -64,7 +68,7 @@ def _sent_body(chat_id: str, sent: dict[str, Any], message: str) -> dict[str, An
     return {"success": True, "chat_id": chat_id, "message": message, "response": response}
 
 
-@router.post("/send")
+@router.post("/send", response_model=SendAnswer, responses=ERRORS["send"])
 async def send(body: SendText, s: Services = Depends(services),
                idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> JSONResponse:
     async def run() -> tuple[int, dict[str, Any]]:
@@ -76,7 +80,7 @@ async def send(body: SendText, s: Services = Depends(services),
     return JSONResponse(answer, status_code=status)
 
 
-@router.post("/send/image")
+@router.post("/send/image", response_model=SendAnswer, responses=ERRORS["send"])
 async def send_image(request: Request, s: Services = Depends(services),
                      idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> JSONResponse:
     """Multipart (``chat_id`` + ``file``) or JSON ``{"chat_id", "image_url"}`` (allowed hosts only)."""
@@ -115,7 +119,7 @@ async def send_image(request: Request, s: Services = Depends(services),
     return JSONResponse(answer, status_code=status)
 
 
-@router.post("/send/bulk")
+@router.post("/send/bulk", response_model=BulkAnswer, responses=ERRORS["api"])
 async def send_bulk(body: SendBulk, s: Services = Depends(services),
                     idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> dict[str, Any]:
     """Bounded concurrency; one result per chat; partial failure reported item by item."""

@@ -11,6 +11,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import Services, require_api_key, services
 from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.models import (
+    ERRORS,
+    Ack,
+    ErrorAnswer,
+    FlushAnswer,
+    InboundAnswer,
+    OutboxAnswer,
+    RejectedAnswer,
+    ReplayAnswer,
+    SubscribeAnswer,
+    SubscriptionsAnswer,
+)
 
 __all__ = ["router", "receiver"]
 
@@ -24,7 +36,7 @@ class Subscribe(BaseModel):
     version: int | str | None = None
 
 
-@router.post("/webhook/subscribe", tags=["webhook"])
+@router.post("/webhook/subscribe", tags=["webhook"], response_model=SubscribeAnswer, responses=ERRORS["avito"])
 async def subscribe(body: Subscribe | None = None, s: Services = Depends(services)) -> dict[str, Any]:
     """Subscribe a URL (default PUBLIC_WEBHOOK_URL) with Avito's v3 subscription; Avito probes it first."""
     url = (body.url if body else None) or s.settings.public_webhook_url
@@ -35,14 +47,14 @@ async def subscribe(body: Subscribe | None = None, s: Services = Depends(service
     return {"success": True, "url": url, "version": 3, "response": answer}
 
 
-@router.get("/webhook/subscriptions", tags=["webhook"])
+@router.get("/webhook/subscriptions", tags=["webhook"], response_model=SubscriptionsAnswer, responses=ERRORS["avito"])
 async def subscriptions(s: Services = Depends(services)) -> dict[str, Any]:
     s.messenger.take_slot()
     answer = await s.avito.request("POST", "/messenger/v1/subscriptions", retry=True)
     return {"success": True, "subscriptions": answer.get("subscriptions", []) if isinstance(answer, dict) else []}
 
 
-@router.get("/inbound", tags=["inbound"])
+@router.get("/inbound", tags=["inbound"], response_model=InboundAnswer, responses=ERRORS["api"])
 async def inbound(kind: str | None = Query(None, pattern="^(customer|echo|seller_reply|system)$"),
                   limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
     """Messages Avito delivered, newest first, with how each was classified."""
@@ -52,25 +64,26 @@ async def inbound(kind: str | None = Query(None, pattern="^(customer|echo|seller
          "received_at": r.received_at, "type": r.raw["payload"]["value"].get("type")} for r in records]}
 
 
-@router.get("/inbound/rejected", tags=["inbound"])
+@router.get("/inbound/rejected", tags=["inbound"], response_model=RejectedAnswer, responses=ERRORS["api"])
 async def rejected(limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
     return {"success": True, "rejected": s.store.rejected(limit)}
 
 
-@router.get("/outbox", tags=["outbox"])
+@router.get("/outbox", tags=["outbox"], response_model=OutboxAnswer, responses=ERRORS["api"])
 async def outbox(status: str | None = Query(None, pattern="^(pending|delivered|dead)$"),
                  limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
     return {"success": True, "items": [i.to_dict() for i in s.store.outbox(status, limit)]}
 
 
-@router.post("/outbox/dead/replay", tags=["outbox"])
+@router.post("/outbox/dead/replay", tags=["outbox"], response_model=ReplayAnswer, responses=ERRORS["api"])
 async def replay_all(s: Services = Depends(services)) -> dict[str, Any]:
     count = s.store.replay(None, s.clock.now())
     s.forwarder.wake.set()
     return {"success": True, "replayed": count}
 
 
-@router.post("/outbox/{item_id}/replay", tags=["outbox"])
+@router.post("/outbox/{item_id}/replay", tags=["outbox"], response_model=ReplayAnswer,
+             responses={**ERRORS["api"], 404: {"model": ErrorAnswer}})
 async def replay_one(item_id: int, s: Services = Depends(services)) -> dict[str, Any]:
     if not s.store.replay(item_id, s.clock.now()):
         raise NotFoundError(f"no dead letter {item_id}")
@@ -78,7 +91,7 @@ async def replay_one(item_id: int, s: Services = Depends(services)) -> dict[str,
     return {"success": True, "replayed": 1}
 
 
-@router.post("/outbox/flush", tags=["outbox"])
+@router.post("/outbox/flush", tags=["outbox"], response_model=FlushAnswer, responses=ERRORS["api"])
 async def flush(s: Services = Depends(services)) -> dict[str, Any]:
     """Forward everything due now and return (no waiting for the background worker)."""
     return {"success": True, "attempted": await s.forwarder.run_once()}
@@ -91,7 +104,7 @@ async def _receive(request: Request, s: Services) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-@receiver.post("/webhook/avito")
+@receiver.post("/webhook/avito", response_model=Ack, responses={404: {"model": ErrorAnswer}})
 async def avito_webhook(request: Request, s: Services = Depends(services)) -> JSONResponse:
     """Avito's deliveries (no API key: Avito cannot send one). With WEBHOOK_SECRET set, use the secret path."""
     if s.settings.webhook_secret:
@@ -99,7 +112,7 @@ async def avito_webhook(request: Request, s: Services = Depends(services)) -> JS
     return await _receive(request, s)
 
 
-@receiver.post("/webhook/avito/{secret}")
+@receiver.post("/webhook/avito/{secret}", include_in_schema=False)
 async def avito_webhook_with_secret(secret: str, request: Request, s: Services = Depends(services)) -> JSONResponse:
     expected = s.settings.webhook_secret
     if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):

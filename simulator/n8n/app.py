@@ -28,6 +28,7 @@ from simulator.faults import FaultMiddleware, FaultSet
 from simulator.journal import Journal, JournalMiddleware, mask_secrets
 from simulator.n8n import control as flow_control
 from simulator.n8n.crm import CrmStore
+from simulator.n8n.flows.bat_in import contract_errors
 from simulator.n8n.flows.config import FlowConfig
 from simulator.n8n.state import N8nState
 from simulator.n8n.workflows import Workflows
@@ -105,7 +106,8 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
             except ValueError:
                 return JSONResponse({"code": 422, "message": "Failed to parse request body as JSON"}, status_code=422)
         headers = mask_secrets({k.lower(): v for k, v in request.headers.items()})
-        state.record(path, clock.now(), headers, body, test_mode)
+        errors = contract_errors(body) if path == "avito" else None
+        state.record(path, clock.now(), headers, body, test_mode, errors)
         if flows.config.mode == "flows" and path == "avito":
             flows.submit(body)
         return JSONResponse({"message": "Workflow was started"})
@@ -125,6 +127,11 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
     @app.get("/_sim/received")
     async def received(path: str | None = None, since: int = 0) -> dict[str, Any]:
         return {"received": [r.to_dict() for r in state.received(path, since)]}
+
+    @app.get("/_sim/received/invalid")
+    async def invalid() -> dict[str, Any]:
+        """Messages at /webhook/avito that break contracts/normalized-message.schema.json."""
+        return {"invalid": [r.to_dict() for r in state.invalid()]}
 
     @app.get("/_sim/received/wait")
     async def wait(

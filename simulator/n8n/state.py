@@ -18,6 +18,7 @@ class Received:
     headers: dict[str, str]
     body: Any
     test_mode: bool = False
+    schema_errors: list[str] | None = None  # for /webhook/avito: the normalized-message contract's verdict
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,9 +38,10 @@ class N8nState:
         with self._cond:
             self.paths.add(path.strip("/"))
 
-    def record(self, path: str, now: float, headers: dict[str, str], body: Any, test_mode: bool) -> Received:
+    def record(self, path: str, now: float, headers: dict[str, str], body: Any, test_mode: bool,
+               schema_errors: list[str] | None = None) -> Received:
         with self._cond:
-            item = Received(next(self._ids), path, now, headers, body, test_mode)
+            item = Received(next(self._ids), path, now, headers, body, test_mode, schema_errors)
             self._items.append(item)
             self._cond.notify_all()
             return item
@@ -53,6 +55,11 @@ class N8nState:
         with self._cond:
             self._cond.wait_for(lambda: len(self.received(path, since)) >= count, timeout)
             return self.received(path, since)
+
+    def invalid(self) -> list[Received]:
+        """What arrived at the normalized-message path but broke its contract."""
+        with self._cond:
+            return [r for r in self._items if r.schema_errors]
 
     def clear(self) -> None:
         with self._cond:

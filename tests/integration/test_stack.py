@@ -14,6 +14,12 @@ from tests.conftest import assert_webhook_envelope
 USER = 100000001
 
 
+@pytest.fixture(autouse=True)
+def raw_path(n8n: N8nSim) -> None:
+    """Raw Avito webhooks go to their own n8n path: /webhook/avito is for normalized messages only."""
+    n8n.register("raw")
+
+
 def _token(stack: Stack) -> dict[str, str]:
     body = httpx.post(f"{stack.urls['avito']}/token", data={
         "grant_type": "client_credentials", "client_id": "sim-client-id", "client_secret": "sim-client-secret"}).json()
@@ -28,13 +34,13 @@ def test_services_listen_on_loopback_free_ports(sim: Stack) -> None:
 
 def test_customer_message_reaches_the_subscribed_receiver_over_http(sim: Stack, avito: AvitoSim, n8n: N8nSim) -> None:
     headers = _token(sim)
-    hook = n8n.webhook_url("avito")
+    hook = n8n.webhook_url("raw")
     assert httpx.post(f"{sim.urls['avito']}/messenger/v3/webhook", json={"url": hook}, headers=headers).json() == {"ok": True}
     n8n.clear()  # the probe ({}) arrived first
     chat_id = avito.account(USER)["chats"][0]["id"]
     said = avito.customer_says(USER, chat_id, "Аккумулятор на Ладу есть?")
     assert said["deliveries"][0]["status"] == 200
-    (received,) = n8n.wait_for(1, timeout=5)
+    (received,) = n8n.wait_for(1, timeout=5, path="raw")
     assert_webhook_envelope(received["body"])
     assert received["body"]["payload"]["value"]["content"]["text"] == "Аккумулятор на Ладу есть?"
     assert len(received["headers"]["x-avito-messenger-signature"]) == 64
@@ -54,18 +60,18 @@ def test_dropped_connection_is_a_protocol_error_for_the_client(sim: Stack, avito
 
 
 def test_hang_lasts_until_the_client_gives_up(sim: Stack, n8n: N8nSim) -> None:
-    n8n.add_fault("hang", route="POST /webhook/avito", service="n8n")
+    n8n.add_fault("hang", route="POST /webhook/raw", service="n8n")
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(n8n.webhook_url(), json={"x": 1}, timeout=0.3)
+        httpx.post(n8n.webhook_url("raw"), json={"x": 1}, timeout=0.3)
     assert n8n.received() == []
 
 
 def test_n8n_down_then_back_is_seen_by_avito_retries(sim: Stack, avito: AvitoSim, n8n: N8nSim) -> None:
     headers = _token(sim)
-    httpx.post(f"{sim.urls['avito']}/messenger/v3/webhook", json={"url": n8n.webhook_url()}, headers=headers)
+    httpx.post(f"{sim.urls['avito']}/messenger/v3/webhook", json={"url": n8n.webhook_url("raw")}, headers=headers)
     n8n.clear()
     avito.settings(USER, delivery={"retries": 3, "retry_backoff": 30})
-    n8n.add_fault(route="POST /webhook/avito", status=503, times=2, service="n8n")
+    n8n.add_fault(route="POST /webhook/raw", status=503, times=2, service="n8n")
     chat_id = avito.account(USER)["chats"][0]["id"]
     avito.customer_says(USER, chat_id, "вы тут?")
     avito.advance(30)
@@ -78,7 +84,7 @@ def test_n8n_down_then_back_is_seen_by_avito_retries(sim: Stack, avito: AvitoSim
 
 def test_stack_reset_clears_every_fake(sim: Stack, avito: AvitoSim, n8n: N8nSim) -> None:
     avito.create_account()
-    httpx.post(n8n.webhook_url(), json={})
+    httpx.post(n8n.webhook_url("raw"), json={})
     avito.advance(100)
     sim.reset()
     assert len(httpx.get(f"{sim.urls['avito']}/_sim/accounts").json()["accounts"]) == 1
@@ -115,7 +121,7 @@ def test_two_accounts_in_one_stack_do_not_share_webhooks(sim: Stack, avito: Avit
     other: dict[str, Any] = avito.create_account(demo_data=True)
     token = httpx.post(f"{sim.urls['avito']}/token", data={"grant_type": "client_credentials",
                        "client_id": other["client_id"], "client_secret": other["client_secret"]}).json()["access_token"]
-    httpx.post(f"{sim.urls['avito']}/messenger/v3/webhook", json={"url": n8n.webhook_url()},
+    httpx.post(f"{sim.urls['avito']}/messenger/v3/webhook", json={"url": n8n.webhook_url("raw")},
                headers={"Authorization": f"Bearer {token}"})
     n8n.clear()
     main_chat = avito.account(USER)["chats"][0]["id"]

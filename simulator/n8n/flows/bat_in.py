@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import jsonschema
 
-__all__ = ["BatIn", "Rejected", "schema_path"]
+from simulator.paths import contracts_dir
+
+__all__ = ["BatIn", "Rejected", "contract_errors", "schema_path"]
 
 
 class Rejected(ValueError):
@@ -19,8 +21,7 @@ class Rejected(ValueError):
 
 
 def schema_path() -> Path:
-    """contracts/normalized-message.schema.json beside the package (a source checkout or a container)."""
-    return Path(__file__).resolve().parents[3] / "contracts" / "normalized-message.schema.json"
+    return contracts_dir() / "normalized-message.schema.json"
 
 
 @cache
@@ -29,17 +30,21 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
+def contract_errors(message: Any) -> list[str]:
+    """Every way ``message`` breaks the normalized-message contract (empty: it is valid)."""
+    errors = sorted(_validator().iter_errors(message), key=lambda e: list(e.path))
+    return [f"{'/'.join(str(p) for p in e.path) or '(message)'}: {e.message}" for e in errors]
+
+
 class BatIn:
     def __init__(self, http: httpx.Client) -> None:
         self.http = http
 
     @staticmethod
     def validate(message: Any) -> None:
-        errors = sorted(_validator().iter_errors(message), key=lambda e: list(e.path))
+        errors = contract_errors(message)
         if errors:
-            first = errors[0]
-            where = "/".join(str(p) for p in first.path) or "(message)"
-            raise Rejected(f"{where}: {first.message}")
+            raise Rejected(errors[0])
 
     def process(self, message: dict[str, Any], *, stt_url: str | None, stt_key: str, stt_model: str,
                 download_timeout: float) -> tuple[dict[str, Any], str | None]:

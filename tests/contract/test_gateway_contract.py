@@ -1,0 +1,244 @@
+"""contracts/gateway.openapi.yaml: valid, matched by what the gateway serves, passed by our gateway,
+and failed (with the operation named) by gateways that break it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import schemathesis
+import yaml
+from fastapi import FastAPI
+
+from gateway.app import create_app
+from gateway.deps import require_api_key
+from gateway.settings import GatewaySettings
+from simulator.cli import main
+from simulator.contract.drift import drift
+from simulator.contract.runner import ContractOptions, check_gateway
+from simulator.serve import ServedApp, serve_in_thread
+from simulator.stack import Stack
+from tests.conftest import CONTRACTS
+
+USER = 100000001
+KEY = "test-api-key"
+GATEWAY_CONTRACT = CONTRACTS / "gateway.openapi.yaml"
+
+
+def _contract() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(GATEWAY_CONTRACT.read_text(encoding="utf-8"))
+    return doc
+
+
+def _settings(sim: Stack, tmp_path: Path, **overrides: Any) -> GatewaySettings:
+    values = {"api_key": KEY, "avito_client_id": "sim-client-id", "avito_client_secret": "sim-client-secret",
+              "avito_user_id": USER, "avito_api_base_url": sim.urls["avito"], "data_dir": tmp_path / "gw",
+              "rate_limit_requests": 100_000, "retry_min_wait": 0.01, "retry_max_wait": 0.05, **overrides}
+    return GatewaySettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def serve(sim: Stack, tmp_path: Path) -> Iterator[Callable[..., ServedApp]]:
+    started: list[ServedApp] = []
+
+    def start(wrap: Callable[[FastAPI], Any] = lambda app: app, **overrides: Any) -> ServedApp:
+        app = create_app(_settings(sim, tmp_path, **overrides), clock=sim.clock)
+        served = serve_in_thread(wrap(app), name="gateway-under-contract")
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+
+
+# --- the files ----------------------------------------------------------------------------------------
+
+def test_contract_files_are_valid() -> None:
+    doc = _contract()
+    assert doc["openapi"].startswith("3.")
+    schemathesis.openapi.from_dict(doc).get_all_operations()  # loads and resolves
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert op["operationId"] and "200" in op["responses"], f"{method} {path}"
+            if path.startswith("/api/"):
+                assert op.get("security", doc["security"]) == [{"ApiKey": []}], f"{method} {path} must need the key"
+                assert "401" in op["responses"], f"{method} {path} documents no 401"
+    for name in ("normalized-message.schema.json", "bat-out.input.schema.json", "avito/webhook-v3.schema.json"):
+        jsonschema.Draft202012Validator.check_schema(json.loads((CONTRACTS / name).read_text()))
+    assert "CREATE TABLE IF NOT EXISTS messages_history" in (CONTRACTS / "crm" / "schema.sql").read_text()
+
+
+def _json_schema(doc: dict[str, Any], node: Any) -> Any:
+    """OpenAPI 3.0 schema -> JSON Schema: refs inlined, ``nullable`` as a null type."""
+    if isinstance(node, list):
+        return [_json_schema(doc, n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target: Any = doc
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        return _json_schema(doc, target)
+    out = {k: _json_schema(doc, v) for k, v in node.items() if k not in ("nullable", "example")}
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+    return out
+
+
+def test_every_example_in_the_contract_is_valid_against_its_schema() -> None:
+    doc = _contract()
+    checked = 0
+    media_objects = [m for item in doc["paths"].values() for op in item.values()
+                     for r in op["responses"].values() for m in (r.get("content") or {}).values()]
+    media_objects += [m for r in doc["components"]["responses"].values() for m in (r.get("content") or {}).values()]
+    media_objects += [m for item in doc["paths"].values() for op in item.values()
+                      for m in (op.get("requestBody") or {}).get("content", {}).values()]
+    for media in media_objects:
+        if "example" in media:
+            jsonschema.validate(media["example"], _json_schema(doc, media["schema"]))
+            checked += 1
+    assert checked >= 6
+
+
+# --- drift --------------------------------------------------------------------------------------------
+
+def _served() -> dict[str, Any]:
+    settings = GatewaySettings(_env_file=None, api_key="k", avito_client_id="a", avito_client_secret="b")  # type: ignore[call-arg]
+    served: dict[str, Any] = create_app(settings).openapi()
+    return served
+
+
+def test_served_openapi_matches_the_contract() -> None:
+    difference = drift(_contract(), _served())
+    assert difference == "", f"the gateway's OpenAPI drifted from contracts/gateway.openapi.yaml:\n{difference}"
+
+
+def test_a_renamed_field_shows_up_as_a_readable_diff() -> None:
+    served = copy.deepcopy(_served())
+    answer = served["components"]["schemas"]["ChatsAnswer"]
+    answer["properties"]["items"] = answer["properties"].pop("chats")
+    answer["required"] = ["success", "items"]
+    difference = drift(_contract(), served)
+    assert '-   "chats": {' in difference and '+   "items": {' in difference
+
+
+# --- our gateway passes ---------------------------------------------------------------------------------
+
+def test_our_gateway_passes_every_check_including_writes(serve: Callable[..., ServedApp], sim: Stack) -> None:
+    gateway = serve()
+    chat = sim.avito.account(USER)["chats"][0]["id"]
+    results = check_gateway(ContractOptions(gateway.url, KEY, allow_writes=True, chat_ids=(chat,), max_examples=15))
+    failures = {r.label: [v.title for v in r.violations] for r in results if not r.ok}
+    assert failures == {}
+    assert {r.operation for r in results} >= {"health", "listChats", "sendMessage", "sendBulk", "markRead"}
+    sends = sim.avito.journal(method="POST", path="/messenger/v1/accounts/*/chats/*/messages")
+    touched = {e["path"].split("/chats/")[1].split("/")[0] for e in sends if e["status"] == 200}
+    assert touched
+    assert touched <= {chat}, "valid sends went only to the named chat"
+
+
+def test_read_only_by_default(serve: Callable[..., ServedApp], sim: Stack) -> None:
+    gateway = serve()
+    results = check_gateway(ContractOptions(gateway.url, KEY, max_examples=5))
+    assert all(r.label.startswith("GET ") for r in results) and all(r.ok for r in results)
+    writes = sim.avito.journal(method="POST", path="/messenger/v1/accounts/*") + sim.avito.journal(
+        method="POST", path="/messenger/v3/webhook")
+    assert writes == []  # (POST /messenger/v1/subscriptions is Avito's way of listing)
+
+
+def test_stateful_links_from_chats_to_messages_and_read(serve: Callable[..., ServedApp]) -> None:
+    gateway = serve()
+    schema = schemathesis.openapi.from_path(str(GATEWAY_CONTRACT))
+    schema.config.update(base_url=gateway.url)
+    schema.config.generation.update(with_security_parameters=False)
+
+    @schema.auth()
+    class ApiKey:
+        def get(self, case: Any, context: Any) -> str:
+            return KEY
+
+        def set(self, case: Any, data: str, context: Any) -> None:
+            case.headers = {**(case.headers or {}), "X-API-Key": data}
+
+    schema = schema.include(operation_id=["listChats", "chatMessages", "markRead"])
+    machine = schema.as_state_machine()
+    machine.run(settings=__import__("hypothesis").settings(max_examples=8, stateful_step_count=4, deadline=None))
+
+
+# --- broken gateways are caught -------------------------------------------------------------------------
+
+def _rename_chats_field(app: FastAPI) -> Any:
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/api/chats":
+            await app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body = message.get("body", b"").replace(b'"chats":', b'"items":')
+            headers = [(k, str(len(body)).encode() if k == b"content-length" else v) for k, v in start["headers"]]
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await app(scope, receive, capture)
+
+    return wrapped
+
+
+def _500_on_bad_input(app: FastAPI) -> Any:
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def swap(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                message = {**message, "status": 500}
+            await send(message)
+
+        await app(scope, receive, swap if scope["type"] == "http" else send)
+
+    return wrapped
+
+
+def _no_key_check(app: FastAPI) -> Any:
+    app.dependency_overrides[require_api_key] = lambda: None
+    return app
+
+
+@pytest.mark.parametrize(("broken", "operation", "fault"), [
+    (_rename_chats_field, "GET /api/chats", "Response violates schema"),
+    (_500_on_bad_input, "GET /api/chats", "Server error"),
+    (_no_key_check, "GET /api/token", "API key not enforced"),
+])
+def test_broken_gateways_fail_the_contract_command(serve: Callable[..., ServedApp], capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path, broken: Any, operation: str, fault: str) -> None:
+    gateway = serve(broken)
+    junit = tmp_path / "contract.xml"
+    code = main(["contract", "--gateway-url", gateway.url, "--api-key", KEY, "--max-examples", "10",
+                 "--junit", str(junit)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert operation in out and fault in out, out[-3000:]
+    assert "reproduce: curl" in out
+    assert f'name="{operation}' in junit.read_text() and "<failure" in junit.read_text()
+
+
+def test_our_gateway_exits_0_from_the_command_line(serve: Callable[..., ServedApp], capsys: pytest.CaptureFixture[str]) -> None:
+    gateway = serve()
+    assert main(["contract", "--gateway-url", gateway.url, "--api-key", KEY, "--max-examples", "5"]) == 0
+    assert "failed" in capsys.readouterr().out
+
+
+def test_command_refuses_writes_without_named_chats_and_a_dead_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["contract", "--gateway-url", "http://127.0.0.1:9", "--api-key", "k", "--allow-writes"]) == 2
+    assert main(["contract", "--gateway-url", "http://127.0.0.1:9", "--api-key", "k"]) == 2
+    out = capsys.readouterr().out
+    assert "--chat-id" in out and "no gateway answers" in out
