@@ -9,8 +9,10 @@ PYTEST_ARGS ?=
 .PHONY: run test sim lint clean help
 
 help:
-	@echo "make run   - start the simulated stack (fake Avito + fake n8n) and print URLs and demo credentials"
+	@echo "make run   - the five-stage acceptance run against the embedded stack, with a report"
 	@echo "make test  - run the whole test suite"
+	@echo "make sim   - serve the simulated stack (fakes + our gateway) until Ctrl-C"
+	@echo "make lint  - ruff + mypy --strict"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +21,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/avito-harness sim
+	$(BIN)/avito-harness run
 
-sim: run
+sim: $(STAMP)
+	$(BIN)/avito-harness sim
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

@@ -105,6 +105,8 @@ class Forwarder:
                 "GET", f"/messenger/v1/accounts/{user_id}/getVoiceFiles", params={"voice_ids": voice_id}, retry=True
             )
             voice_url = (urls.get("voices_urls") or {}).get(voice_id)
+            if not voice_url:
+                raise _NotDelivered(f"Avito gave no link for voice {voice_id}")
             expires = self.clock.now() + VOICE_LINK_TTL
         payload = normalize(item.raw, chat=chat, voice_url=voice_url, voice_url_expires_at=expires)
         self.store.save_payload(item.id, payload)

@@ -21,6 +21,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from simulator.acceptance import RunOptions, run_acceptance
 from simulator.contract.report import print_report, write_junit
 from simulator.contract.runner import ContractOptions, check_gateway
 from simulator.gateway_process import GatewayProcess, GatewayProcessError, free_port
@@ -50,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     gw.add_argument("--gateway-url", help="use this running gateway instead of starting ours")
     sim.add_argument("--gateway-api-key", default="test-api-key", help="X-API-Key of the gateway (test-api-key)")
     sim.add_argument("--gateway-port", type=int, default=8765, help="port of the embedded gateway (8765; 0 = free)")
+    run = sub.add_parser("run", help="the five-stage acceptance run (make run)")
+    run.add_argument("--stage", type=int, action="append", default=[], choices=range(1, 6), help="run only this stage (repeatable)")
+    run.add_argument("--gateway-url", help="an already running gateway configured with the fakes (see `sim`)")
+    run.add_argument("--gateway-api-key", help="its X-API-Key (default test-api-key)")
+    run.add_argument("--gateway-cmd", help="start the gateway with this command ({port} is replaced)")
+    run.add_argument("--junit", help="write JUnit XML to this file")
+    run.add_argument("--json", dest="json_report", help="write the results (with transcripts) as JSON")
+    run.add_argument("--html", dest="html_report", help="write an HTML report")
     contract = sub.add_parser("contract", help="check a running gateway against contracts/gateway.openapi.yaml")
     contract.add_argument("--gateway-url", required=True, help="base URL of the gateway to check")
     contract.add_argument("--api-key", required=True, help="its X-API-Key")
@@ -118,6 +127,11 @@ def _summary(console: Console, stack: Stack, gateway_url: str | None, api_key: s
     console.print(f"token:   curl -s -X POST {avito}/token -d grant_type=client_credentials "
                   f"-d client_id={s.avito_client_id} -d client_secret={s.avito_client_secret}")
     console.print(f"control: {avito}/_sim/docs   (accounts, 'the customer says', faults, journal, clock)")
+    console.print(f"your own gateway: AVITO_API_BASE_URL={avito} N8N_WEBHOOK_URL={n8n}/webhook/avito "
+                  f"AVITO_CLIENT_ID={s.avito_client_id} AVITO_CLIENT_SECRET={s.avito_client_secret} "
+                  f"AVITO_USER_ID={s.avito_user_id} API_KEY=<yours> RATE_LIMIT_REQUESTS=10000; for the acceptance "
+                  "run stop this simulator and run `avito-harness run --gateway-url <gateway> --gateway-api-key <key>` "
+                  "(it serves the fakes on the same default ports)")
     console.print(f"CRM:     {n8n}/_sim/flows/appeals   (appeals, batches, messages_history; {n8n}/_sim/docs)")
     if gateway_url:
         chat = stack.avito.account(s.avito_user_id)["chats"]
@@ -181,6 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sim(args, console)
     if args.command == "contract":
         return run_contract(args, console)
+    if args.command == "run":
+        if args.gateway_url and args.gateway_cmd:
+            console.print("[red]error:[/red] give --gateway-url or --gateway-cmd, not both")
+            return 2
+        options = RunOptions(tuple(args.stage), args.gateway_url, args.gateway_api_key, args.gateway_cmd,
+                             args.junit, args.json_report, args.html_report)
+        return run_acceptance(options, console)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -85,6 +85,7 @@ class JournalEntry:
     account: int | None = None
     fault: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    seen_at: float = field(default_factory=_perf.perf_counter)  # real time, orders events across fakes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

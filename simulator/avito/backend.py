@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time as _perf
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,23 @@ from simulator.ratelimit import RateLimiter, RateLimits
 from simulator.settings import SimSettings
 from simulator.store import AccountStores
 
-__all__ = ["AvitoBackend", "VOICE_LINK_TTL"]
+__all__ = ["Activity", "AvitoBackend", "VOICE_LINK_TTL"]
 
 #: Avito's voice links work for one hour after getVoiceFiles.
 VOICE_LINK_TTL = 3600
+
+
+@dataclass
+class Activity:
+    """A new message in a chat, as the people in it see it (for transcripts)."""
+
+    seen_at: float
+    account: int
+    chat_id: str
+    message_id: str
+    who: str  # customer | seller | avito
+    type: str
+    text: str | None
 
 
 @dataclass
@@ -60,6 +74,7 @@ class AvitoBackend:
         self._by_client: dict[str, int] = {}
         self.tokens = TokenStore(clock, self.rng, settings.token_ttl)
         self.voice_texts: dict[tuple[int, str], str] = {}
+        self.activity: list[Activity] = []
         self._voice_links: dict[str, _VoiceLink] = {}
         self.dispatcher = WebhookDispatcher(
             clock,
@@ -183,6 +198,12 @@ class AvitoBackend:
 
     # --- events ------------------------------------------------------------
     def _on_message(self, state: AvitoState, message: Message, chat: Chat) -> Any:
+        who = "customer" if message.author_id == chat.customer_id else ("avito" if message.author_id == 0 else "seller")
+        text = message.content.get("text") if isinstance(message.content.get("text"), str) else None
+        with self._lock:
+            self.activity.append(Activity(_perf.perf_counter(), state.user_id, chat.id, message.id, who, message.type,
+                                          text))
+            del self.activity[:-2000]
         return self.dispatcher.dispatch(state, message, chat)
 
     # --- reset -------------------------------------------------------------
@@ -199,6 +220,7 @@ class AvitoBackend:
             self.tokens.reset()
             self.voice_texts.clear()
             self._voice_links.clear()
+            self.activity.clear()
             self.dispatcher.reset()
             self.limiter.reset()
             self.faults.reset(self.seed)
@@ -209,6 +231,7 @@ class AvitoBackend:
             )
             if s.demo_data:
                 seed_demo_data(main, seed=self.seed)
+            self.activity.clear()  # the demo history is not part of any test's story
 
     def close(self) -> None:
         self.dispatcher.close()

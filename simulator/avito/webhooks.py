@@ -23,7 +23,7 @@ import time as _perf
 import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,6 +62,7 @@ class DeliveryAttempt:
     duration_ms: float
     author_id: int
     chat_id: str
+    seen_at: float = field(default_factory=_perf.perf_counter)
 
     @property
     def ok(self) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import asdict, dataclass
+import time as _perf
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["N8nState", "Received"]
@@ -19,6 +20,7 @@ class Received:
     body: Any
     test_mode: bool = False
     schema_errors: list[str] | None = None  # for /webhook/avito: the normalized-message contract's verdict
+    seen_at: float = field(default_factory=_perf.perf_counter)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,6 +9,7 @@ worker thread, so one client's messages keep their arrival order).
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ class Workflows:
         self.bat_out = BatOutAvito(self.http)
         self.batcher = Batcher(clock, self._batch_closed)
         self.stubs: list[dict[str, Any]] = []
+        self.run_id = uuid.uuid4().hex[:8]  # keeps BAT OUT's idempotency keys unique across CRM resets
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="n8n-flows")
 
     def _now(self) -> str:
@@ -55,6 +57,7 @@ class Workflows:
         self.crm.reset()
         self.log.reset()
         self.stubs.clear()
+        self.run_id = uuid.uuid4().hex[:8]
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
@@ -146,7 +149,7 @@ class Workflows:
         sequence = len(self.crm.history(job["appeal_id"])) + 1
         outcome = self.bat_out.send(job, gateway_url=cfg.gateway_url, api_key=cfg.gateway_api_key,
                                     timeout=cfg.gateway_timeout, retries=cfg.gateway_retries,
-                                    idempotency_key=f"bat-out-{job['appeal_id']}-{sequence}")
+                                    idempotency_key=f"bat-out-{self.run_id}-{job['appeal_id']}-{sequence}")
         history_id = self.crm.add_history(
             tenant_id=job["tenant_id"], appeal_id=job["appeal_id"], message_type=message_type, channel="avito",
             text=job["message_text"], external_message_id=outcome.get("message_id"),

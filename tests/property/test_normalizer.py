@@ -61,6 +61,8 @@ chats = st.one_of(st.none(), st.builds(lambda n: {"users": [{"id": USER, "name":
 @given(webhook=webhooks(), chat=chats, voice=st.one_of(st.none(), urls))
 def test_every_valid_webhook_normalizes_to_a_valid_message(webhook: dict[str, Any], chat: Any, voice: str | None) -> None:
     jsonschema.validate(webhook, WEBHOOK)  # the generator makes only valid Avito webhooks
+    if webhook["payload"]["value"]["type"] == "voice":
+        voice = voice or "https://files.example.test/voice.wav"  # the forwarder never sends a voice without its link
     message = normalize(webhook, chat=chat, voice_url=voice, voice_url_expires_at=1.0 if voice else None)
     jsonschema.validate(message, SCHEMA)
     value = webhook["payload"]["value"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import asdict, dataclass
+import time as _perf
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["FlowEvent", "FlowLog"]
@@ -16,6 +17,7 @@ class FlowEvent:
     kind: str
     time: float
     data: dict[str, Any]
+    seen_at: float = field(default_factory=_perf.perf_counter)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,50 @@
+@stage2
+Feature: Stage 2 - inbound messages arrive at n8n in the normalized format
+  Text, photos and voice messages from Avito customers reach n8n as the
+  normalized message; what is not a customer message never does.
+
+  Background:
+    Given the harness is running
+    And the gateway is subscribed to Avito webhooks
+
+  Scenario: A text message
+    When the customer writes "Здравствуйте, аккумулятор 60Ah есть?"
+    Then n8n receives 1 normalized message
+    And the message text is "Здравствуйте, аккумулятор 60Ah есть?"
+    And the message names the customer, the ad and the chat type
+
+  Scenario: A photo arrives with its largest size
+    When the customer sends a photo
+    Then n8n receives 1 normalized message
+    And the message carries the photo in its largest size
+
+  Scenario: A voice message is downloaded, transcribed and merged
+    Given n8n runs the BatteryCRM workflows
+    When the customer sends a voice message saying "нужен аккумулятор на Весту"
+    Then n8n receives 1 normalized message
+    And the message has a voice link that plays "нужен аккумулятор на Весту"
+    And n8n transcribed the voice message as "нужен аккумулятор на Весту"
+
+  Scenario: Duplicate deliveries reach n8n once
+    Given Avito delivers every webhook 3 times at once
+    When the customer writes "дубль"
+    Then n8n receives 1 normalized message
+
+  Scenario: Echoes, seller replies and system messages are not customer messages
+    When n8n sends "Ответ оператора" through the gateway
+    And the seller replies from the Avito app "Ответил из приложения"
+    And Avito posts a system message
+    And the customer writes "А это клиент"
+    Then n8n receives 1 normalized message
+    And the message text is "А это клиент"
+
+  @gateway_clock
+  Scenario: n8n is down for a while, then the message is delivered once
+    Given n8n is down
+    When the customer writes "пока n8n лежит"
+    And 60 seconds pass
+    Then n8n has received nothing
+    When n8n is back
+    And 600 seconds pass
+    Then n8n receives 1 normalized message
+    And the message text is "пока n8n лежит"

@@ -1,0 +1,186 @@
+"""``avito-harness run``: the five-stage acceptance run, with a readable report.
+
+Runs the Gherkin features (``features/``, steps in ``tests/bdd/``) through
+pytest in this process, shows a live progress line, then a table per stage
+and, for each failure, the scenario, the failing step, the error and the
+conversation as the fakes saw it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time as _perf
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from simulator.paths import contracts_dir
+
+__all__ = ["RunOptions", "ScenarioResult", "run_acceptance", "STAGES"]
+
+STAGES = {
+    "stage1": "1 webhook",
+    "stage2": "2 inbound",
+    "stage3": "3 outbound",
+    "stage4": "4 routing",
+    "stage5": "5 end to end",
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    stages: tuple[int, ...] = ()
+    gateway_url: str | None = None
+    gateway_api_key: str | None = None
+    gateway_cmd: str | None = None
+    junit: str | None = None
+    json_report: str | None = None
+    html_report: str | None = None
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    stage: str
+    outcome: str = "passed"
+    duration: float = 0.0
+    failed_step: str | None = None
+    error: str | None = None
+    skip_reason: str | None = None
+    transcript: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class _Collector:
+    """A pytest plugin object: one ScenarioResult per scenario, plus a live progress line."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.results: dict[str, ScenarioResult] = {}
+        self.total = 0
+        self.status: Any = None
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.total = len(items)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        stage = next((STAGES[k] for k in STAGES if k in report.keywords), "other")
+        if "avito_errors" in report.keywords:
+            stage = "Avito errors"
+        name = report.nodeid.split("::")[-1].removeprefix("test_").replace("_", " ")
+        result = self.results.setdefault(report.nodeid, ScenarioResult(name, stage))
+        result.duration += report.duration
+        props = {str(k): str(v) for k, v in report.user_properties}
+        result.transcript = props.get("transcript", result.transcript)
+        result.failed_step = props.get("failed step", result.failed_step)
+        if "gateway output" in props:
+            result.extra["gateway output"] = props["gateway output"]
+        if report.skipped:
+            result.outcome = "skipped"
+            longrepr = report.longrepr
+            result.skip_reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        elif report.failed:
+            result.outcome = "failed"
+            result.error = _short_error(report)
+        if report.when == "teardown" and self.status is not None:
+            done = len(self.results)
+            failed = sum(1 for r in self.results.values() if r.outcome == "failed")
+            self.status.update(f"[bold]acceptance run[/bold] {done}/{self.total} scenarios, {failed} failed: {name}")
+
+
+def _short_error(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)[:800]
+    return str(report.longrepr)[-800:]
+
+
+def _bdd_dir() -> Path:
+    return contracts_dir().parent / "tests" / "bdd"
+
+
+def run_acceptance(options: RunOptions, console: Console) -> int:
+    args = [str(_bdd_dir()), "-p", "no:cacheprovider", "-p", "no:terminal",
+            "-o", f"bdd_features_base_dir={contracts_dir().parent / 'features'}"]
+    if options.stages:
+        args += ["-m", " or ".join(f"stage{n}" for n in options.stages)]
+    for flag, value in (("--gateway-url", options.gateway_url), ("--gateway-api-key", options.gateway_api_key),
+                        ("--gateway-cmd", options.gateway_cmd), ("--junit-xml", options.junit)):
+        if value:
+            args.append(f"{flag}={value}")
+    collector = _Collector(console)
+    started = _perf.perf_counter()
+    with console.status("[bold]acceptance run[/bold] starting the stack ...") as status:
+        collector.status = status
+        code = pytest.main(args, plugins=[collector])
+    elapsed = _perf.perf_counter() - started
+    results = list(collector.results.values())
+    _print(console, results, elapsed, options)
+    if options.json_report:
+        Path(options.json_report).write_text(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=1),
+                                             encoding="utf-8")
+    if options.html_report:
+        Path(options.html_report).write_text(_html(results, elapsed), encoding="utf-8")
+    if not results:
+        console.print(f"[red]no scenario ran (pytest exit code {int(code)})[/red]")
+        return 2
+    return 1 if any(r.outcome == "failed" for r in results) else 0
+
+
+def _print(console: Console, results: list[ScenarioResult], elapsed: float, options: RunOptions) -> None:
+    target = options.gateway_url or (f"gateway started by: {options.gateway_cmd}" if options.gateway_cmd
+                                     else "our gateway (embedded)")
+    table = Table(title=f"Avito rollout acceptance run: {target}", header_style="bold")
+    for column in ("stage", "passed", "failed", "skipped", "time"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    order = [*STAGES.values(), "Avito errors", "other"]
+    for stage in order:
+        mine = [r for r in results if r.stage == stage]
+        if not mine:
+            continue
+        counts = {k: sum(1 for r in mine if r.outcome == k) for k in ("passed", "failed", "skipped")}
+        mark = "[green]✔[/green]" if not counts["failed"] else "[red]✘[/red]"
+        table.add_row(f"{mark} {stage}", str(counts["passed"]), str(counts["failed"]) if counts["failed"] else "",
+                      str(counts["skipped"]) if counts["skipped"] else "", f"{sum(r.duration for r in mine):.1f} s")
+    console.print(table)
+    for r in results:
+        if r.outcome == "skipped":
+            console.print(f"[yellow]skipped[/yellow] {r.stage}: {r.name} ({r.skip_reason})", highlight=False)
+    for r in results:
+        if r.outcome != "failed":
+            continue
+        console.rule(f"[red]FAILED[/red] {r.stage}: {r.name}")
+        if r.failed_step:
+            console.print(f"[bold]step:[/bold] {r.failed_step}", highlight=False)
+        console.print("[bold]error:[/bold] ", end="")
+        console.print(r.error, markup=False, highlight=False)
+        story = r.transcript.splitlines()
+        console.print("[bold]what the fakes saw[/bold] (last hops):")
+        console.print("\n".join(story[-25:]) or "(nothing)", markup=False, highlight=False)
+        if r.extra.get("gateway output"):
+            console.print("[bold]gateway output[/bold] (last lines):")
+            console.print(r.extra["gateway output"], markup=False, highlight=False)
+    counts = {k: sum(1 for r in results if r.outcome == k) for k in ("passed", "failed", "skipped")}
+    colour = "red" if counts["failed"] else "green"
+    console.print(f"[{colour}]{counts['passed']} passed, {counts['failed']} failed[/{colour}], "
+                  f"{counts['skipped']} skipped in {elapsed:.1f} s")
+
+
+def _html(results: list[ScenarioResult], elapsed: float) -> str:
+    rows = []
+    for r in results:
+        colour = {"passed": "#dfd", "failed": "#fdd", "skipped": "#ffd"}[r.outcome]
+        detail = "".join(
+            f"<p><b>{html.escape(k)}:</b> {html.escape(v)}</p>"
+            for k, v in (("step", r.failed_step or ""), ("error", r.error or ""), ("skipped", r.skip_reason or "")) if v
+        )
+        rows.append(f"<details style='background:{colour};margin:4px;padding:4px'><summary>{html.escape(r.stage)}: "
+                    f"{html.escape(r.name)} — {r.outcome} ({r.duration:.2f} s)</summary>{detail}"
+                    f"<pre>{html.escape(r.transcript)}</pre></details>")
+    return ("<!doctype html><meta charset=utf-8><title>Avito acceptance run</title>"
+            f"<h1>Avito rollout acceptance run</h1><p>{len(results)} scenarios in {elapsed:.1f} s</p>" + "".join(rows))
