@@ -38,6 +38,7 @@ class RunOptions:
     gateway_url: str | None = None
     gateway_api_key: str | None = None
     gateway_cmd: str | None = None
+    stack_url: str | None = None
     junit: str | None = None
     json_report: str | None = None
     html_report: str | None = None
@@ -110,7 +111,8 @@ def run_acceptance(options: RunOptions, console: Console) -> int:
     if options.stages:
         args += ["-m", " or ".join(f"stage{n}" for n in options.stages)]
     for flag, value in (("--gateway-url", options.gateway_url), ("--gateway-api-key", options.gateway_api_key),
-                        ("--gateway-cmd", options.gateway_cmd), ("--junit-xml", options.junit)):
+                        ("--gateway-cmd", options.gateway_cmd), ("--stack-url", options.stack_url),
+                        ("--junit-xml", options.junit)):
         if value:
             args.append(f"{flag}={value}")
     collector = _Collector(console)

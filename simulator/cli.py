@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,18 @@ from rich.console import Console
 from rich.table import Table
 
 from simulator.acceptance import RunOptions, run_acceptance
+from simulator.avito.app import create_app as create_avito_app
 from simulator.contract.report import print_report, write_junit
 from simulator.contract.runner import ContractOptions, check_gateway
+from simulator.demo.app import create_app as create_demo_app
+from simulator.demo.script import play
 from simulator.gateway_process import GatewayProcess, GatewayProcessError, free_port
+from simulator.n8n.app import create_app as create_n8n_app
 from simulator.scenario import read_scenario
+from simulator.serve import ServedApp, ServeError, serve_in_thread
 from simulator.settings import SettingsError, SimSettings
-from simulator.stack import Stack, StackError
+from simulator.stack import Stack, StackError, make_clock
+from simulator.stt.app import create_app as create_stt_app
 
 __all__ = ["main"]
 
@@ -51,11 +57,26 @@ def _parser() -> argparse.ArgumentParser:
     gw.add_argument("--gateway-url", help="use this running gateway instead of starting ours")
     sim.add_argument("--gateway-api-key", default="test-api-key", help="X-API-Key of the gateway (test-api-key)")
     sim.add_argument("--gateway-port", type=int, default=8765, help="port of the embedded gateway (8765; 0 = free)")
+    sim.add_argument("--demo-port", type=int, default=8088, help="port of the demo page (8088; 0 = free)")
+    demo = sub.add_parser("demo", help="play a scripted conversation in the terminal; the demo page stays up")
+    demo.add_argument("--demo-port", type=int, default=8088, help="port of the demo page (8088; 0 = free)")
+    demo.add_argument("--no-script", action="store_true", help="only serve the page (until Ctrl-C)")
+    demo.add_argument("--exit", action="store_true", help="stop after the script instead of keeping the page up")
+    demo.add_argument("--batch-window", type=float, default=2.0, help="n8n batching window in seconds (2 for the demo)")
+    serve = sub.add_parser("serve", help="serve one fake on its own (what each container runs)")
+    serve.add_argument("service", choices=["avito", "n8n", "stt"])
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 in a container)")
+    serve.add_argument("--port", type=int, help="port (default: the service's SIM_*_PORT)")
+    up = sub.add_parser("up", help="the stack as containers (docker)")
+    up.add_argument("--docker", action="store_true", required=True, help="use the local Docker engine")
+    up.add_argument("--down", action="store_true", help="stop and remove the containers instead")
+    up.add_argument("--gateway-image", default=None, help="another gateway image (default: ours)")
     run = sub.add_parser("run", help="the five-stage acceptance run (make run)")
     run.add_argument("--stage", type=int, action="append", default=[], choices=range(1, 6), help="run only this stage (repeatable)")
     run.add_argument("--gateway-url", help="an already running gateway configured with the fakes (see `sim`)")
     run.add_argument("--gateway-api-key", help="its X-API-Key (default test-api-key)")
     run.add_argument("--gateway-cmd", help="start the gateway with this command ({port} is replaced)")
+    run.add_argument("--stack-url", help="fakes running elsewhere: avito=URL,n8n=URL,stt=URL (containers)")
     run.add_argument("--junit", help="write JUnit XML to this file")
     run.add_argument("--json", dest="json_report", help="write the results (with transcripts) as JSON")
     run.add_argument("--html", dest="html_report", help="write an HTML report")
@@ -141,6 +162,84 @@ def _summary(console: Console, stack: Stack, gateway_url: str | None, api_key: s
     console.print("Ctrl-C stops.")
 
 
+def run_serve(args: argparse.Namespace, console: Console) -> int:
+    """One fake, in the foreground, until SIGTERM / Ctrl-C (a container's process)."""
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides[f"{args.service}_port"] = args.port
+    try:
+        settings = SimSettings.from_env(os.environ, **overrides)
+    except SettingsError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    clock = make_clock(settings)
+    factories: dict[str, Callable[..., Any]] = {"avito": create_avito_app, "n8n": create_n8n_app,
+                                                "stt": create_stt_app}
+    app = factories[args.service](settings, clock=clock)
+    port = getattr(settings, f"{args.service}_port")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        served = serve_in_thread(app, name=args.service, host=settings.host, port=port)
+    except ServeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    console.print(f"fake {args.service} on {served.url}", highlight=False)
+    while not stop.wait(0.5):
+        pass
+    served.stop()
+    clock.close()
+    return 0
+
+
+def _serve_demo(stack: Stack, gateway_url: str | None, host: str, port: int) -> ServedApp:
+    app = create_demo_app(stack.urls["avito"], stack.urls["n8n"], user_id=stack.settings.avito_user_id,
+                          gateway_url=gateway_url)
+    return serve_in_thread(app, name="demo", host=host, port=port)
+
+
+def run_demo(args: argparse.Namespace, console: Console) -> int:
+    """The stack with our gateway, a short batching window, the page, and the scripted conversation."""
+    settings = SimSettings.from_env(os.environ, avito_port=0, n8n_port=0, stt_port=0, batch_window=args.batch_window,
+                                    n8n_mode="flows")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    gateway: GatewayProcess | None = None
+    ok = True
+    try:
+        with Stack.start(settings) as stack:
+            gateway = GatewayProcess(
+                avito_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
+                client_id=settings.avito_client_id, client_secret=settings.avito_client_secret,
+                user_id=settings.avito_user_id, port=free_port(settings.host),
+            )
+            gateway.start()
+            gateway.subscribe()
+            stack.attach_gateway(gateway.url, gateway.api_key)
+            page = _serve_demo(stack, gateway.url, settings.host, args.demo_port)
+            try:
+                console.print(f"[bold]demo page:[/bold] {page.url}/demo")
+                if not args.no_script:
+                    ok = play(stack, console, stop=stop.is_set)
+                if not args.exit:
+                    console.print(f"the page stays up at {page.url}/demo; Ctrl-C stops.")
+                    while not stop.wait(0.5):
+                        pass
+            finally:
+                page.stop()
+    except (StackError, GatewayProcessError, ServeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    finally:
+        if gateway is not None:
+            gateway.stop()
+    return 0 if ok else 1
+
+
 def _start_gateway(stack: Stack, args: argparse.Namespace) -> GatewayProcess:
     """Our gateway as a separate process, wired to the fakes and subscribed to the fake Avito's webhooks."""
     s = stack.settings
@@ -174,11 +273,16 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
                 gateway_url = gateway.url
             if gateway_url:
                 stack.attach_gateway(gateway_url, args.gateway_api_key)
+            page = _serve_demo(stack, gateway_url, settings.host, args.demo_port)
             _summary(console, stack, gateway_url, args.gateway_api_key)
-            while not stop.wait(0.5):
-                pass
+            console.print(f"demo:    {page.url}/demo   (type as the customer, watch the CRM side, break things)")
+            try:
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                page.stop()
             console.print("stopping ...")
-    except (StackError, GatewayProcessError) as exc:
+    except (StackError, GatewayProcessError, ServeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1
     finally:
@@ -195,12 +299,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sim(args, console)
     if args.command == "contract":
         return run_contract(args, console)
+    if args.command == "serve":
+        return run_serve(args, console)
+    if args.command == "up":
+        from simulator.docker_stack import run_up
+
+        return run_up(args, console)
+    if args.command == "demo":
+        return run_demo(args, console)
     if args.command == "run":
         if args.gateway_url and args.gateway_cmd:
             console.print("[red]error:[/red] give --gateway-url or --gateway-cmd, not both")
             return 2
         options = RunOptions(tuple(args.stage), args.gateway_url, args.gateway_api_key, args.gateway_cmd,
-                             args.junit, args.json_report, args.html_report)
+                             args.stack_url, args.junit, args.json_report, args.html_report)
         return run_acceptance(options, console)
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -113,6 +113,10 @@ class AvitoSim(_Control):
         result: dict[str, Any] = self._call("POST", f"/_sim/accounts/{user_id}/chats/{chat_id}/messages", json=body)
         return result
 
+    def tokens(self, user_id: int) -> list[str]:
+        result: list[str] = self._call("GET", f"/_sim/accounts/{user_id}/tokens")["tokens"]
+        return result
+
     def expire_tokens(self, user_id: int) -> int:
         result: int = self._call("POST", f"/_sim/accounts/{user_id}/tokens/expire")["expired"]
         return result

@@ -44,6 +44,7 @@ class SimSettings(BaseModel):
     n8n_mode: Literal["record", "flows"] = "flows"
     batch_window: float = Field(30.0, ge=0)
     gateway_url: str | None = None
+    stt_url: str | None = None  # set when the fakes run as separate containers
     gateway_api_key: str = "test-api-key"
     crm_db: str | None = None  # None: a fresh SQLite file in a temporary directory
 

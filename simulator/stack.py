@@ -22,6 +22,7 @@ from simulator.scenario import apply_common, validate_scenario
 from simulator.serve import ServedApp, ServeError, serve_in_thread
 from simulator.settings import SimSettings
 from simulator.stt.app import create_app as create_stt_app
+from simulator.transcript import render, transcript
 
 __all__ = ["Stack", "StackError"]
 
@@ -139,6 +140,13 @@ class Stack:
         for name in self.apps:
             doc.update(self.hooks(name).export())
         return doc
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def story(self) -> str:
+        """The conversation so far, hop by hop (see simulator.transcript)."""
+        return render(transcript(self.apps))
 
     def unfired_faults(self) -> dict[str, list[dict[str, Any]]]:
         found = {name: [r.to_dict() for r in self.hooks(name).faults.unfired()] for name in self.apps}

@@ -228,6 +228,14 @@ async def customer_read(request: Request, user_id: int, chat_id: str) -> dict[st
     return {"ok": True}
 
 
+@router.get("/accounts/{user_id}/tokens")
+async def tokens(request: Request, user_id: int) -> dict[str, Any]:
+    """The access tokens issued to this account (a fake's control plane: lets tests check nothing leaks them)."""
+    backend = _backend(request)
+    backend.account(user_id)
+    return {"tokens": backend.tokens.issued(user_id)}
+
+
 @router.post("/accounts/{user_id}/tokens/expire")
 async def expire_tokens(request: Request, user_id: int) -> dict[str, Any]:
     backend = _backend(request)

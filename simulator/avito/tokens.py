@@ -110,5 +110,9 @@ class TokenStore:
                 token.expires_at = min(token.expires_at, now)
             return len(hit)
 
+    def issued(self, user_id: int) -> list[str]:
+        with self._lock:
+            return [t.value for t in self._access.values() if t.user_id == user_id]
+
     def is_live(self, token: Token) -> bool:
         return self.clock.now() < token.expires_at

@@ -66,7 +66,8 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
     faults = FaultSet("n8n", seed=settings.seed)
     journal = Journal("n8n")
     config = FlowConfig(mode=settings.n8n_mode, batch_window=settings.batch_window, gateway_url=settings.gateway_url,
-                        gateway_api_key=settings.gateway_api_key, stt_api_key=settings.stt_api_key)
+                        gateway_api_key=settings.gateway_api_key, stt_url=settings.stt_url,
+                        stt_api_key=settings.stt_api_key)
     flows = Workflows(config, clock, CrmStore(crm_db or _crm_path(settings)))
 
     @asynccontextmanager

@@ -27,24 +27,26 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from simulator.avito.media import png_bytes
 from simulator.gateway_process import GatewayProcess, free_port
+from simulator.remote import RemoteStack, parse_stack_urls
 from simulator.serve import ServedApp, serve_in_thread
 from simulator.settings import SimSettings
 from simulator.stack import Stack
-from simulator.transcript import render, transcript
 
 USER = 100000001
 SETTLE = 0.3  # real seconds to be sure that nothing more arrives
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("avito-harness").addoption(
-        "--gateway-cmd", default=None,
-        help="start the gateway under test with this command ({port} is replaced); env names of the deployment")
+    group = parser.getgroup("avito-harness")
+    group.addoption("--gateway-cmd", default=None,
+                    help="start the gateway under test with this command ({port} is replaced); env names of the deployment")
+    group.addoption("--stack-url", default=None,
+                    help="use fakes running elsewhere: avito=URL,n8n=URL,stt=URL (the compose file's acceptance service)")
 
 
 @dataclass
 class Harness:
-    stack: Stack
+    stack: Any  # Stack, or RemoteStack for containers
     gateway_url: str
     api_key: str
     mode: str
@@ -85,8 +87,14 @@ def gateway_mode(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def acceptance_stack(gateway_mode: str) -> Iterator[Stack]:
+def acceptance_stack(pytestconfig: pytest.Config, gateway_mode: str) -> Iterator[Any]:
     """Free ports for our own gateway; for an external one, the ports `avito-harness sim` prints."""
+    remote = pytestconfig.getoption("--stack-url")
+    if remote:
+        stack = RemoteStack(parse_stack_urls(remote))
+        yield stack
+        stack.close()
+        return
     overrides: dict[str, Any] = {"clock": "frozen", "n8n_mode": "record"}
     if gateway_mode == "embedded":
         overrides.update(avito_port=0, n8n_port=0, stt_port=0)
@@ -95,7 +103,7 @@ def acceptance_stack(gateway_mode: str) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def gateway_process(pytestconfig: pytest.Config, acceptance_stack: Stack, gateway_mode: str) -> Iterator[GatewayProcess | None]:
+def gateway_process(pytestconfig: pytest.Config, acceptance_stack: Any, gateway_mode: str) -> Iterator[GatewayProcess | None]:
     if gateway_mode != "cmd":
         yield None
         return
@@ -113,7 +121,7 @@ def gateway_process(pytestconfig: pytest.Config, acceptance_stack: Stack, gatewa
 
 
 @pytest.fixture
-def harness(request: pytest.FixtureRequest, acceptance_stack: Stack, gateway_mode: str,
+def harness(request: pytest.FixtureRequest, acceptance_stack: Any, gateway_mode: str,
             gateway_process: GatewayProcess | None, tmp_path: Path) -> Iterator[Harness]:
     if gateway_mode != "embedded" and request.node.get_closest_marker("gateway_clock"):
         pytest.skip("needs the gateway to run on the harness's virtual clock; only the embedded gateway does")
@@ -144,8 +152,7 @@ def harness(request: pytest.FixtureRequest, acceptance_stack: Stack, gateway_mod
     try:
         yield h
     finally:
-        story = render(transcript(stack.apps))
-        request.node.user_properties.append(("transcript", story))
+        request.node.user_properties.append(("transcript", stack.story()))
         if gateway_process is not None:
             request.node.user_properties.append(("gateway output", "".join(gateway_process.output[-40:])))
         h.api.close()
@@ -298,7 +305,7 @@ def _(harness: Harness, n: int) -> None:
 
 @when(parsers.parse("{seconds:d} seconds pass"))
 def _(harness: Harness, seconds: int) -> None:
-    harness.avito.advance(seconds)
+    harness.stack.advance(seconds)
 
 
 @when("n8n is back")
@@ -310,7 +317,7 @@ def _(harness: Harness) -> None:
 def _(harness: Harness) -> None:
     expected = harness.customer_messages
     harness.n8n.wait_event("batched", expected, timeout=10)
-    harness.avito.advance(harness.n8n.flows()["batch_window"])
+    harness.stack.advance(harness.n8n.flows()["batch_window"])
 
 
 @when(parsers.parse('a {channel} client writes "{text}"'))
@@ -361,7 +368,7 @@ def _(harness: Harness) -> None:
     assert harness.api.get("/api/chats").status_code == 200  # a call that needs a token Avito knows now
     response = harness.api.get("/api/token")
     assert response.status_code == 200, response.text
-    issued = list(harness.stack.apps["avito"].state.backend.tokens._access)
+    issued = harness.avito.tokens(USER)
     assert issued, "the gateway never asked Avito for a token"
     assert not any(token in response.text or token[-12:] in response.text for token in issued), "the token leaked"
 

@@ -118,3 +118,16 @@ def test_sim_runs_the_full_loop_with_the_embedded_gateway() -> None:
         assert chat["messages"][-1]["id"] == row["external_message_id"]
     finally:
         assert _stop(proc) == 0
+
+
+def test_demo_plays_the_scripted_conversation_to_the_end() -> None:
+    result = subprocess.run([str(EXE), "demo", "--exit", "--demo-port", "0", "--batch-window", "0.3"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:]
+    out = result.stdout
+    assert out.count("answered in") == 4
+    for hop in ("customer -> Avito", "Avito -> gateway", "gateway -> n8n", "n8n flows", "gateway -> Avito",
+                "n8n -> STT"):
+        assert hop in out, hop
+    assert "-> 429" in out  # the rate-limit hit, then the recovery
+    assert "demo page: http://127.0.0.1:" in out

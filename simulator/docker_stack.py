@@ -1,0 +1,132 @@
+"""``avito-harness up --docker``: the stack of docker-compose.test.yml, brought up and down from Python.
+
+The compose file is the one definition: this reads its services (image,
+command, environment, published ports) and runs them with the Docker SDK on
+one private network, so the URLs printed are the same as the in-process
+mode's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from simulator.paths import contracts_dir
+
+__all__ = ["COMPOSE_FILE", "IMAGE", "compose_services", "run_up", "docker_client"]
+
+IMAGE = "avito-harness:local"
+NETWORK = "avito-harness"
+PREFIX = "avito-harness-"
+SERVICES = ("avito", "n8n", "stt", "gateway")
+HEALTH = {"avito": "/_sim/health", "n8n": "/_sim/health", "stt": "/_sim/health", "gateway": "/health"}
+
+
+def root() -> Path:
+    return contracts_dir().parent
+
+
+COMPOSE_FILE = "docker-compose.test.yml"
+
+
+def compose_services(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    doc = yaml.safe_load((path or root() / COMPOSE_FILE).read_text(encoding="utf-8"))
+    services: dict[str, dict[str, Any]] = doc["services"]
+    return services
+
+
+def docker_client() -> Any:
+    """A connected Docker client, or a RuntimeError saying why there is none."""
+    try:
+        import docker  # type: ignore[import-untyped]
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        raise RuntimeError("the docker Python SDK is not installed (pip install docker)") from exc
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        raise RuntimeError(f"no Docker engine answers: {exc}") from None
+    return client
+
+
+def _host_port(service: dict[str, Any]) -> int:
+    published = str(service["ports"][0])  # "127.0.0.1:8080:8080"
+    return int(published.split(":")[1])
+
+
+def _image(name: str, service: dict[str, Any], gateway_image: str | None) -> str:
+    return (gateway_image or IMAGE) if name == "gateway" else IMAGE
+
+
+def up(console: Console, gateway_image: str | None = None) -> dict[str, str]:
+    client = docker_client()
+    try:
+        client.images.get(IMAGE)
+        console.print(f"using image {IMAGE}")
+    except Exception:
+        console.print(f"building {IMAGE} from {root()} ...")
+        client.images.build(path=str(root()), tag=IMAGE, rm=True)
+    network = next(iter(client.networks.list(names=[NETWORK])), None) or client.networks.create(NETWORK, driver="bridge")
+    services = compose_services()
+    urls: dict[str, str] = {}
+    for name in SERVICES:
+        spec = services[name]
+        port = _host_port(spec)
+        container = client.containers.create(
+            _image(name, spec, gateway_image), command=spec["command"], name=PREFIX + name, hostname=name,
+            environment={k: str(v) for k, v in (spec.get("environment") or {}).items()},
+            ports={f"{port}/tcp": ("127.0.0.1", port)}, detach=True,
+        )
+        network.connect(container, aliases=[name])  # the compose service name is the host name the others use
+        container.start()
+        urls[name] = f"http://127.0.0.1:{port}"
+        _wait_healthy(name, urls[name] + HEALTH[name])
+    return urls
+
+
+def _wait_healthy(name: str, url: str, timeout: float = 60.0) -> None:
+    waiter = threading.Event()
+    for _ in range(int(timeout / 0.5)):
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        waiter.wait(0.5)
+    raise RuntimeError(f"{name} did not become healthy at {url} within {timeout:g} s")
+
+
+def down(console: Console) -> None:
+    client = docker_client()
+    for name in SERVICES:
+        for container in client.containers.list(all=True, filters={"name": PREFIX + name}):
+            container.remove(force=True)
+            console.print(f"removed {container.name}")
+    for network in client.networks.list(names=[NETWORK]):
+        network.remove()
+
+
+def run_up(args: argparse.Namespace, console: Console) -> int:
+    try:
+        if args.down:
+            down(console)
+            return 0
+        urls = up(console, args.gateway_image)
+    except RuntimeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    table = Table(title="avito-harness stack (docker)")
+    table.add_column("service")
+    table.add_column("URL")
+    for name, url in urls.items():
+        table.add_row(name, url)
+    console.print(table)
+    console.print("`avito-harness up --docker --down` removes it.")
+    return 0
