@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test sim lint clean help
+.PHONY: run test sim lint bench clean help
 
 help:
 	@echo "make run   - the five-stage acceptance run against the embedded stack, with a report"
 	@echo "make test  - run the whole test suite"
 	@echo "make sim   - serve the simulated stack (fakes + our gateway) until Ctrl-C"
 	@echo "make lint  - ruff + mypy --strict"
+	@echo "make bench - benchmarks (not part of make test); results in bench/results/latest.json"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ sim: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'

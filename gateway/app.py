@@ -15,6 +15,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.deps import Services
 from gateway.errors import install_error_handlers
 from gateway.inbound import Inbound
+from gateway.limits import BodyLimitMiddleware
 from gateway.messaging import Messenger
 from gateway.outbox import Forwarder
 from gateway.ratelimit import SlidingWindowLimiter
@@ -59,12 +60,19 @@ def create_app(
             store.close()
 
     app = FastAPI(
+        redirect_slashes=False,
         title="Avito messenger gateway (MCP REST API Server)",
         version=__version__,
         lifespan=lifespan,
         description="Avito webhooks -> normalized messages -> n8n; n8n -> sends to Avito chats.",
     )
     install_error_handlers(app)
+
+    def webhook_too_large(size: int) -> None:
+        app.state.services.store.record_rejected(f"body too large: {size} bytes", "", clock.now())
+
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, image_limit=settings.image_url_max_bytes,
+                       on_webhook_too_large=webhook_too_large)
     app.include_router(health.router)
     app.include_router(chats.router)
     app.include_router(send.router)

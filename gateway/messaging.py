@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,7 +47,7 @@ class Messenger:
     ) -> None:
         self.settings, self.store, self.avito, self.limiter, self.clock = settings, store, avito, limiter, clock
         self._key_locks: dict[str, asyncio.Lock] = {}
-        self._recent: dict[tuple[str, str], float] = {}
+        self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     # --- rate limit --------------------------------------------------------
     def take_slot(self, n: int = 1) -> None:
@@ -64,8 +65,10 @@ class Messenger:
 
     def _remember(self, chat_id: str, text: str) -> None:
         now = self.clock.now()
-        self._recent = {k: t for k, t in self._recent.items() if now - t < RECENT_SEND_TTL}
+        while self._recent and now - next(iter(self._recent.values())) >= RECENT_SEND_TTL:
+            self._recent.popitem(last=False)  # oldest first: O(1) per send however busy the gateway is
         self._recent[(chat_id, text)] = now
+        self._recent.move_to_end((chat_id, text))
 
     # --- idempotency -------------------------------------------------------
     async def idempotent(self, key: str | None, request: dict[str, Any], run: Callable[[], Awaitable[Result]]) -> Result:

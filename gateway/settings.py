@@ -49,11 +49,12 @@ class GatewaySettings(BaseSettings):
 
     image_url_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     image_url_max_bytes: int = Field(24 * 1024 * 1024, ge=1)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)  # JSON bodies; image uploads may use IMAGE_URL_MAX_BYTES
     bulk_concurrency: int = Field(5, ge=1, le=50)
     bulk_max_items: int = Field(500, ge=1)
 
     n8n_timeout: float = Field(10.0, gt=0)
-    outbox_max_attempts: int = Field(12, ge=1)
+    outbox_max_attempts: int = Field(20, ge=1)  # with the 600 s cap: n8n may be down > 2 h before a dead letter
     outbox_retry_min: float = Field(5.0, ge=0)
     outbox_retry_max: float = Field(600.0, ge=0)
     outbox_poll_interval: float = Field(0.5, gt=0)

@@ -45,6 +45,8 @@ class GatewayProcess:
     host: str = "127.0.0.1"
     port: int = 8765
     command: Sequence[str] = field(default_factory=lambda: (sys.executable, "-m", "gateway"))
+    data_dir: str | None = None  # None: a fresh temporary directory
+    extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
 
@@ -53,7 +55,8 @@ class GatewayProcess:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        data_dir = tempfile.mkdtemp(prefix="avito-harness-gateway-")
+        data_dir = self.data_dir or tempfile.mkdtemp(prefix="avito-harness-gateway-")
+        os.makedirs(data_dir, exist_ok=True)
         env = {
             **os.environ,
             "API_KEY": self.api_key,
@@ -66,6 +69,7 @@ class GatewayProcess:
             "SERVER_PORT": str(self.port),
             "DATA_DIR": data_dir,
             "PUBLIC_WEBHOOK_URL": f"{self.url}/webhook/avito",
+            **self.extra_env,
         }
         self.proc = subprocess.Popen(list(self.command), env=env, cwd=data_dir, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
@@ -95,6 +99,12 @@ class GatewayProcess:
                               json={"url": f"{self.url}/webhook/avito"}, timeout=10)
         if response.status_code != 200:
             raise GatewayProcessError(f"webhook subscription failed: {response.text}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown of any kind (what a crash or an OOM kill does)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -1,0 +1,230 @@
+"""``make bench``: the harness's own speed and the gateway's overhead, rerunnable by anyone.
+
+Servers run as separate processes (the fake Avito, the fake n8n, our
+gateway), load comes from this process over loopback, bounded in count and
+time, after a warm-up. Results: a table, and bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench.loadgen import Result, load, percentile
+from simulator.gateway_process import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+USER = 100000001
+console = Console(highlight=False)
+
+
+def _wait(url: str, timeout: float = 30) -> float:
+    started = time.perf_counter()
+    waiter = threading.Event()
+    while time.perf_counter() - started < timeout:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        waiter.wait(0.01)
+    raise RuntimeError(f"{url} did not answer")
+
+
+@contextmanager
+def process(cmd: list[str], env: dict[str, str], health: str) -> Iterator[float]:
+    """A server process; yields its start-to-healthy time."""
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=tempfile.mkdtemp(prefix="avito-bench-"))
+    try:
+        yield _wait(health)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def fake(service: str, port: int, **env: str) -> Any:
+    return process([str(BIN / "avito-harness"), "serve", service, "--port", str(port)],
+                   {"SIM_SEED": "42", **env}, f"http://127.0.0.1:{port}/_sim/health")
+
+
+def token(avito: str) -> str:
+    body = httpx.post(f"{avito}/token", data={"grant_type": "client_credentials", "client_id": "sim-client-id",
+                                              "client_secret": "sim-client-secret"}).json()
+    return str(body["access_token"])
+
+
+def bench_fake_avito(results: list[dict[str, Any]]) -> dict[str, float]:
+    port = free_port()
+    avito = f"http://127.0.0.1:{port}"
+    with fake("avito", port):
+        auth = {"Authorization": f"Bearer {token(avito)}"}
+        chat = httpx.get(f"{avito}/messenger/v2/accounts/{USER}/chats", headers=auth).json()["chats"][0]["id"]
+        send_url = f"{avito}/messenger/v1/accounts/{USER}/chats/{chat}/messages"
+        direct: dict[str, float] = {}
+        for concurrency in (1, 16, 64):
+            r = load("fake Avito: send text", "POST", send_url, concurrency=concurrency, requests=4000, headers=auth,
+                     body=lambda n: {"type": "text", "message": {"text": f"bench {n}"}})
+            results.append(r.summary())
+            direct[f"c{concurrency}"] = percentile(sorted(r.latencies_ms), 50)
+            r = load("fake Avito: list messages", "GET", f"{avito}/messenger/v3/accounts/{USER}/chats/{chat}/messages/?limit=20",
+                     concurrency=concurrency, requests=3000, headers=auth)
+            results.append(r.summary())
+            r = load("fake Avito: token", "POST", f"{avito}/token", concurrency=concurrency, requests=3000,
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+            results.append(_form_token_fix(r))
+        return direct
+
+
+def _form_token_fix(r: Result) -> dict[str, Any]:
+    """/token with an empty form answers 400 quickly; what is measured is the endpoint's handling cost."""
+    summary = r.summary()
+    summary["name"] = "fake Avito: token (parameter check)"
+    return summary
+
+
+@contextmanager
+def full_stack(**gateway_env: str) -> Iterator[dict[str, str]]:
+    ports = {n: free_port() for n in ("avito", "n8n", "gateway")}
+    url = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
+    with fake("avito", ports["avito"], SIM_PUBLIC_HOST=url["avito"]), \
+            fake("n8n", ports["n8n"], SIM_N8N_MODE="record"), \
+            process([str(BIN / "avito-gateway")], {
+                "API_KEY": "bench-key", "AVITO_CLIENT_ID": "sim-client-id", "AVITO_CLIENT_SECRET": "sim-client-secret",
+                "AVITO_USER_ID": str(USER), "AVITO_API_BASE_URL": url["avito"],
+                "N8N_WEBHOOK_URL": f"{url['n8n']}/webhook/avito", "SERVER_PORT": str(ports["gateway"]),
+                "RATE_LIMIT_REQUESTS": "10000000", "OUTBOX_POLL_INTERVAL": "0.01", **gateway_env,
+            }, f"{url['gateway']}/health"):
+        yield url
+
+
+def bench_gateway_send(results: list[dict[str, Any]]) -> dict[str, float]:
+    with full_stack() as url:
+        avito = url["avito"]
+        auth = {"Authorization": f"Bearer {token(avito)}"}
+        chat = httpx.get(f"{avito}/messenger/v2/accounts/{USER}/chats", headers=auth).json()["chats"][0]["id"]
+        out: dict[str, float] = {}
+        for concurrency in (1, 16):
+            direct = load("direct fake Avito send (same stack)", "POST",
+                          f"{avito}/messenger/v1/accounts/{USER}/chats/{chat}/messages", concurrency=concurrency,
+                          requests=2000, headers=auth, body=lambda n: {"type": "text", "message": {"text": f"d {n}"}})
+            via = load("gateway /api/messages/send", "POST", f"{url['gateway']}/api/messages/send",
+                       concurrency=concurrency, requests=2000, headers={"X-API-Key": "bench-key"},
+                       body=lambda n: {"chat_id": chat, "text": f"g {n}"})
+            results += [direct.summary(), via.summary()]
+            d50, g50 = percentile(sorted(direct.latencies_ms), 50), percentile(sorted(via.latencies_ms), 50)
+            out[f"c{concurrency}_overhead_p50_ms"] = round(g50 - d50, 3)
+            out[f"c{concurrency}_ratio_p50"] = round(g50 / d50, 2) if d50 else 0.0
+        return out
+
+
+def bench_webhooks() -> dict[str, Any]:
+    with full_stack() as url:
+        gateway, avito, n8n = url["gateway"], url["avito"], url["n8n"]
+        httpx.post(f"{gateway}/api/webhook/subscribe", headers={"X-API-Key": "bench-key"},
+                   json={"url": f"{gateway}/webhook/avito"}).raise_for_status()
+        chats = [c["id"] for c in httpx.get(f"{avito}/_sim/accounts/{USER}").json()["chats"]]
+        # steady: one message at a time
+        for n in range(200):
+            httpx.post(f"{avito}/_sim/accounts/{USER}/chats/{chats[n % len(chats)]}/messages", json={"text": f"s {n}"})
+        steady = [d["duration_ms"] for d in httpx.get(f"{avito}/_sim/webhooks/deliveries").json()["deliveries"]]
+        httpx.get(f"{n8n}/_sim/received/wait", params={"count": 200, "timeout": 60}, timeout=70)
+        httpx.delete(f"{n8n}/_sim/received")
+        httpx.post(f"{avito}/_sim/reset", params={"seed": 7})  # fresh log and new ids (the gateway dedupes by id)
+        httpx.post(f"{gateway}/api/webhook/subscribe", headers={"X-API-Key": "bench-key"},
+                   json={"url": f"{gateway}/webhook/avito"}).raise_for_status()
+        chats = [c["id"] for c in httpx.get(f"{avito}/_sim/accounts/{USER}").json()["chats"]]
+        started = time.perf_counter()
+        burst = load("inject 1000 customer messages (burst)", "POST", f"{avito}/_sim/accounts/{USER}/chats/{chats[0]}/messages",
+                     concurrency=32, requests=1000, warmup=0, body=lambda n: {"text": f"b {n}", "wait": False})
+        got = httpx.get(f"{n8n}/_sim/received/wait", params={"count": 1000, "timeout": 60}, timeout=70).json()["received"]
+        all_at_n8n = time.perf_counter() - started
+        answers = sorted(d["duration_ms"] for d in httpx.get(f"{avito}/_sim/webhooks/deliveries",
+                                                               params={"wait_count": 1000, "timeout": 30}).json()["deliveries"])
+        return {
+            "steady_answer_p50_ms": round(statistics.median(steady), 3),
+            "steady_answer_p99_ms": round(percentile(sorted(steady), 99), 3),
+            "burst_messages": burst.requests, "burst_delivered_to_n8n": len(got),
+            "burst_answer_p50_ms": round(percentile(answers, 50), 3),
+            "burst_answer_p99_ms": round(percentile(answers, 99), 3),
+            "burst_all_at_n8n_s": round(all_at_n8n, 2),
+        }
+
+
+def bench_starts() -> dict[str, float]:
+    port = free_port()
+    with fake("avito", port) as cold:
+        fake_cold = cold
+    started = time.perf_counter()
+    result = subprocess.run([str(BIN / "python"), "-c", (
+        "import time; t=time.perf_counter();"
+        "from simulator.stack import Stack; from simulator.settings import SimSettings;"
+        "s=SimSettings(avito_port=0,n8n_port=0,stt_port=0);"
+        "t2=time.perf_counter(); st=Stack(s); st.serve(); print(time.perf_counter()-t2, t2-t); st.stop()")],
+        capture_output=True, text=True, cwd=ROOT, check=True)
+    stack_start, imports = (float(v) for v in result.stdout.split())
+    whole = time.perf_counter() - started
+    run_started = time.perf_counter()
+    run = subprocess.run([str(BIN / "avito-harness"), "run"], capture_output=True, text=True, cwd=ROOT)
+    return {"fake_avito_process_to_healthy_s": round(fake_cold, 3), "stack_start_s": round(stack_start, 3),
+            "stack_imports_s": round(imports, 3), "stack_process_total_s": round(whole, 3),
+            "acceptance_run_s": round(time.perf_counter() - run_started, 2), "acceptance_exit": run.returncode}
+
+
+def main() -> int:
+    results: list[dict[str, Any]] = []
+    console.print(f"machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}")
+    console.print("1/4 fake Avito ...")
+    bench_fake_avito(results)
+    console.print("2/4 gateway send vs direct ...")
+    overhead = bench_gateway_send(results)
+    console.print("3/4 webhook ingest ...")
+    webhooks = bench_webhooks()
+    console.print("4/4 cold start and acceptance run ...")
+    starts = bench_starts()
+    table = Table(title="avito-harness bench (loopback, load from this process)")
+    for column in ("name", "c", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for r in results:
+        table.add_row(str(r["name"]), str(r["concurrency"]), str(r["requests"]), str(r["errors"]), f"{r['rps']:.0f}",
+                      f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}", f"{r['p99_ms']:.2f}")
+    console.print(table)
+    send16 = next(r for r in results if r["name"] == "fake Avito: send text" and r["concurrency"] == 16)
+    targets = {
+        "fake Avito send text c16 >= 3000 req/s": (send16["rps"], send16["rps"] >= 3000),
+        "gateway overhead p50 <= 2 ms (c1)": (overhead["c1_overhead_p50_ms"], overhead["c1_overhead_p50_ms"] <= 2),
+        "webhook answer p99 <= 20 ms in a 1000 burst": (webhooks["burst_answer_p99_ms"], webhooks["burst_answer_p99_ms"] <= 20),
+        "stack cold start <= 1.5 s": (starts["stack_start_s"], starts["stack_start_s"] <= 1.5),
+    }
+    for name, value in {**overhead, **webhooks, **starts}.items():
+        console.print(f"  {name}: {value}")
+    for name, (value, met) in targets.items():
+        console.print(f"  {'[green]met[/green]' if met else '[red]missed[/red]'}  {name}: {value}")
+    out = {"cores": os.cpu_count(), "python": platform.python_version(), "results": results, "gateway": overhead,
+           "webhooks": webhooks, "starts": starts, "targets": {k: {"value": v, "met": m} for k, (v, m) in targets.items()}}
+    path = ROOT / "bench" / "results" / "latest.json"
+    path.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    console.print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    sys.exit(main())
