@@ -21,10 +21,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from simulator.acceptance import RunOptions, run_acceptance
 from simulator.avito.app import create_app as create_avito_app
-from simulator.contract.report import print_report, write_junit
-from simulator.contract.runner import ContractOptions, check_gateway
 from simulator.demo.app import create_app as create_demo_app
 from simulator.demo.script import play
 from simulator.gateway_process import GatewayProcess, GatewayProcessError, free_port
@@ -92,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run_contract(args: argparse.Namespace, console: Console) -> int:
+    # schemathesis and hypothesis load only for this command: `serve` and `sim` start faster without them
+    from simulator.contract.report import print_report, write_junit
+    from simulator.contract.runner import ContractOptions, check_gateway
+
     if args.allow_writes and not args.chat_id:
         console.print("[red]error:[/red] --allow-writes needs at least one --chat-id: a deployed gateway talks to real customers")
         return 2
@@ -308,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return run_demo(args, console)
     if args.command == "run":
+        from simulator.acceptance import RunOptions, run_acceptance
+
         if args.gateway_url and args.gateway_cmd:
             console.print("[red]error:[/red] give --gateway-url or --gateway-cmd, not both")
             return 2
