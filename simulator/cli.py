@@ -163,6 +163,14 @@ def _summary(console: Console, stack: Stack, gateway_url: str | None, api_key: s
     console.print("Ctrl-C stops.")
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event that Ctrl-C (SIGINT) and SIGTERM set: the long-running commands wait on it and stop cleanly."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
 def run_serve(args: argparse.Namespace, console: Console) -> int:
     """One fake, in the foreground, until SIGTERM / Ctrl-C (a container's process)."""
     overrides: dict[str, Any] = {}
@@ -180,9 +188,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
                                                 "stt": create_stt_app}
     app = factories[args.service](settings, clock=clock)
     port = getattr(settings, f"{args.service}_port")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = _stop_on_signals()
     try:
         served = serve_in_thread(app, name=args.service, host=settings.host, port=port)
     except ServeError as exc:
@@ -206,9 +212,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
     """The stack with our gateway, a short batching window, the page, and the scripted conversation."""
     settings = SimSettings.from_env(os.environ, avito_port=0, n8n_port=0, stt_port=0, batch_window=args.batch_window,
                                     n8n_mode="flows")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = _stop_on_signals()
     gateway: GatewayProcess | None = None
     ok = True
     try:
@@ -262,9 +266,7 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
     except (SettingsError, ValueError, OSError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = _stop_on_signals()
     gateway: GatewayProcess | None = None
     try:
         with Stack.start(settings, scenario=scenario) as stack:

@@ -79,7 +79,7 @@ class JournalEntry:
     path: str
     query: str
     headers: dict[str, str]
-    body: Any
+    raw_body: Any  # bytes as received (or a size note); parsed and masked only when someone reads the journal
     status: int = 0
     duration_ms: float = 0.0
     account: int | None = None
@@ -87,8 +87,17 @@ class JournalEntry:
     extra: dict[str, Any] = field(default_factory=dict)
     seen_at: float = field(default_factory=_perf.perf_counter)  # real time, orders events across fakes
 
+    @property
+    def body(self) -> Any:
+        if isinstance(self.raw_body, bytes):
+            return _body_view(self.raw_body, self.headers.get("content-type", ""))
+        return self.raw_body
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["raw_body"]
+        out["body"] = self.body
+        return out
 
 
 class Journal:
@@ -166,7 +175,7 @@ class JournalMiddleware:
             path=scope["path"],
             query=urlencode(mask_secrets(dict(parse_qsl(query, keep_blank_values=True)))),
             headers={k: _mask_header(k, v) for k, v in headers.items()},
-            body=None,
+            raw_body=None,
             account=self.account_of(scope),
         )
         started = _perf.perf_counter()
@@ -190,9 +199,9 @@ class JournalMiddleware:
             await self.app(scope, recording_receive, recording_send)
         finally:
             if size <= MAX_BODY * 4:
-                entry.body = _body_view(b"".join(chunks), headers.get("content-type", ""))
+                entry.raw_body = b"".join(chunks)
             else:
-                entry.body = {"truncated": True, "bytes": size}
+                entry.raw_body = {"truncated": True, "bytes": size}
             entry.duration_ms = round((_perf.perf_counter() - started) * 1000, 3)
             entry.fault = scope.get("state", {}).get("fault")
             self.journal.add(entry)

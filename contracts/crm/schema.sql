@@ -1,5 +1,5 @@
 -- BatteryCRM tables as the fake n8n keeps them (SQLite dialect).
--- Kept equal to simulator/n8n/crm.py SCHEMA by tests/unit/test_flows.py.
+-- simulator/n8n/crm.py creates its tables from this file.
 CREATE TABLE IF NOT EXISTS appeals (
     id INTEGER PRIMARY KEY,
     tenant_id TEXT NOT NULL,

@@ -1,8 +1,7 @@
 """BatteryCRM's tables as the fake n8n keeps them: appeals, batches, messages_history, rejected.
 
-SQLite (a file by default, ``:memory:`` in unit tests). The DDL below is the
-documented contract; ``contracts/crm/schema.sql`` holds the same text and a
-test keeps them equal.
+SQLite (a file by default, ``:memory:`` in unit tests). The tables are
+created from the documented contract, ``contracts/crm/schema.sql``.
 """
 
 from __future__ import annotations
@@ -13,53 +12,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from simulator.paths import contracts_dir
+
 __all__ = ["CrmStore", "SCHEMA"]
 
-SCHEMA = """\
-CREATE TABLE IF NOT EXISTS appeals (
-    id INTEGER PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    external_user_id TEXT NOT NULL,
-    external_chat_id TEXT NOT NULL,
-    client_name TEXT,
-    status TEXT NOT NULL CHECK (status IN ('open', 'waiting_operator', 'answered', 'failed')),
-    batches INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    UNIQUE (tenant_id, channel, external_user_id, external_chat_id)
-);
-CREATE TABLE IF NOT EXISTS batches (
-    id INTEGER PRIMARY KEY,
-    appeal_id INTEGER REFERENCES appeals (id),
-    tenant_id TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    external_user_id TEXT NOT NULL,
-    external_chat_id TEXT NOT NULL,
-    text TEXT NOT NULL,
-    messages TEXT NOT NULL,
-    opened_at TEXT NOT NULL,
-    closed_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages_history (
-    id INTEGER PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    appeal_id INTEGER NOT NULL REFERENCES appeals (id),
-    message_type TEXT NOT NULL CHECK (message_type IN ('ai', 'operator')),
-    channel TEXT NOT NULL,
-    text TEXT NOT NULL,
-    external_message_id TEXT,
-    status TEXT NOT NULL CHECK (status IN ('sent', 'failed')),
-    error TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rejected (
-    id INTEGER PRIMARY KEY,
-    received_at TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    body TEXT
-);
-"""
+def _schema() -> str:
+    """The DDL, read from the documented contract itself (one definition)."""
+    return (contracts_dir() / "crm" / "schema.sql").read_text(encoding="utf-8")
+
+
+SCHEMA = _schema()
 
 TABLES = ("messages_history", "batches", "appeals", "rejected")
 
