@@ -217,13 +217,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
     ok = True
     try:
         with Stack.start(settings) as stack:
-            gateway = GatewayProcess(
-                avito_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
-                client_id=settings.avito_client_id, client_secret=settings.avito_client_secret,
-                user_id=settings.avito_user_id, port=free_port(settings.host),
-            )
-            gateway.start()
-            gateway.subscribe()
+            gateway = _start_gateway(stack, "test-api-key", 0)
             stack.attach_gateway(gateway.url, gateway.api_key)
             page = _serve_demo(stack, gateway.url, settings.host, args.demo_port)
             try:
@@ -245,14 +239,14 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
     return 0 if ok else 1
 
 
-def _start_gateway(stack: Stack, args: argparse.Namespace) -> GatewayProcess:
-    """Our gateway as a separate process, wired to the fakes and subscribed to the fake Avito's webhooks."""
+def _start_gateway(stack: Stack, api_key: str, port: int) -> GatewayProcess:
+    """Our gateway as a separate process (port 0: a free one), wired to the fakes and subscribed to the fake
+    Avito's webhooks."""
     s = stack.settings
-    port = args.gateway_port or free_port(s.host)
     gateway = GatewayProcess(
         avito_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
         client_id=s.avito_client_id, client_secret=s.avito_client_secret, user_id=s.avito_user_id,
-        api_key=args.gateway_api_key, host=s.host, port=port,
+        api_key=api_key, host=s.host, port=port or free_port(s.host),
     )
     gateway.start()
     gateway.subscribe()
@@ -272,7 +266,7 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
         with Stack.start(settings, scenario=scenario) as stack:
             gateway_url = args.gateway_url
             if not args.no_gateway and gateway_url is None:
-                gateway = _start_gateway(stack, args)
+                gateway = _start_gateway(stack, args.gateway_api_key, args.gateway_port)
                 gateway_url = gateway.url
             if gateway_url:
                 stack.attach_gateway(gateway_url, args.gateway_api_key)

@@ -9,16 +9,15 @@ mode's defaults.
 from __future__ import annotations
 
 import argparse
-import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 from rich.console import Console
 from rich.table import Table
 
 from simulator.paths import contracts_dir
+from simulator.serve import wait_until_up
 
 __all__ = ["COMPOSE_FILE", "IMAGE", "compose_services", "run_up", "docker_client"]
 
@@ -92,15 +91,8 @@ def up(console: Console, gateway_image: str | None = None) -> dict[str, str]:
 
 
 def _wait_healthy(name: str, url: str, timeout: float = 60.0) -> None:
-    waiter = threading.Event()
-    for _ in range(int(timeout / 0.5)):
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        waiter.wait(0.5)
-    raise RuntimeError(f"{name} did not become healthy at {url} within {timeout:g} s")
+    if not wait_until_up(url, timeout, interval=0.5):
+        raise RuntimeError(f"{name} did not become healthy at {url} within {timeout:g} s")
 
 
 def down(console: Console) -> None:

@@ -7,9 +7,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import uvicorn
 
-__all__ = ["ServeError", "ServedApp", "serve_in_thread", "START_TIMEOUT", "STOP_TIMEOUT"]
+__all__ = ["ServeError", "ServedApp", "serve_in_thread", "wait_until_up", "START_TIMEOUT", "STOP_TIMEOUT"]
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -60,3 +61,16 @@ def serve_in_thread(app: Any, *, name: str, host: str = "127.0.0.1", port: int =
         server.should_exit = True
         raise ServeError(f"{name} did not start within {START_TIMEOUT:g} s")
     return ServedApp(name, app, server, thread, f"http://{host}:{bound}")
+
+
+def wait_until_up(url: str, timeout: float = 30.0, interval: float = 0.1) -> bool:
+    """Poll ``url`` (real time, bounded) until it answers 200; False when it never did."""
+    waiter = threading.Event()
+    for _ in range(max(1, int(timeout / interval))):
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        waiter.wait(interval)
+    return False

@@ -6,28 +6,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from simulator.gateway_process import free_port
+from simulator.serve import wait_until_up
 
 BIN = Path(sys.executable).parent
 
 
 def _wait(url: str) -> None:
-    waiter = threading.Event()
-    for _ in range(200):
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        waiter.wait(0.1)
-    raise AssertionError(f"{url} never answered")
+    assert wait_until_up(url, timeout=20), f"{url} never answered"
 
 
 @pytest.fixture
