@@ -16,7 +16,7 @@ __all__ = ["main"]
 
 def main() -> int:
     try:
-        settings = load_settings()
+        settings = load_settings().check_data_dir()
     except ConfigError as exc:
         print(f"avito-gateway: {exc}", file=sys.stderr)
         return 2

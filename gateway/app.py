@@ -13,15 +13,18 @@ from gateway import __version__
 from gateway.avito_client import AvitoClient
 from gateway.clock import Clock, SystemClock
 from gateway.deps import Services
-from gateway.errors import install_error_handlers
+from gateway.errors import StorageError, install_error_handlers
 from gateway.inbound import Inbound
 from gateway.limits import BodyLimitMiddleware
+from gateway.logsafe import install_access_log_redaction
 from gateway.messaging import Messenger
 from gateway.outbox import Forwarder
 from gateway.ratelimit import SlidingWindowLimiter
+from gateway.retention import Retention
 from gateway.routes import chats, health, send, webhooks
 from gateway.settings import GatewaySettings
 from gateway.store import GatewayStore
+from gateway.webhook_auth import WebhookAuth
 
 __all__ = ["create_app"]
 
@@ -48,13 +51,20 @@ def create_app(
         limiter = SlidingWindowLimiter(settings.rate_limit_requests, settings.rate_limit_window, clock)
         messenger = Messenger(settings, store, avito, limiter, clock)
         forwarder = Forwarder(settings, store, avito, clock, transport=n8n_transport)
+        webhook_auth = WebhookAuth(settings, store)
+        retention = Retention(settings, store, clock)
         app.state.services = Services(settings, clock, store, avito, limiter, messenger,
-                                      Inbound(settings, store, messenger, clock), forwarder)
+                                      Inbound(settings, store, messenger, clock), forwarder, webhook_auth)
+        app.state.retention = retention
+        install_access_log_redaction()
+        webhook_auth.warn_if_open()
         if run_forwarder:
             forwarder.start()
+        retention.start()
         try:
             yield
         finally:
+            await retention.stop()
             await forwarder.stop()
             await avito.close()
             store.close()
@@ -69,7 +79,10 @@ def create_app(
     install_error_handlers(app)
 
     def webhook_too_large(size: int) -> None:
-        app.state.services.store.record_rejected(f"body too large: {size} bytes", "", clock.now())
+        try:
+            app.state.services.store.record_rejected(f"body too large: {size} bytes", "", clock.now())
+        except StorageError:
+            pass  # Avito still gets its 200; /health shows the failed write
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, image_limit=settings.image_url_max_bytes,
                        on_webhook_too_large=webhook_too_large)

@@ -11,6 +11,7 @@ are not (the caller decides, see :mod:`gateway.messaging`).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -20,14 +21,21 @@ from urllib.parse import quote
 import httpx
 
 from gateway.clock import Clock, sleep
-from gateway.errors import AvitoApiError, avito_error, avito_transport_error
+from gateway.errors import AvitoApiError, InvalidRequestError, avito_error, avito_transport_error
 from gateway.settings import GatewaySettings
 
-__all__ = ["AvitoClient", "TokenState", "segment"]
+__all__ = ["AvitoClient", "TokenState", "segment", "RETRY_AFTER_CEILING"]
+
+#: The longest Retry-After the gateway will report to its callers (one day).
+RETRY_AFTER_CEILING = 86400.0
 
 
 def segment(value: str) -> str:
-    """A chat or message id as one URL path segment (Avito chat ids may hold ``~``; anything else is encoded)."""
+    """A chat or message id as one URL path segment (Avito chat ids may hold ``~``; anything else is encoded).
+
+    ``.`` and ``..`` are refused: encoded or not, HTTP clients and servers resolve them as path steps."""
+    if value in ("", ".", ".."):
+        raise InvalidRequestError(f"{value!r} is not a chat id", details={"fields": {"chat_id": "not an id"}})
     return quote(value, safe="~")
 
 
@@ -101,9 +109,13 @@ class AvitoClient:
         if not isinstance(body, dict) or not body.get("access_token"):
             raise avito_error(502, {"error": "token answer without access_token"})
         now = self.clock.now()
-        self._token = TokenState(
-            str(body["access_token"]), now + float(body.get("expires_in", 86400)), now, self._token.refreshes + 1
-        )
+        try:
+            lifetime = float(body.get("expires_in", 86400))
+        except (TypeError, ValueError):
+            lifetime = 86400.0
+        if not math.isfinite(lifetime) or lifetime <= 0:
+            lifetime = 86400.0
+        self._token = TokenState(str(body["access_token"]), now + lifetime, now, self._token.refreshes + 1)
 
     async def user_id(self) -> int:
         if self._user_id is None:
@@ -130,19 +142,25 @@ class AvitoClient:
         return float(base * (0.5 + self._rng.random() / 2))  # jitter: half to full
 
     def _retry_after(self, response: httpx.Response) -> float | None:
+        """Avito's Retry-After in seconds (or an HTTP date); None when absent or not a sane value
+        (``inf``, ``nan``, negative, unparsable): then the gateway's own backoff applies."""
         raw = response.headers.get("Retry-After")
         if raw is None:
             return None
         try:
-            return max(0.0, float(raw))
+            wait = float(raw)
         except ValueError:
             try:
-                return max(0.0, parsedate_to_datetime(raw).timestamp() - self.clock.now())
-            except (TypeError, ValueError):
+                wait = parsedate_to_datetime(raw).timestamp() - self.clock.now()
+            except (TypeError, ValueError, OverflowError, IndexError):
                 return None
+        if not math.isfinite(wait) or wait < 0:
+            return None
+        return min(wait, RETRY_AFTER_CEILING)
 
-    async def request(self, method: str, path: str, *, retry: bool = False, **kwargs: Any) -> Any:
-        """Call Avito with a token; ``retry`` for calls that are safe to repeat. Returns the JSON body."""
+    async def request(self, method: str, path: str, *, retry: bool = False, patient: bool = True, **kwargs: Any) -> Any:
+        """Call Avito with a token; ``retry`` for calls that are safe to repeat; ``patient=False`` gives up on a
+        429 at once instead of waiting out Retry-After. Returns the JSON body."""
         replayed = False
         attempt = 0
         extra_headers = kwargs.pop("headers", {})
@@ -164,8 +182,9 @@ class AvitoClient:
                 continue
             if status == 429:
                 wait = self._retry_after(response)
-                if attempt < self.settings.max_retries and (wait is None or wait <= self.settings.retry_after_max):
-                    await sleep(self.clock, wait if wait is not None else self._backoff(attempt))
+                if patient and attempt < self.settings.max_retries and (
+                        wait is None or wait <= self.settings.retry_after_max):
+                    await sleep(self.clock, wait if wait else self._backoff(attempt))
                     attempt += 1
                     continue
                 raise avito_error(429, _json(response), retry_after=wait)

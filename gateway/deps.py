@@ -16,6 +16,7 @@ from gateway.outbox import Forwarder
 from gateway.ratelimit import SlidingWindowLimiter
 from gateway.settings import GatewaySettings
 from gateway.store import GatewayStore
+from gateway.webhook_auth import WebhookAuth
 
 __all__ = ["Services", "require_api_key", "services"]
 
@@ -30,6 +31,7 @@ class Services:
     messenger: Messenger
     inbound: Inbound
     forwarder: Forwarder
+    webhook_auth: WebhookAuth
 
 
 def services(request: Request) -> Services:

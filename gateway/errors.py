@@ -22,6 +22,7 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "RateLimitedError",
+    "StorageError",
     "UnauthorizedError",
     "avito_error",
     "avito_transport_error",
@@ -118,6 +119,14 @@ AVITO_ERROR_TABLE: dict[int | str, Mapping] = {
     "transport": Mapping(502, "avito_unreachable", True),
     "other": Mapping(502, "avito_error", False),
 }
+
+
+class StorageError(GatewayError):
+    """The gateway's own database refused a write (disk full, I/O error): nothing was accepted."""
+
+    status = 503
+    code = "storage_unavailable"
+    retryable = True
 
 
 def _avito_message(body: Any) -> str:

@@ -47,6 +47,7 @@ class Messenger:
     ) -> None:
         self.settings, self.store, self.avito, self.limiter, self.clock = settings, store, avito, limiter, clock
         self._key_locks: dict[str, asyncio.Lock] = {}
+        self._key_users: dict[str, int] = {}
         self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     # --- rate limit --------------------------------------------------------
@@ -80,26 +81,35 @@ class Messenger:
                                       details={"fields": {"Idempotency-Key": "1 to 200 characters"}})
         fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
         lock = self._key_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            stored = self.store.idempotent_result(key)
-            if stored is not None:
-                seen_fingerprint, status, body = stored
-                if seen_fingerprint != fingerprint:
-                    raise InvalidRequestError("Idempotency-Key was already used for a different request",
-                                              status=422, code="idempotency_key_reused")
-                if status is not None and body is not None:
-                    return status, {**body, "idempotent_replay": True}
-            self.store.claim_idempotency(key, fingerprint, self.clock.now())
-            try:
-                status, body = await run()
-            except GatewayError as exc:
-                if exc.retryable:
-                    self.store.release_idempotency(key)  # nothing was posted: a retry may try again
-                else:
-                    self.store.finish_idempotency(key, exc.status, exc.body())
-                raise
-            self.store.finish_idempotency(key, status, body)
-            return status, body
+        self._key_users[key] = self._key_users.get(key, 0) + 1
+        try:
+            async with lock:
+                return await self._once(key, fingerprint, run)
+        finally:
+            self._key_users[key] -= 1
+            if not self._key_users[key]:  # nobody holds or waits for it: the map stays as small as the traffic
+                del self._key_users[key], self._key_locks[key]
+
+    async def _once(self, key: str, fingerprint: str, run: Callable[[], Awaitable[Result]]) -> Result:
+        stored = self.store.idempotent_result(key)
+        if stored is not None:
+            seen_fingerprint, status, body = stored
+            if seen_fingerprint != fingerprint:
+                raise InvalidRequestError("Idempotency-Key was already used for a different request",
+                                          status=422, code="idempotency_key_reused")
+            if status is not None and body is not None:
+                return status, {**body, "idempotent_replay": True}
+        self.store.claim_idempotency(key, fingerprint, self.clock.now())
+        try:
+            status, body = await run()
+        except GatewayError as exc:
+            if exc.retryable:
+                self.store.release_idempotency(key)  # nothing was posted: a retry may try again
+            else:
+                self.store.finish_idempotency(key, exc.status, exc.body())
+            raise
+        self.store.finish_idempotency(key, status, body)
+        return status, body
 
     # --- sending -----------------------------------------------------------
     async def send_text(self, chat_id: str, text: str) -> dict[str, Any]:

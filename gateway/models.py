@@ -42,10 +42,13 @@ class ErrorAnswer(_Open):
 
 
 class HealthAnswer(_Open):
-    status: Literal["healthy", "unhealthy"]
+    status: Literal["healthy", "degraded", "unhealthy"]
     checks: dict[str, bool]
     outbox_pending: int
     outbox_dead: int
+    outbox_oldest_pending_age: float | None = None
+    forward_failures_in_a_row: int | None = None
+    webhook_auth: Literal["open", "secret_path"] | None = None
     reason: str | None = None
 
 
@@ -59,6 +62,7 @@ class InfoAnswer(_Open):
     avito_api_base_url: str
     n8n_configured: bool
     webhook_secret_set: bool
+    webhook_auth: Literal["open", "secret_path"] | None = None
 
 
 class TokenState(_Open):

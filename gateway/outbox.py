@@ -1,23 +1,32 @@
 """The forwarder: normalizes stored customer messages and delivers them to n8n.
 
 A background task takes due outbox items (the oldest pending one per chat,
-so each chat keeps its order), normalizes them (fetching the chat and, for
-voice, a fresh voice link from Avito), POSTs them to ``N8N_WEBHOOK_URL`` and
-marks them delivered. Failures back off exponentially on the clock; after
-``OUTBOX_MAX_ATTEMPTS`` an item becomes a dead letter that the API can replay.
+so each chat keeps its order) and forwards up to ``OUTBOX_CONCURRENCY`` chats
+at once: a slow or failing chat never holds the others back. Each item is
+normalized (the chat read that fills in the customer's name has a small time
+budget and a cache; for voice, a fresh voice link from Avito), POSTed to
+``N8N_WEBHOOK_URL`` and marked delivered. Any failure of one item, whatever
+raised it, is an attempt of that item only: it backs off exponentially on the
+clock and after ``OUTBOX_MAX_ATTEMPTS`` becomes a dead letter the API can
+replay. When the database refuses a write the forwarder backs off as a whole;
+an item n8n accepted but that could not be marked delivered is never
+re-posted by this process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections import OrderedDict
 from typing import Any
 
 import httpx
 
 from gateway.avito_client import AvitoClient, segment
 from gateway.clock import Clock
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, StorageError
+from gateway.logsafe import safe
 from gateway.normalize import normalize
 from gateway.settings import GatewaySettings
 from gateway.store import GatewayStore, OutboxItem
@@ -28,6 +37,11 @@ log = logging.getLogger("gateway.outbox")
 #: Avito's voice links work for one hour; renew a little before.
 VOICE_LINK_TTL = 3600
 VOICE_LINK_MARGIN = 120
+#: Chats whose users (names) are remembered, and for how long.
+CHAT_CACHE_SIZE = 2048
+CHAT_CACHE_TTL = 600.0
+CHAT_MISS_TTL = 30.0  # a failed read is not repeated for every message of a busy chat
+STORE_BACKOFF_MIN, STORE_BACKOFF_MAX = 1.0, 30.0
 
 
 class Forwarder:
@@ -41,34 +55,43 @@ class Forwarder:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings, self.store, self.avito, self.clock = settings, store, avito, clock
-        self.http = httpx.AsyncClient(timeout=settings.n8n_timeout, transport=transport)
+        limits = httpx.Limits(max_connections=settings.outbox_concurrency,
+                              max_keepalive_connections=settings.outbox_concurrency)
+        self.http = httpx.AsyncClient(timeout=settings.n8n_timeout, transport=transport, limits=limits)
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._run_lock = asyncio.Lock()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}  # chat id -> its delivery under way
+        #: Items n8n accepted whose "delivered" mark the database refused: never posted again by this process.
+        self._unmarked: dict[int, float] = {}
+        self._chats: OrderedDict[str, tuple[float, dict[str, Any] | None]] = OrderedDict()
+        self._store_backoff = 0.0
+        self._store_resume_at = 0.0
+        #: Failed forwards in a row (any item); /health reads it.
+        self.failures_in_a_row = 0
+        self.last_error: str | None = None
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="gateway-outbox")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [t for t in (self._task, *self._in_flight.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             try:
-                await self._task
-            except asyncio.CancelledError:
+                await task
+            except (asyncio.CancelledError, Exception):
                 pass
         await self.http.aclose()
 
     async def _loop(self) -> None:
         while True:
-            try:
-                done = await self.run_once()
-            except Exception:  # keep forwarding whatever one item did
-                log.exception("outbox pass failed")
-                done = 0
-            if done:
-                continue
             self.wake.clear()
+            try:
+                self._dispatch()
+            except Exception as exc:  # never let one pass end forwarding for good
+                log.warning("outbox pass failed: %s", safe(repr(exc)))
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=self.settings.outbox_poll_interval)
             except TimeoutError:
@@ -76,15 +99,64 @@ class Forwarder:
 
     # --- work --------------------------------------------------------------
     async def run_once(self) -> int:
-        """Deliver what is due now; returns how many items were attempted."""
-        async with self._run_lock:
-            items = self.store.due(self.clock.now())
-            for item in items:
-                await self._deliver(item)
-            return len(items)
+        """Deliver what is due now (after what is already under way) and wait for it; returns how many
+        items were attempted."""
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        tasks = self._dispatch()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
+    def _dispatch(self) -> list[asyncio.Task[None]]:
+        """Start a delivery for each chat whose head is due and which has none under way (bounded)."""
+        now = self.clock.now()
+        self._retry_marks(now)
+        free = self.settings.outbox_concurrency - len(self._in_flight)
+        if free <= 0 or now < self._store_resume_at:
+            return []
+        try:
+            due = self.store.due(now, limit=free + len(self._in_flight) + len(self._unmarked))
+        except StorageError as exc:
+            self._store_failed(exc)
+            return []
+        started: list[asyncio.Task[None]] = []
+        for item in due:
+            if item.chat_id in self._in_flight or item.id in self._unmarked:
+                continue
+            if len(started) >= free:
+                break
+            task = asyncio.create_task(self._deliver(item), name=f"outbox-{item.id}")
+            self._in_flight[item.chat_id] = task
+            task.add_done_callback(functools.partial(self._finished, item.chat_id))
+            started.append(task)
+        return started
+
+    def _finished(self, chat_id: str, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(chat_id, None)
+        self.wake.set()
 
     def _backoff(self, attempts: int) -> float:
-        return float(min(self.settings.outbox_retry_max, self.settings.outbox_retry_min * (2 ** attempts)))
+        return float(min(self.settings.outbox_retry_max, self.settings.outbox_retry_min * (2 ** min(attempts, 32))))
+
+    def _store_failed(self, exc: StorageError) -> None:
+        """The database refused: wait before touching it again (doubling, capped)."""
+        self._store_backoff = min(STORE_BACKOFF_MAX, max(STORE_BACKOFF_MIN, self._store_backoff * 2))
+        self._store_resume_at = self.clock.now() + self._store_backoff
+        log.warning("outbox paused %.1f s: %s", self._store_backoff, safe(exc.message))
+
+    def _retry_marks(self, now: float) -> None:
+        for item_id in list(self._unmarked):
+            if now < self._unmarked[item_id]:
+                continue
+            try:
+                self.store.delivered(item_id, now)
+            except StorageError as exc:
+                self._unmarked[item_id] = now + max(STORE_BACKOFF_MIN, self._store_backoff)
+                self._store_failed(exc)
+                return
+            del self._unmarked[item_id]
+            self._store_backoff = 0.0
 
     async def _payload(self, item: OutboxItem) -> dict[str, Any]:
         payload = item.payload
@@ -96,36 +168,49 @@ class Forwarder:
         )
         if payload is not None and not voice_stale:
             return payload
-        chat = await self._chat(value)
+        chat = await self._chat(str(value["chat_id"]))
         voice_url, expires = None, None
         if value.get("type") == "voice":
-            voice_id = (value.get("content") or {}).get("voice", {}).get("voice_id")
+            voice_id = value["content"]["voice"]["voice_id"]
             user_id = await self.avito.user_id()
             urls = await self.avito.request(
                 "GET", f"/messenger/v1/accounts/{user_id}/getVoiceFiles", params={"voice_ids": voice_id}, retry=True
             )
-            voice_url = (urls.get("voices_urls") or {}).get(voice_id)
-            if not voice_url:
-                raise _NotDelivered(f"Avito gave no link for voice {voice_id}")
+            voice_url = (urls.get("voices_urls") or {}).get(voice_id) if isinstance(urls, dict) else None
+            if not isinstance(voice_url, str) or not voice_url:
+                raise _NotDelivered(f"Avito gave no link for voice {safe(voice_id, 80)}")
             expires = self.clock.now() + VOICE_LINK_TTL
         payload = normalize(item.raw, chat=chat, voice_url=voice_url, voice_url_expires_at=expires)
         self.store.save_payload(item.id, payload)
         return payload
 
-    async def _chat(self, value: dict[str, Any]) -> dict[str, Any] | None:
-        """The chat, for the customer's name and item; a failure leaves them empty rather than blocking."""
+    async def _chat(self, chat_id: str) -> dict[str, Any] | None:
+        """The chat, for the customer's name and item: cached, read within ENRICH_TIMEOUT, never retried.
+        A slow or failing read leaves the name empty rather than holding the message back."""
+        now = self.clock.now()
+        cached = self._chats.get(chat_id)
+        if cached is not None and now - cached[0] < (CHAT_CACHE_TTL if cached[1] is not None else CHAT_MISS_TTL):
+            return cached[1]
+        chat: dict[str, Any] | None = None
         try:
             user_id = await self.avito.user_id()
-            chat: dict[str, Any] = await self.avito.request(
-                "GET", f"/messenger/v2/accounts/{user_id}/chats/{segment(str(value['chat_id']))}", retry=True
+            found = await asyncio.wait_for(
+                self.avito.request("GET", f"/messenger/v2/accounts/{user_id}/chats/{segment(chat_id)}", retry=False,
+                                   patient=False),
+                timeout=self.settings.enrich_timeout,
             )
-            return chat
-        except GatewayError as exc:
-            log.warning("chat %s not fetched for normalization: %s", value.get("chat_id"), exc.message)
-            return None
+            chat = found if isinstance(found, dict) else None
+        except (GatewayError, TimeoutError) as exc:
+            reason = exc.message if isinstance(exc, GatewayError) else f"no answer within {self.settings.enrich_timeout:g} s"
+            log.warning("chat %s not read for the customer's name: %s", safe(chat_id, 80), safe(reason))
+        self._chats[chat_id] = (now, chat)
+        self._chats.move_to_end(chat_id)
+        while len(self._chats) > CHAT_CACHE_SIZE:
+            self._chats.popitem(last=False)
+        return chat
 
     async def _deliver(self, item: OutboxItem) -> None:
-        now = self.clock.now()
+        started = self.clock.now()
         try:
             if not self.settings.n8n_webhook_url:
                 raise _NotDelivered("N8N_WEBHOOK_URL is not set")
@@ -136,21 +221,45 @@ class Forwarder:
                 headers={"Idempotency-Key": f"avito-{payload['meta']['external_message_id']}"},
             )
             if not 200 <= response.status_code < 300:
-                raise _NotDelivered(f"n8n answered {response.status_code}: {response.text[:200]}")
+                raise _NotDelivered(f"n8n answered {response.status_code}: {safe(response.text, 200)}")
+        except asyncio.CancelledError:
+            raise
+        except StorageError as exc:
+            self._store_failed(exc)
+            return
         except (_NotDelivered, GatewayError) as exc:
-            self._failed(item, str(exc))
+            self._failed(item, exc.message if isinstance(exc, GatewayError) else str(exc))
+            return
         except httpx.HTTPError as exc:
             self._failed(item, f"n8n unreachable: {type(exc).__name__}")
-        else:
+            return
+        except Exception as exc:  # a message this code cannot handle: its own attempt, never the others'
+            self._failed(item, f"could not forward: {type(exc).__name__}: {safe(exc, 200)}")
+            return
+        self.failures_in_a_row, self.last_error = 0, None
+        try:
             self.store.delivered(item.id, self.clock.now())
-            log.info("forwarded message %s of chat %s after %d attempt(s) (%.3f s)", payload["meta"]["external_message_id"],
-                     item.chat_id, item.attempts + 1, self.clock.now() - now)
+            self._store_backoff = 0.0
+        except StorageError as exc:
+            self._unmarked[item.id] = self.clock.now() + STORE_BACKOFF_MIN
+            self._store_failed(exc)
+            return
+        log.info("forwarded message %s of chat %s after %d attempt(s) (%.3f s)",
+                 safe(payload["meta"]["external_message_id"], 80), safe(item.chat_id, 80), item.attempts + 1,
+                 self.clock.now() - started)
 
     def _failed(self, item: OutboxItem, error: str) -> None:
+        self.failures_in_a_row += 1
+        self.last_error = error
         attempts = item.attempts + 1
         dead = attempts >= self.settings.outbox_max_attempts
-        self.store.failed(item.id, error, self.clock.now() + self._backoff(item.attempts), dead)
-        log.warning("outbox item %d attempt %d failed%s: %s", item.id, attempts, " (dead letter)" if dead else "", error)
+        try:
+            self.store.failed(item.id, error, self.clock.now() + self._backoff(item.attempts), dead)
+        except StorageError as exc:
+            self._store_failed(exc)
+            return
+        log.warning("outbox item %d attempt %d failed%s: %s", item.id, attempts, " (dead letter)" if dead else "",
+                    safe(error))
 
 
 class _NotDelivered(Exception):

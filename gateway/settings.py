@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["GatewaySettings", "ConfigError", "load_settings"]
 
 REQUIRED = ("API_KEY", "AVITO_CLIENT_ID", "AVITO_CLIENT_SECRET")
+_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{8,128}")
 
 
 class ConfigError(ValueError):
@@ -58,6 +60,18 @@ class GatewaySettings(BaseSettings):
     outbox_retry_min: float = Field(5.0, ge=0)
     outbox_retry_max: float = Field(600.0, ge=0)
     outbox_poll_interval: float = Field(0.5, gt=0)
+    outbox_concurrency: int = Field(8, ge=1, le=256, description="chats forwarded to n8n at once (order kept per chat)")
+    enrich_timeout: float = Field(2.0, gt=0, description="budget for the chat read that fills in the customer's name")
+
+    health_outbox_max_age: float = Field(900, gt=0, description="oldest pending item older than this: degraded")
+    health_forward_failures: int = Field(10, ge=1, description="this many failed forwards in a row: degraded")
+    storage_min_free_bytes: int = Field(64 * 1024 * 1024, ge=0, description="less free disk than this: unhealthy")
+
+    retention_seconds: float = Field(3 * 24 * 3600, gt=0, description="delivered items and raw bodies kept this long")
+    retention_sweep_interval: float = Field(600, gt=0)
+    rejected_keep: int = Field(10_000, ge=1, description="refused webhooks kept on record (newest)")
+    webhook_plain_path: Literal["auto", "allow", "deny"] = Field(
+        "auto", description="POST /webhook/avito without the secret: auto = until the gateway subscribed itself")
 
     @field_validator("image_url_allowed_hosts", mode="before")
     @classmethod
@@ -68,8 +82,23 @@ class GatewaySettings(BaseSettings):
 
     def check(self) -> GatewaySettings:
         for name in REQUIRED:
-            if not getattr(self, name.lower()):
+            if not getattr(self, name.lower()).strip():
                 raise ConfigError(f"{name} is not set: the gateway needs it to start")
+        if self.api_key != self.api_key.strip():
+            raise ConfigError("API_KEY has surrounding spaces: HTTP strips them from headers, so no caller could match it")
+        if self.webhook_secret is not None and not _SECRET_RE.fullmatch(self.webhook_secret):
+            raise ConfigError("WEBHOOK_SECRET must be 8 to 128 characters of A-Z a-z 0-9 _ -")
+        return self
+
+    def check_data_dir(self) -> GatewaySettings:
+        """DATA_DIR must be a directory the gateway can create and write; checked before it listens."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.data_dir / ".write-test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"DATA_DIR {str(self.data_dir)!r} is not a writable directory: {exc.strerror or exc}") from None
         return self
 
 

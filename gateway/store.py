@@ -2,7 +2,9 @@
 
 Persist first, then act: a webhook is committed (deduplicated on account +
 message id in the same transaction) before Avito gets its 200, and the
-outbox survives restarts.
+outbox survives restarts. Every failed write is a :class:`StorageError` and
+is remembered until a write succeeds, so ``/health`` tells the truth on a full
+disk. :meth:`GatewayStore.sweep` keeps the file bounded (retention).
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GatewayStore", "OutboxItem", "InboundRecord"]
+from gateway.errors import StorageError
+
+__all__ = ["GatewayStore", "OutboxItem", "InboundRecord", "MAX_SQL_INT", "REJECTED_BODY_CHARS"]
+
+#: SQLite integers are signed 64-bit; larger ids cannot be stored or looked up.
+MAX_SQL_INT = 2**63 - 1
+#: Enough of a refused body to see what it was; junk cannot grow the file.
+REJECTED_BODY_CHARS = 4096
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbound (
@@ -63,6 +72,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS probe (k TEXT PRIMARY KEY, v REAL);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
 
 
@@ -115,32 +125,60 @@ class GatewayStore:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file; old ones: see sweep()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        #: The last write that failed (cleared by the next one that succeeds).
+        self.write_error: str | None = None
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, probe: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A failure is remembered in :attr:`write_error` until a real (non-probe) write
+        succeeds: a probe can fit in pages that are already there while real writes need new ones."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                self.write_error = f"{type(exc).__name__}: {exc}"
+                raise StorageError(f"storage write failed: {exc}") from None
+            if not probe:
+                self.write_error = None
 
     def writable(self, now: float) -> bool:
+        """A committed probe write succeeds and no real write has failed since the last one that succeeded."""
         try:
-            with self._tx() as db:
-                db.execute("INSERT OR REPLACE INTO probe (k, v) VALUES ('health', ?)", (now,))
-            return True
-        except sqlite3.Error:
+            with self._tx(probe=True) as db:
+                db.execute("DELETE FROM probe")
+                db.execute("INSERT INTO probe (k, v) VALUES (?, ?)", (f"health-{now}-{'x' * 4096}", now))
+        except StorageError:
             return False
+        return self.write_error is None
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (key, value))
 
     # --- inbound -----------------------------------------------------------
     def record_inbound(
@@ -165,7 +203,8 @@ class GatewayStore:
 
     def record_rejected(self, reason: str, body: str, now: float) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO rejected (received_at, reason, body) VALUES (?, ?, ?)", (now, reason, body[:65536]))
+            db.execute("INSERT INTO rejected (received_at, reason, body) VALUES (?, ?, ?)",
+                       (now, reason[:500], body[:REJECTED_BODY_CHARS]))
 
     def inbound(self, kind: str | None = None, limit: int = 100) -> list[InboundRecord]:
         with self._lock:
@@ -221,9 +260,16 @@ class GatewayStore:
             db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload, ensure_ascii=False), item_id))
 
     def delivered(self, item_id: int, now: float) -> None:
+        """Delivered: the prepared payload is dropped at once (the raw webhook stays until the retention sweep)."""
         with self._tx() as db:
             db.execute("UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1,"
-                       " last_error = NULL WHERE id = ?", (now, item_id))
+                       " last_error = NULL, payload = NULL WHERE id = ?", (now, item_id))
+
+    def oldest_pending(self) -> float | None:
+        """When the oldest item still waiting for n8n arrived (None: nothing waits)."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(created_at) FROM outbox WHERE status = 'pending'").fetchone()
+        return None if row[0] is None else float(row[0])
 
     def failed(self, item_id: int, error: str, next_at: float, dead: bool) -> None:
         with self._tx() as db:
@@ -235,6 +281,8 @@ class GatewayStore:
 
     def replay(self, item_id: int | None, now: float) -> int:
         """Dead letters (one, or all) back to pending, due now, with a fresh attempt count."""
+        if item_id is not None and not 0 < item_id <= MAX_SQL_INT:
+            return 0
         with self._tx() as db:
             if item_id is None:
                 cur = db.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?"
@@ -276,3 +324,47 @@ class GatewayStore:
     def release_idempotency(self, key: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM idempotency WHERE key = ? AND status IS NULL", (key,))
+
+    # --- retention ---------------------------------------------------------
+    def sweep(self, now: float, keep_seconds: float, rejected_keep: int) -> dict[str, int]:
+        """Forget what is older than ``keep_seconds`` and no longer needed, then give the space back.
+
+        Kept regardless of age: items still pending or dead (they are work). Dedupe keys live as long as
+        their inbound row, so a redelivery within the retention window is still recognised.
+        """
+        cutoff = now - keep_seconds
+        with self._tx() as db:
+            removed = {
+                "outbox": db.execute("DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?",
+                                     (cutoff,)).rowcount,
+                "inbound": db.execute(
+                    "DELETE FROM inbound WHERE received_at < ? AND id NOT IN (SELECT inbound_id FROM outbox)",
+                    (cutoff,)).rowcount,
+                "rejected": db.execute(
+                    "DELETE FROM rejected WHERE received_at < ? OR id <= (SELECT MAX(id) FROM rejected) - ?",
+                    (cutoff, rejected_keep)).rowcount,
+                "sent": db.execute("DELETE FROM sent WHERE created_at < ?", (cutoff,)).rowcount,
+                "idempotency": db.execute("DELETE FROM idempotency WHERE created_at < ? AND status IS NOT NULL",
+                                          (cutoff,)).rowcount,
+            }
+        with self._lock:
+            try:
+                if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0:
+                    self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                    self._db.execute("VACUUM")  # once, for a file made before retention existed
+                self._db.execute("PRAGMA incremental_vacuum")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                self.write_error = f"{type(exc).__name__}: {exc}"
+                raise StorageError(f"storage vacuum failed: {exc}") from None
+        return removed
+
+    def size_bytes(self) -> int:
+        """The database file and its WAL."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += Path(str(self.path) + suffix).stat().st_size
+            except OSError:
+                pass
+        return total

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -104,8 +105,8 @@ class Clock:
 
     def advance(self, seconds: float) -> float:
         """Move time forward and run everything due up to then; returns the new now()."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("the clock only moves forward, by a finite number of seconds")
         with self._lock:
             target = self.now() + seconds
         self._run_due(target)

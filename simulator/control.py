@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Body, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from simulator.clock import Clock
 from simulator.faults import FaultSet
@@ -35,12 +35,17 @@ class ControlHooks(BaseModel):
     load: Callable[[dict[str, Any]], None]
 
 
+#: Ten years: anything larger is a mistake, not a test (and would overflow date handling downstream).
+MAX_ADVANCE = 10 * 365 * 24 * 3600.0
+
+
 class AdvanceBody(BaseModel):
-    seconds: float
+    seconds: float = Field(ge=0, le=MAX_ADVANCE, allow_inf_nan=False,
+                           description="seconds to move forward: finite, 0 to ten years")
 
 
 class FreezeBody(BaseModel):
-    at: float | None = None
+    at: float | None = Field(None, ge=0, le=253402300799, allow_inf_nan=False, description="unix seconds")
 
 
 def _bad(message: str) -> HTTPException:
@@ -56,6 +61,8 @@ def control_router(hooks: ControlHooks) -> APIRouter:
 
     @router.post("/reset")
     async def reset(seed: int | None = Query(None)) -> dict[str, Any]:
+        """Fresh stores, faults, journal, seed and clock (back to its initial time and mode)."""
+        hooks.clock.reset()
         await anyio.to_thread.run_sync(hooks.reset, seed)
         return {"ok": True}
 
@@ -65,8 +72,6 @@ def control_router(hooks: ControlHooks) -> APIRouter:
 
     @router.post("/clock/advance")
     async def advance(body: AdvanceBody) -> dict[str, Any]:
-        if body.seconds < 0:
-            raise _bad("seconds must be >= 0: the clock only moves forward")
         await anyio.to_thread.run_sync(hooks.clock.advance, body.seconds)
         return _clock_view(hooks.clock)
 
@@ -89,7 +94,7 @@ def control_router(hooks: ControlHooks) -> APIRouter:
         try:
             rule = hooks.faults.add_dict(body)
         except (TypeError, ValueError) as exc:
-            raise _bad(f"invalid fault rule: {exc}") from None
+            raise HTTPException(status_code=422, detail=f"invalid fault rule: {exc}") from None
         return rule.to_dict()
 
     @router.get("/faults/unfired")

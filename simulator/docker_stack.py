@@ -64,9 +64,12 @@ def _image(name: str, service: dict[str, Any], gateway_image: str | None) -> str
     return (gateway_image or IMAGE) if name == "gateway" else IMAGE
 
 
-def up(console: Console, gateway_image: str | None = None) -> dict[str, str]:
+def up(console: Console, gateway_image: str | None = None, *, build: bool = False) -> dict[str, str]:
+    """Start the stack; ``build`` rebuilds the image from this tree even when one is cached."""
     client = docker_client()
     try:
+        if build:
+            raise LookupError("rebuild requested")
         client.images.get(IMAGE)
         console.print(f"using image {IMAGE}")
     except Exception:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import random
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -43,6 +44,16 @@ MAX_REAL_WAIT = 60.0
 _ids = itertools.count(1)
 
 
+_NUM = (int, float)
+#: The JSON types each field takes (a rule arrives as plain data over HTTP or from YAML).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "service": (str,), "route": (str,), "account": (int, type(None)), "effect": (str,), "status": (int,),
+    "headers": (dict,), "delay": _NUM, "times": (int, type(None)), "after": (int,), "probability": _NUM,
+    "active_from": (*_NUM, type(None)), "active_until": (*_NUM, type(None)), "name": (str,), "required": (bool,),
+    "id": (str,),
+}
+
+
 @dataclass
 class FaultRule:
     """What to break, when, and how. Plain data: loads from and dumps to YAML/JSON."""
@@ -67,6 +78,14 @@ class FaultRule:
     fired: int = 0
 
     def __post_init__(self) -> None:
+        for name, kinds in _FIELD_TYPES.items():
+            value = getattr(self, name)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                wanted = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+                raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}"[:200])
+        for name in ("delay", "probability"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number")
         if not self.id:
             self.id = f"fault-{next(_ids)}"
         if " " not in self.route.strip():

@@ -7,7 +7,6 @@ requests are recorded too), read through ``GET /_sim/journal``.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time as _perf
 from collections import deque
@@ -18,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from simulator.faults import ASGIApp, Message, Receive, Scope, Send
+from simulator.jsonsafe import loads_viewable
 
 __all__ = ["Journal", "JournalEntry", "JournalMiddleware", "mask_secrets"]
 
@@ -62,7 +62,7 @@ def _body_view(raw: bytes, content_type: str) -> Any:
     text = raw.decode("utf-8", errors="replace")
     if "json" in content_type:
         try:
-            return mask_secrets(json.loads(text))
+            return mask_secrets(loads_viewable(text))
         except ValueError:
             return text
     if "x-www-form-urlencoded" in content_type:

@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS messages_history (
     error TEXT,
     created_at TEXT NOT NULL
 );
+-- Delivery to n8n is at-least-once: BAT IN records each message id once and ignores a repeat.
+CREATE TABLE IF NOT EXISTS inbound_messages (
+    channel TEXT NOT NULL,
+    external_message_id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (channel, external_message_id)
+);
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY,
     received_at TEXT NOT NULL,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -19,22 +21,52 @@ router = APIRouter()
 
 @router.get("/health", tags=["monitoring"], response_model=HealthAnswer, responses={503: {"model": HealthAnswer}})
 async def health(s: Services = Depends(services)) -> JSONResponse:
-    """``healthy`` only when the gateway can work: a token is obtainable and storage is writable."""
-    checks: dict[str, Any] = {"storage": s.store.writable(s.clock.now())}
-    reason = None if checks["storage"] else "storage is not writable"
+    """``healthy`` (200) only when the gateway can work and is keeping up; else 503 with the reason.
+
+    ``unhealthy``: storage cannot be written (a failed write, or less free disk than STORAGE_MIN_FREE_BYTES)
+    or no Avito token can be had. ``degraded``: messages are not reaching n8n (the oldest waiting one is older
+    than HEALTH_OUTBOX_MAX_AGE, or HEALTH_FORWARD_FAILURES forwards in a row failed)."""
+    now = s.clock.now()
+    free = _free_bytes(s.settings.data_dir)
+    checks: dict[str, Any] = {"storage": s.store.writable(now) and free >= s.settings.storage_min_free_bytes}
+    problems: list[str] = []
+    if not checks["storage"]:
+        problems.append(f"storage is not writable: {s.store.write_error}" if s.store.write_error
+                        else f"storage is not writable (free disk {free} bytes)")
     try:
         await s.avito.token()
         checks["avito_token"] = True
     except GatewayError as exc:
         checks["avito_token"] = False
-        reason = reason or f"cannot obtain an Avito token: {exc.message}"
+        problems.append(f"cannot obtain an Avito token: {exc.message}")
     checks["n8n_configured"] = bool(s.settings.n8n_webhook_url)
     counts = s.store.counts()
-    body = {"status": "healthy" if reason is None else "unhealthy", "checks": checks,
-            "outbox_pending": counts.get("outbox_pending", 0), "outbox_dead": counts.get("outbox_dead", 0)}
-    if reason:
-        body["reason"] = reason
-    return JSONResponse(body, status_code=200 if reason is None else 503)
+    oldest = s.store.oldest_pending()
+    age = max(0.0, now - oldest) if oldest is not None else 0.0
+    failures = s.forwarder.failures_in_a_row
+    checks["forwarding"] = age <= s.settings.health_outbox_max_age and failures < s.settings.health_forward_failures
+    lagging = []
+    if age > s.settings.health_outbox_max_age:
+        lagging.append(f"the oldest message waiting for n8n arrived {age:.0f} s ago")
+    if failures >= s.settings.health_forward_failures:
+        lagging.append(f"{failures} forwards to n8n failed in a row (last: {s.forwarder.last_error})")
+    status = "unhealthy" if problems else ("degraded" if lagging else "healthy")
+    body: dict[str, Any] = {
+        "status": status, "checks": checks,
+        "outbox_pending": counts.get("outbox_pending", 0), "outbox_dead": counts.get("outbox_dead", 0),
+        "outbox_oldest_pending_age": round(age, 3), "forward_failures_in_a_row": failures,
+        "webhook_auth": s.webhook_auth.mode,
+    }
+    if problems or lagging:
+        body["reason"] = "; ".join(problems + lagging)
+    return JSONResponse(body, status_code=200 if status == "healthy" else 503)
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 0
 
 
 @router.get("/info", tags=["monitoring"], response_model=InfoAnswer)
@@ -50,6 +82,7 @@ async def info(s: Services = Depends(services)) -> dict[str, Any]:
         "avito_api_base_url": st.avito_api_base_url,
         "n8n_configured": bool(st.n8n_webhook_url),
         "webhook_secret_set": bool(st.webhook_secret),
+        "webhook_auth": s.webhook_auth.mode,
     }
 
 

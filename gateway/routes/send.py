@@ -18,8 +18,10 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/messages", dependencies=[Depends(require_api_key)], tags=["send"])
 
-ChatId = Field(min_length=1, max_length=200, pattern=r"^\S+$")
-ChatIdStr = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
+#: Any non-blank id except the path words ``.`` and ``..`` (they would climb out of the chat's URL at Avito).
+CHAT_ID_PATTERN = r"^(?:[^.\s]|[^.\s]\S|\.[^.\s]|\S{3,})$"
+ChatId = Field(min_length=1, max_length=200, pattern=CHAT_ID_PATTERN)
+ChatIdStr = Annotated[str, Field(min_length=1, max_length=200, pattern=CHAT_ID_PATTERN)]
 
 
 class SendText(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -38,20 +37,28 @@ class Subscribe(BaseModel):
 
 @router.post("/webhook/subscribe", tags=["webhook"], response_model=SubscribeAnswer, responses=ERRORS["avito"])
 async def subscribe(body: Subscribe | None = None, s: Services = Depends(services)) -> dict[str, Any]:
-    """Subscribe a URL (default PUBLIC_WEBHOOK_URL) with Avito's v3 subscription; Avito probes it first."""
+    """Subscribe a URL (default PUBLIC_WEBHOOK_URL) with Avito's v3 subscription; Avito probes it first.
+
+    A URL of this gateway's receiver (``.../webhook/avito``) is subscribed with the secret path segment; the
+    answer shows it masked."""
     url = (body.url if body else None) or s.settings.public_webhook_url
     if not url:
         raise InvalidRequestError("url is required (or set PUBLIC_WEBHOOK_URL)", details={"fields": {"url": "required"}})
     s.messenger.take_slot()
-    answer = await s.avito.request("POST", "/messenger/v3/webhook", json={"url": url})
-    return {"success": True, "url": url, "version": 3, "response": answer}
+    target = s.webhook_auth.subscription_url(url)
+    answer = await s.avito.request("POST", "/messenger/v3/webhook", json={"url": target})
+    s.webhook_auth.subscribed(target)
+    return {"success": True, "url": s.webhook_auth.mask(target), "version": 3, "response": answer}
 
 
 @router.get("/webhook/subscriptions", tags=["webhook"], response_model=SubscriptionsAnswer, responses=ERRORS["avito"])
 async def subscriptions(s: Services = Depends(services)) -> dict[str, Any]:
     s.messenger.take_slot()
     answer = await s.avito.request("POST", "/messenger/v1/subscriptions", retry=True)
-    return {"success": True, "subscriptions": answer.get("subscriptions", []) if isinstance(answer, dict) else []}
+    found = answer.get("subscriptions", []) if isinstance(answer, dict) else []
+    masked = [{**sub, "url": s.webhook_auth.mask(str(sub["url"]))} if isinstance(sub, dict) and "url" in sub else sub
+              for sub in found]
+    return {"success": True, "subscriptions": masked}
 
 
 @router.get("/inbound", tags=["inbound"], response_model=InboundAnswer, responses=ERRORS["api"])
@@ -85,7 +92,7 @@ async def replay_all(s: Services = Depends(services)) -> dict[str, Any]:
 @router.post("/outbox/{item_id}/replay", tags=["outbox"], response_model=ReplayAnswer,
              responses={**ERRORS["api"], 404: {"model": ErrorAnswer}})
 async def replay_one(item_id: int, s: Services = Depends(services)) -> dict[str, Any]:
-    if not s.store.replay(item_id, s.clock.now()):
+    if not s.store.replay(item_id, s.clock.now()):  # ids past SQLite's range are simply not there
         raise NotFoundError(f"no dead letter {item_id}")
     s.forwarder.wake.set()
     return {"success": True, "replayed": 1}
@@ -106,15 +113,15 @@ async def _receive(request: Request, s: Services) -> JSONResponse:
 
 @receiver.post("/webhook/avito", response_model=Ack, responses={404: {"model": ErrorAnswer}})
 async def avito_webhook(request: Request, s: Services = Depends(services)) -> JSONResponse:
-    """Avito's deliveries (no API key: Avito cannot send one). With WEBHOOK_SECRET set, use the secret path."""
-    if s.settings.webhook_secret:
+    """Avito's deliveries (no API key: Avito cannot send one). Open only until the gateway subscribed itself
+    with its secret path (or as WEBHOOK_PLAIN_PATH says); then 404, like any unknown path."""
+    if not s.webhook_auth.plain_path_open():
         raise NotFoundError("Not Found")
     return await _receive(request, s)
 
 
 @receiver.post("/webhook/avito/{secret}", include_in_schema=False)
 async def avito_webhook_with_secret(secret: str, request: Request, s: Services = Depends(services)) -> JSONResponse:
-    expected = s.settings.webhook_secret
-    if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
+    if not s.webhook_auth.accepts(secret):
         raise NotFoundError("Not Found")
     return await _receive(request, s)

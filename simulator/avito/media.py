@@ -7,7 +7,7 @@ import struct
 import zlib
 from functools import lru_cache
 
-__all__ = ["IMAGE_SIZES", "image_dimensions", "png_bytes", "sniff_image_type"]
+__all__ = ["IMAGE_SIZES", "decodes", "image_dimensions", "png_bytes", "sniff_image_type"]
 
 #: The sizes Avito lists for a message image, largest first.
 IMAGE_SIZES = ("1280x960", "640x480", "140x105", "32x32")
@@ -45,6 +45,50 @@ def sniff_image_type(data: bytes) -> str | None:
     if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis"):
         return "heic"
     return None
+
+
+def _png_decodes(data: bytes) -> bool:
+    """Every chunk complete with a correct CRC, IHDR first, IEND last, and the pixel data inflates."""
+    pos, idat, seen_ihdr = 8, [], False
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        crc = data[pos + 8 + length : pos + 12 + length]
+        if len(body) != length or len(crc) != 4 or zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+            return False
+        if not seen_ihdr and kind != b"IHDR":
+            return False
+        seen_ihdr = True
+        if kind == b"IDAT":
+            idat.append(body)
+        if kind == b"IEND":
+            try:
+                return bool(idat) and len(zlib.decompress(b"".join(idat))) > 0
+            except zlib.error:
+                return False
+        pos += 12 + length
+    return False
+
+
+def decodes(data: bytes) -> bool:
+    """Whether the file is a whole image of its format (Avito refuses a truncated or corrupt upload)."""
+    kind = sniff_image_type(data)
+    if kind == "png":
+        return _png_decodes(data)
+    if kind == "heic":
+        return len(data) > 32
+    dims = image_dimensions(data)
+    if dims is None or dims[0] <= 0 or dims[1] <= 0:
+        return False
+    if kind == "jpeg":
+        return data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if kind == "gif":
+        return data.rstrip(b"\x00").endswith(b"\x3b")
+    if kind == "bmp":
+        declared = int(struct.unpack("<I", data[2:6])[0])
+        return len(data) >= declared > 26
+    return False
 
 
 def image_dimensions(data: bytes) -> tuple[int, int] | None:

@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 
 from simulator.avito.backend import AvitoBackend
 from simulator.avito.errors import ForbiddenError, RateLimitedError, ValidationFailedError
-from simulator.avito.media import image_dimensions, sniff_image_type
+from simulator.avito.media import decodes, image_dimensions, sniff_image_type
 from simulator.avito.models import (
     BlacklistBody,
     Message,
@@ -168,6 +168,8 @@ async def upload_images(
     dims = image_dimensions(data)
     if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
         raise ValidationFailedError({"uploadfile[]": "the image must be at most 75 megapixels"})
+    if not decodes(data):
+        raise ValidationFailedError({"uploadfile[]": "the image could not be decoded: truncated or corrupt"})
     image_id, sizes = state.upload_image(data)
     return {image_id: sizes}
 

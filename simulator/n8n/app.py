@@ -9,7 +9,6 @@ rules, so a test can make "n8n" fail, hang or drop the connection.
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from simulator.clock import Clock, SystemClock
 from simulator.control import ControlHooks, control_router
 from simulator.faults import FaultMiddleware, FaultSet
 from simulator.journal import Journal, JournalMiddleware, mask_secrets
+from simulator.jsonsafe import loads_viewable
 from simulator.n8n import control as flow_control
 from simulator.n8n.crm import CrmStore
 from simulator.n8n.flows.bat_in import contract_errors
@@ -103,7 +103,7 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
         body: Any = raw.decode("utf-8", errors="replace")
         if "json" in ctype and raw:
             try:
-                body = json.loads(raw)
+                body = loads_viewable(raw.decode("utf-8", errors="replace"))
             except ValueError:
                 return JSONResponse({"code": 422, "message": "Failed to parse request body as JSON"}, status_code=422)
         headers = mask_secrets({k.lower(): v for k, v in request.headers.items()})

@@ -23,7 +23,7 @@ def _schema() -> str:
 
 SCHEMA = _schema()
 
-TABLES = ("messages_history", "batches", "appeals", "rejected")
+TABLES = ("messages_history", "batches", "appeals", "rejected", "inbound_messages")
 
 
 class CrmStore:
@@ -53,6 +53,14 @@ class CrmStore:
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    # --- inbound -----------------------------------------------------------
+    def claim_inbound(self, channel: str, external_message_id: str, now: str) -> bool:
+        """True the first time this message id is seen on this channel (a redelivery gets False)."""
+        with self._lock:
+            cur = self._db.execute("INSERT OR IGNORE INTO inbound_messages (channel, external_message_id, received_at)"
+                                   " VALUES (?, ?, ?)", (channel, external_message_id, now))
+            return cur.rowcount == 1
 
     # --- appeals -----------------------------------------------------------
     def upsert_appeal(self, *, tenant_id: str, channel: str, external_user_id: str, external_chat_id: str,

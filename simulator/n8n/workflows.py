@@ -87,6 +87,10 @@ class Workflows:
             self.crm.reject(str(exc), message, self._now())
             self.log.add("rejected", self.clock.now(), reason=str(exc))
             return
+        message_id = _message_id(ready)
+        if message_id and not self.crm.claim_inbound(str(ready["channel"]), message_id, self._now()):
+            self.log.add("duplicate", self.clock.now(), external_message_id=message_id)
+            return  # n8n gets at-least-once delivery: a repeat never makes a second appeal message or answer
         batch = self.batcher.add(batch_key(tenant, ready), ready, cfg.batch_window)
         self.log.add("batched", self.clock.now(), tenant_id=tenant, external_user_id=ready["external_user_id"],
                      external_message_id=_message_id(ready), batch_size=len(batch.messages))

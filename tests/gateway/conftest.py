@@ -48,8 +48,8 @@ class GatewayHandle:
         return found
 
     def webhook_url(self) -> str:
-        secret = self.settings.webhook_secret
-        return f"{self.url}/webhook/avito" + (f"/{secret}" if secret else "")
+        """The receiver with the gateway's secret path (configured, or generated in its data dir)."""
+        return f"{self.url}/webhook/avito/{self.services.webhook_auth.secret}"
 
     def stop(self) -> None:
         self.api.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 import httpx
@@ -141,16 +140,15 @@ def test_secret_in_the_path(make_gateway: Any, sim: Stack) -> None:
     assert sim.n8n.wait_for(1, timeout=5)[0]["body"]["text"] == "через секрет"
 
 
-def test_webhook_answer_is_fast(gateway: GatewayHandle, sim: Stack) -> None:
+def test_every_webhook_is_answered_200_within_avitos_patience(gateway: GatewayHandle, sim: Stack) -> None:
+    """Avito gives up on a webhook after 2 s: every answer is 200 and within that (latency figures: make bench)."""
     subscribe(gateway)
     chat_id = first_chat(sim)
     for n in range(40):
         sim.avito.customer_says(USER, chat_id, f"замер {n}")
-    durations = [d["duration_ms"] for d in sim.avito.deliveries(account=USER)]
-    assert len(durations) == 40
-    p50, worst = statistics.median(durations), max(durations)
-    print(f"webhook answer: p50 {p50:.1f} ms, max {worst:.1f} ms over {len(durations)} deliveries")
-    assert worst < 500, "Avito gives up after 2 s; the gateway must answer well within"
+    deliveries = sim.avito.deliveries(account=USER)
+    assert len(deliveries) == 40 and {d["status"] for d in deliveries} == {200}
+    assert max(d["duration_ms"] for d in deliveries) < 2000
 
 
 # --- the outbox ------------------------------------------------------------------------------------

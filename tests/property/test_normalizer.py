@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.normalize import classify, normalize
+from gateway.webhook_body import parse_webhook
 from tests.conftest import CONTRACTS
 
 SCHEMA = json.loads((CONTRACTS / "normalized-message.schema.json").read_text())
@@ -42,7 +43,8 @@ def webhooks(draw: st.DrawFn) -> dict[str, Any]:
         "id": draw(ids),
         "chat_id": f"{chat_type}-" + draw(st.text("abcXYZ019~_", min_size=22, max_size=22)),
         "user_id": USER,
-        "author_id": draw(st.integers(1, 10**10)),
+        # the customer, our own account (echo / seller reply) and Avito itself (0), each drawn a third of the time
+        "author_id": draw(st.one_of(st.integers(1, 10**10), st.just(USER), st.just(0))),
         "created": draw(st.integers(0, 4_102_444_800)),
         "type": kind,
         "chat_type": chat_type,
@@ -81,3 +83,13 @@ def test_classification_is_total_and_only_customers_are_customers(webhook: dict[
     kind = classify(value, our_send=ours)
     assert kind in ("customer", "echo", "seller_reply", "system")
     assert (kind == "customer") == (value["author_id"] not in (0, USER) and value["type"] != "system")
+    if value["author_id"] == USER and value["type"] != "system":
+        assert kind == ("echo" if ours else "seller_reply")  # our own account: our send, or typed in the Avito app
+    if value["author_id"] == 0:
+        assert kind == "system"
+
+
+@given(webhook=webhooks())
+def test_the_receiver_accepts_every_valid_avito_webhook(webhook: dict[str, Any]) -> None:
+    """Ingest checks refuse hostile bodies, never a real one."""
+    assert parse_webhook(json.dumps(webhook, ensure_ascii=False).encode()) == webhook

@@ -95,7 +95,7 @@ def test_up_brings_the_stack_up_and_down_with_an_engine() -> None:
 
     console = Console()
     try:
-        urls = up(console)
+        urls = up(console, build=True)  # the image of this tree, never a cached one
         assert httpx.get(f"{urls['gateway']}/health").json()["status"] == "healthy"
         assert httpx.get(f"{urls['avito']}/_sim/health").status_code == 200
     finally:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from simulator.faults import AVITO_PRESETS, FaultRule, FaultSet, rule_from_dict
-from tests.unit.conftest import USER
+from tests.unit.conftest import USER, get_token
 
 SEND = "POST /messenger/v1/accounts/*/chats/*/messages"
 
@@ -116,6 +116,9 @@ def test_fault_can_target_one_account(api: Any, auth: dict[str, str]) -> None:
     other = api.post("/_sim/accounts", json={}).json()
     api.post("/_sim/faults", json={"preset": "server_500", "account": other["user_id"], "times": None, "required": False})
     assert api.get(f"/messenger/v2/accounts/{USER}/chats", headers=auth).status_code == 200
+    creds = api.get(f"/_sim/accounts/{other['user_id']}").json()
+    other_auth = {"Authorization": f"Bearer {get_token(api, client_id=creds['client_id'], client_secret=creds['client_secret'])}"}
+    assert api.get(f"/messenger/v2/accounts/{other['user_id']}/chats", headers=other_auth).status_code == 500
 
 
 def test_faults_are_listed_counted_removed_and_journaled(api: Any, auth: dict[str, str]) -> None:
@@ -129,7 +132,7 @@ def test_faults_are_listed_counted_removed_and_journaled(api: Any, auth: dict[st
     assert api.delete(f"/_sim/faults/{rule['id']}").status_code == 200
     assert api.delete(f"/_sim/faults/{rule['id']}").status_code == 404
     bad = api.post("/_sim/faults", json={"route": "oops"})
-    assert bad.status_code == 400 and "route" in bad.json()["error"]["message"]
+    assert bad.status_code == 422 and "route" in bad.json()["error"]["message"]
 
 
 def test_delay_effect_answers_normally_after_a_short_real_wait(api: Any, auth: dict[str, str]) -> None:

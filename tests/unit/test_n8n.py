@@ -72,7 +72,7 @@ def test_test_mode_path_is_recorded_as_such(n8n: TestClient) -> None:
 
 def test_bad_control_input_is_a_400(n8n: TestClient) -> None:
     assert n8n.get("/_sim/received/wait", params={"count": 0}).status_code == 400
-    assert n8n.post("/_sim/faults", json={"route": "x"}).status_code == 400
+    assert n8n.post("/_sim/faults", json={"route": "x"}).status_code == 422  # a rule that cannot be built
 
 
 def test_scenario_export_and_load(n8n: TestClient) -> None:

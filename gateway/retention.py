@@ -1,0 +1,55 @@
+"""Retention: delivered items, raw webhooks, refusals, sends and idempotency keys older than
+``RETENTION_SECONDS`` are deleted and the file's space is given back, so the database stays bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.clock import Clock
+from gateway.errors import StorageError
+from gateway.logsafe import safe
+from gateway.settings import GatewaySettings
+from gateway.store import GatewayStore
+
+__all__ = ["Retention"]
+
+log = logging.getLogger("gateway.retention")
+#: How often (real seconds) the loop looks at the clock; the sweep itself runs every RETENTION_SWEEP_INTERVAL
+#: seconds of the gateway's clock, so a virtual clock in tests triggers it too.
+LOOK_EVERY = 1.0
+
+
+class Retention:
+    def __init__(self, settings: GatewaySettings, store: GatewayStore, clock: Clock) -> None:
+        self.settings, self.store, self.clock = settings, store, clock
+        self._next_at = clock.now() + settings.retention_sweep_interval
+        self._task: asyncio.Task[None] | None = None
+
+    def sweep(self) -> dict[str, int]:
+        removed = self.store.sweep(self.clock.now(), self.settings.retention_seconds, self.settings.rejected_keep)
+        if any(removed.values()):
+            log.info("retention: removed %s", removed)
+        return removed
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="gateway-retention")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(LOOK_EVERY, self.settings.retention_sweep_interval))
+            if self.clock.now() < self._next_at:
+                continue
+            self._next_at = self.clock.now() + self.settings.retention_sweep_interval
+            try:
+                await asyncio.to_thread(self.sweep)
+            except StorageError as exc:
+                log.warning("retention sweep failed: %s", safe(exc.message))

@@ -1,0 +1,82 @@
+"""Who may deliver webhooks: Avito does not sign them, so the gateway's URL carries a secret path segment.
+
+* ``WEBHOOK_SECRET`` set: only ``/webhook/avito/<secret>`` is served (``mode = "secret_path"``).
+* Not set: a secret is generated once and kept in ``DATA_DIR/webhook-secret``; when the gateway subscribes
+  its own receiver it subscribes the secret path. The plain ``/webhook/avito`` stays open for an existing
+  subscription until then (``WEBHOOK_PLAIN_PATH=auto``), always (``allow``) or never (``deny``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import re
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from gateway.settings import GatewaySettings
+from gateway.store import GatewayStore
+
+__all__ = ["WebhookAuth", "RECEIVER_PATH", "SECRET_FILE"]
+
+log = logging.getLogger("gateway.webhook")
+RECEIVER_PATH = "/webhook/avito"
+SECRET_FILE = "webhook-secret"
+_SUBSCRIBED_FLAG = "subscribed_with_secret"
+
+
+def _load_or_create(path: Path) -> str:
+    try:
+        found = path.read_text().strip()
+        if re.fullmatch(r"[A-Za-z0-9_-]{16,128}", found):
+            return found
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+class WebhookAuth:
+    def __init__(self, settings: GatewaySettings, store: GatewayStore) -> None:
+        self.configured = bool(settings.webhook_secret)
+        self.secret = settings.webhook_secret or _load_or_create(settings.data_dir / SECRET_FILE)
+        self.plain_setting = "deny" if self.configured else settings.webhook_plain_path
+        self.store = store
+
+    def plain_path_open(self) -> bool:
+        if self.plain_setting == "auto":
+            return self.store.get_meta(_SUBSCRIBED_FLAG) is None
+        return self.plain_setting == "allow"
+
+    @property
+    def mode(self) -> str:
+        """``open`` while anyone who can reach the gateway may post to the plain path, else ``secret_path``."""
+        return "open" if self.plain_path_open() else "secret_path"
+
+    def accepts(self, candidate: str) -> bool:
+        return hmac.compare_digest(candidate.encode(), self.secret.encode())
+
+    def subscription_url(self, url: str) -> str:
+        """Our own receiver's URL gets the secret segment; any other URL is subscribed as given."""
+        parts = urlsplit(url)
+        if parts.path.rstrip("/") != RECEIVER_PATH:
+            return url
+        return urlunsplit(parts._replace(path=f"{RECEIVER_PATH}/{self.secret}"))
+
+    def subscribed(self, url: str) -> None:
+        if self.secret in url and self.plain_setting == "auto" and self.plain_path_open():
+            self.store.set_meta(_SUBSCRIBED_FLAG, "1")
+            log.info("subscribed with the secret path: the plain /webhook/avito now answers 404")
+
+    def mask(self, text: str) -> str:
+        return text.replace(self.secret, "***")
+
+    def warn_if_open(self) -> None:
+        if self.mode == "open":
+            log.warning("webhook authenticity: POST /webhook/avito is open to anyone who can reach this gateway; "
+                        "subscribe through POST /api/webhook/subscribe (it uses a secret path) or set WEBHOOK_SECRET")
