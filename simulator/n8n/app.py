@@ -28,7 +28,7 @@ from simulator.journal import Journal, JournalMiddleware, mask_secrets
 from simulator.jsonsafe import loads_viewable
 from simulator.n8n import control as flow_control
 from simulator.n8n.crm import CrmStore
-from simulator.n8n.flows.bat_in import contract_errors
+from simulator.n8n.flows.bat_in import contract_errors, extra_fields
 from simulator.n8n.flows.config import FlowConfig
 from simulator.n8n.state import N8nState
 from simulator.n8n.workflows import Workflows
@@ -108,7 +108,8 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
                 return JSONResponse({"code": 422, "message": "Failed to parse request body as JSON"}, status_code=422)
         headers = mask_secrets({k.lower(): v for k, v in request.headers.items()})
         errors = contract_errors(body) if path == "avito" else None
-        state.record(path, clock.now(), headers, body, test_mode, errors)
+        extras = extra_fields(body) if path == "avito" else None
+        state.record(path, clock.now(), headers, body, test_mode, errors, extras)
         if flows.config.mode == "flows" and path == "avito":
             flows.submit(body)
         return JSONResponse({"message": "Workflow was started"})

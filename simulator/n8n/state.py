@@ -20,6 +20,7 @@ class Received:
     body: Any
     test_mode: bool = False
     schema_errors: list[str] | None = None  # for /webhook/avito: the normalized-message contract's verdict
+    extra_fields: list[str] | None = None  # fields the contract does not name: information, not a violation
     seen_at: float = field(default_factory=_perf.perf_counter)
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,9 +42,9 @@ class N8nState:
             self.paths.add(path.strip("/"))
 
     def record(self, path: str, now: float, headers: dict[str, str], body: Any, test_mode: bool,
-               schema_errors: list[str] | None = None) -> Received:
+               schema_errors: list[str] | None = None, extra_fields: list[str] | None = None) -> Received:
         with self._cond:
-            item = Received(next(self._ids), path, now, headers, body, test_mode, schema_errors)
+            item = Received(next(self._ids), path, now, headers, body, test_mode, schema_errors, extra_fields)
             self._items.append(item)
             self._cond.notify_all()
             return item

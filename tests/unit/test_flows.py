@@ -14,7 +14,7 @@ from simulator.audio import wav_bytes
 from simulator.clock import FakeClock
 from simulator.n8n.crm import SCHEMA, CrmStore
 from simulator.n8n.flows.ai import answer_for
-from simulator.n8n.flows.bat_in import BatIn, Rejected
+from simulator.n8n.flows.bat_in import BatIn, Rejected, contract_errors, extra_fields
 from simulator.n8n.flows.bat_out import BatOutAvito
 from simulator.n8n.flows.batcher import Batch, Batcher, batch_key
 from simulator.n8n.flows.config import DEFAULT_AI_RULES, FlowConfig
@@ -48,6 +48,20 @@ def test_bat_in_rejects_invalid_messages_with_the_reason() -> None:
     del bad["external_chat_id"]
     with pytest.raises(Rejected, match="external_chat_id"):
         BatIn(httpx.Client()).process(bad, stt_url=None, stt_key="", stt_model="whisper-1", download_timeout=1)
+
+
+def test_extra_fields_are_information_not_a_violation() -> None:
+    """A gateway may add its own fields (one real gateway sends ``skip: false``): the message is still valid."""
+    extended = {**message(), "skip": False}
+    extended["media"] = {**extended["media"], "has_sticker": False}
+    assert contract_errors(extended) == []
+    assert extra_fields(extended) == ["media.has_sticker", "skip"]
+    ready, problem = BatIn(httpx.Client()).process(extended, stt_url=None, stt_key="", stt_model="whisper-1",
+                                                   download_timeout=1)
+    assert problem is None and ready["text"] == "Привет"
+    renamed = message()
+    renamed["clientName"] = renamed.pop("client_name")
+    assert contract_errors(renamed) and "client_name" in contract_errors(renamed)[0]  # a rename is still caught
 
 
 def _voice_client(audio_status: int = 200, stt_status: int = 200, stt_error: Exception | None = None) -> httpx.Client:

@@ -13,7 +13,7 @@ import jsonschema
 
 from simulator.paths import contracts_dir
 
-__all__ = ["BatIn", "Rejected", "contract_errors", "schema_path"]
+__all__ = ["BatIn", "Rejected", "contract_errors", "extra_fields", "schema_path"]
 
 
 class Rejected(ValueError):
@@ -34,6 +34,19 @@ def contract_errors(message: Any) -> list[str]:
     """Every way ``message`` breaks the normalized-message contract (empty: it is valid)."""
     errors = sorted(_validator().iter_errors(message), key=lambda e: list(e.path))
     return [f"{'/'.join(str(p) for p in e.path) or '(message)'}: {e.message}" for e in errors]
+
+
+def extra_fields(message: Any) -> list[str]:
+    """Fields the contract does not name (top level and ``media``): allowed, reported as information."""
+    if not isinstance(message, dict):
+        return []
+    schema = _validator().schema
+    known = set(schema["properties"])
+    extras = [k for k in message if k not in known]
+    media = message.get("media")
+    if isinstance(media, dict):
+        extras += [f"media.{k}" for k in media if k not in schema["properties"]["media"]["properties"]]
+    return sorted(extras)
 
 
 class BatIn:
