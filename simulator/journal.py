@@ -27,6 +27,7 @@ SECRET_KEYS = frozenset(
 )
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "cookie", "proxy-authorization"})
 MAX_BODY = 64 * 1024
+ERROR_BODY = 300
 
 
 def _mask(value: str) -> str:
@@ -193,6 +194,9 @@ class JournalMiddleware:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
+            elif message["type"] == "http.response.body" and entry.status >= 400 and "error" not in entry.extra:
+                # the error the fake answered, for transcripts: what went wrong, not only the status
+                entry.extra["error"] = bytes(message.get("body", b""))[:ERROR_BODY].decode("utf-8", errors="replace")
             await send(message)
 
         try:
@@ -204,4 +208,7 @@ class JournalMiddleware:
                 entry.raw_body = {"truncated": True, "bytes": size}
             entry.duration_ms = round((_perf.perf_counter() - started) * 1000, 3)
             entry.fault = scope.get("state", {}).get("fault")
+            hint = scope.get("state", {}).get("hint")
+            if hint:
+                entry.extra["hint"] = hint
             self.journal.add(entry)

@@ -35,6 +35,8 @@ class SimSettings(BaseModel):
     avito_client_secret: str = "sim-client-secret"
     avito_account_name: str = "АКБ Сервис (демо)"
     token_ttl: int = Field(86400, ge=1)
+    #: Avito documents client_id/client_secret as form fields; True also accepts them as HTTP Basic.
+    token_basic_auth: bool = False
     auth_error_status: Literal[401, 403] = 401
     messages_envelope: Literal["object", "array"] = "object"
     webhook_timeout: float = Field(2.0, gt=0)

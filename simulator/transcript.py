@@ -42,7 +42,9 @@ def transcript(apps: dict[str, Any]) -> list[Hop]:
         label = "gateway -> Avito"
         body = e.body.get("message", {}).get("text") if isinstance(e.body, dict) and isinstance(e.body.get("message"), dict) else None
         fault = f" [fault: {e.fault}]" if e.fault else ""
-        hops.append(Hop(e.seen_at, label, f"{e.method} {e.path} -> {e.status}{fault}{_short(body)}"))
+        error = f" {e.extra['error'][:200]}" if e.extra.get("error") and not e.fault else ""
+        hint = f" [{e.extra['hint']}]" if e.extra.get("hint") else ""
+        hops.append(Hop(e.seen_at, label, f"{e.method} {e.path} -> {e.status}{fault}{error}{hint}{_short(body)}"))
     n8n = apps["n8n"].state
     for r in n8n.n8n.received():
         body = r.body if isinstance(r.body, dict) else {}

@@ -8,6 +8,7 @@ in the OAuth 2.0 shape (RFC 6749 section 5.2), which is what OAuth clients parse
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -128,6 +129,25 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+_VERSION = re.compile(r"/v\d+/")
+
+
+def _shape(path: str) -> str:
+    return _VERSION.sub("/v*/", path.rstrip("/") or "/")
+
+
+def near_miss(request: Request) -> str | None:
+    """The path Avito serves that this unknown one nearly is (another API version, a trailing slash)."""
+    method, wanted = request.method, _shape(request.url.path)
+    for path, operations in request.app.openapi().get("paths", {}).items():  # the served Avito operations
+        if method.lower() not in operations or path.startswith("/_sim"):
+            continue
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(_shape(path))) + "$"
+        if re.match(pattern, wanted):
+            return f"no such path at Avito; Avito serves {method} {path}"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure (ours, FastAPI's, unexpected) to Avito's error shape."""
 
@@ -150,6 +170,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.detail and exc.detail != HTTPStatus(exc.status_code).phrase:
             body["error"]["message"] = str(exc.detail)
         headers = dict(exc.headers or {})
+        if exc.status_code == 404:
+            hint = near_miss(request)
+            if hint:
+                request.state.hint = hint  # for the journal and transcripts; Avito's answer stays Avito's
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(body, status_code=exc.status_code, headers=headers)

@@ -40,7 +40,7 @@ def extra_fields(message: Any) -> list[str]:
     """Fields the contract does not name (top level and ``media``): allowed, reported as information."""
     if not isinstance(message, dict):
         return []
-    schema = _validator().schema
+    schema: dict[str, Any] = dict(_validator().schema)  # type: ignore[arg-type]
     known = set(schema["properties"])
     extras = [k for k in message if k not in known]
     media = message.get("media")
