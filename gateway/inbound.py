@@ -20,7 +20,7 @@ from gateway.messaging import Messenger
 from gateway.normalize import Kind, classify, normalize
 from gateway.settings import GatewaySettings
 from gateway.store import GatewayStore
-from gateway.webhook_body import Refused, WebhookMessage, parse_webhook
+from gateway.webhook_body import Refused, read_webhook
 
 __all__ = ["Inbound", "Outcome"]
 
@@ -49,12 +49,12 @@ class Inbound:
 
     def _receive(self, raw: bytes) -> Outcome:
         try:
-            body = parse_webhook(raw)
+            read = read_webhook(raw)
         except Refused as exc:
             return self._reject(str(exc), raw)
-        if body is None:
+        if read is None:
             return "probe"
-        value = WebhookMessage.model_validate(body["payload"]["value"])
+        body, value = read
         expected = self.settings.avito_user_id
         if expected is not None and value.user_id != expected:
             return self._reject(f"webhook for account {value.user_id}, this gateway serves {expected}", raw)

@@ -47,10 +47,11 @@ class WebhookAuth:
         self.secret = settings.webhook_secret or _load_or_create(settings.data_dir / SECRET_FILE)
         self.plain_setting = "deny" if self.configured else settings.webhook_plain_path
         self.store = store
+        self._subscribed = store.get_meta(_SUBSCRIBED_FLAG) is not None  # read once: every plain webhook asks
 
     def plain_path_open(self) -> bool:
         if self.plain_setting == "auto":
-            return self.store.get_meta(_SUBSCRIBED_FLAG) is None
+            return not self._subscribed
         return self.plain_setting == "allow"
 
     @property
@@ -69,8 +70,9 @@ class WebhookAuth:
         return urlunsplit(parts._replace(path=f"{RECEIVER_PATH}/{self.secret}"))
 
     def subscribed(self, url: str) -> None:
-        if self.secret in url and self.plain_setting == "auto" and self.plain_path_open():
+        if self.secret in url and self.plain_setting == "auto" and not self._subscribed:
             self.store.set_meta(_SUBSCRIBED_FLAG, "1")
+            self._subscribed = True
             log.info("subscribed with the secret path: the plain /webhook/avito now answers 404")
 
     def mask(self, text: str) -> str:

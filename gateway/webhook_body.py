@@ -11,28 +11,22 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-__all__ = ["Refused", "WebhookMessage", "parse_webhook", "MAX_DEPTH", "ID_PATTERN", "is_avito_id"]
+from gateway.store import MAX_SQL_INT
+
+__all__ = ["Refused", "WebhookMessage", "read_webhook", "parse_webhook", "MAX_DEPTH", "ID_PATTERN"]
 
 #: Avito's webhook bodies nest about six levels; anything far deeper is not Avito.
 MAX_DEPTH = 32
 #: Message ids are 32 hex characters, chat ids ``u2i-``/``u2u-`` plus URL-safe characters incl. ``~`` and ``_``.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_~.:-]{0,127}$"
-_INT64 = 2**63 - 1
-
-AvitoInt = StrictInt
 
 
 class Refused(ValueError):
     """The body cannot be accepted; the message says why (it goes to ``/api/inbound/rejected``)."""
-
-
-def is_avito_id(value: str) -> bool:
-    return re.fullmatch(ID_PATTERN, value) is not None
 
 
 class _Open(BaseModel):
@@ -80,12 +74,12 @@ CONTENT_SHAPES: dict[str, type[BaseModel]] = {
 class WebhookMessage(_Open):
     id: StrictStr = Field(pattern=ID_PATTERN)
     chat_id: StrictStr = Field(pattern=ID_PATTERN)
-    user_id: AvitoInt = Field(ge=0, le=_INT64)
-    author_id: AvitoInt = Field(ge=0, le=_INT64)
-    created: AvitoInt = Field(ge=0, le=_INT64)
+    user_id: StrictInt = Field(ge=0, le=MAX_SQL_INT)
+    author_id: StrictInt = Field(ge=0, le=MAX_SQL_INT)
+    created: StrictInt = Field(ge=0, le=MAX_SQL_INT)
     type: StrictStr = Field(min_length=1, max_length=64)
     content: dict[str, Any] = Field(default_factory=dict)
-    item_id: AvitoInt | None = Field(None, ge=0, le=_INT64)
+    item_id: StrictInt | None = Field(None, ge=0, le=MAX_SQL_INT)
 
 
 class _Payload(_Open):
@@ -96,7 +90,7 @@ class _Payload(_Open):
 class _Envelope(_Open):
     id: StrictStr | None = None
     version: StrictStr | None = None
-    timestamp: AvitoInt | None = None
+    timestamp: StrictInt | None = None
     payload: _Payload
 
 
@@ -132,8 +126,9 @@ def _where(exc: ValidationError, prefix: str) -> str:
     return f"{where}: {first['msg']}"
 
 
-def parse_webhook(raw: bytes) -> dict[str, Any] | None:
-    """The parsed body, or None for Avito's subscription probe ``{}``; raises :class:`Refused`."""
+def read_webhook(raw: bytes) -> tuple[dict[str, Any], WebhookMessage] | None:
+    """The parsed body and its validated message, or None for Avito's subscription probe ``{}``; raises
+    :class:`Refused`."""
     try:
         body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except Refused:
@@ -166,5 +161,10 @@ def parse_webhook(raw: bytes) -> dict[str, Any] | None:
             shape.model_validate(value.content)
         except ValidationError as exc:
             raise Refused(f"{value.type} message with the wrong content: {_where(exc, 'content')}") from None
-    result: dict[str, Any] = body
-    return result
+    return body, value
+
+
+def parse_webhook(raw: bytes) -> dict[str, Any] | None:
+    """The parsed body alone (see :func:`read_webhook`)."""
+    read = read_webhook(raw)
+    return None if read is None else read[0]

@@ -67,12 +67,9 @@ def _image(name: str, service: dict[str, Any], gateway_image: str | None) -> str
 def up(console: Console, gateway_image: str | None = None, *, build: bool = False) -> dict[str, str]:
     """Start the stack; ``build`` rebuilds the image from this tree even when one is cached."""
     client = docker_client()
-    try:
-        if build:
-            raise LookupError("rebuild requested")
-        client.images.get(IMAGE)
+    if not build and _image_present(client):
         console.print(f"using image {IMAGE}")
-    except Exception:
+    else:
         console.print(f"building {IMAGE} from {root()} ...")
         client.images.build(path=str(root()), tag=IMAGE, rm=True)
     network = next(iter(client.networks.list(names=[NETWORK])), None) or client.networks.create(NETWORK, driver="bridge")
@@ -91,6 +88,14 @@ def up(console: Console, gateway_image: str | None = None, *, build: bool = Fals
         urls[name] = f"http://127.0.0.1:{port}"
         _wait_healthy(name, urls[name] + HEALTH[name])
     return urls
+
+
+def _image_present(client: Any) -> bool:
+    try:
+        client.images.get(IMAGE)
+    except Exception:  # docker.errors.ImageNotFound; the SDK is imported lazily
+        return False
+    return True
 
 
 def _wait_healthy(name: str, url: str, timeout: float = 60.0) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["MAX_VIEW_DEPTH", "depth", "viewable", "loads_viewable"]
+__all__ = ["MAX_VIEW_DEPTH", "depth", "loads_viewable"]
 
 MAX_VIEW_DEPTH = 64
 _TEXT_LIMIT = 4096
@@ -30,26 +30,15 @@ def depth(value: Any, limit: int = MAX_VIEW_DEPTH) -> int:
     return deepest
 
 
-def viewable(value: Any, raw: str | None = None) -> Any:
-    """``value`` itself, or a summary when it is nested deeper than :data:`MAX_VIEW_DEPTH`."""
-    if depth(value) <= MAX_VIEW_DEPTH:
-        return value
-    if raw is None:
-        try:
-            raw = json.dumps(value)
-        except (RecursionError, ValueError):
-            raw = ""
-    return _summary(raw)
-
-
 def _summary(text: str) -> dict[str, str]:
     return {"_too_deep": f"JSON nested deeper than {MAX_VIEW_DEPTH} levels; shown as text", "text": text[:_TEXT_LIMIT]}
 
 
 def loads_viewable(text: str) -> Any:
-    """``json.loads`` that never raises RecursionError: too-deep JSON becomes the summary. Raises ValueError
-    for what is not JSON."""
+    """``json.loads`` whose result is always viewable: JSON nested deeper than :data:`MAX_VIEW_DEPTH` (or too deep
+    to parse at all) becomes a summary holding the start of the text. Raises ValueError for what is not JSON."""
     try:
-        return viewable(json.loads(text), text)
+        value = json.loads(text)
     except RecursionError:
         return _summary(text)
+    return value if depth(value) <= MAX_VIEW_DEPTH else _summary(text)

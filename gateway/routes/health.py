@@ -44,12 +44,12 @@ async def health(s: Services = Depends(services)) -> JSONResponse:
     oldest = s.store.oldest_pending()
     age = max(0.0, now - oldest) if oldest is not None else 0.0
     failures = s.forwarder.failures_in_a_row
-    checks["forwarding"] = age <= s.settings.health_outbox_max_age and failures < s.settings.health_forward_failures
     lagging = []
     if age > s.settings.health_outbox_max_age:
         lagging.append(f"the oldest message waiting for n8n arrived {age:.0f} s ago")
     if failures >= s.settings.health_forward_failures:
         lagging.append(f"{failures} forwards to n8n failed in a row (last: {s.forwarder.last_error})")
+    checks["forwarding"] = not lagging
     status = "unhealthy" if problems else ("degraded" if lagging else "healthy")
     body: dict[str, Any] = {
         "status": status, "checks": checks,
