@@ -16,6 +16,21 @@ Feature: Stage 1 - the webhook is connected
     And /info shows 100 requests per 60 seconds and 20 connections
     And /api/token shows a token without revealing it
 
+  Scenario: The API is closed to anyone without the key
+    Then the API refuses calls without a valid key
+    And a page on another site cannot call the API with the user's credentials
+
+  Scenario: A gateway started without API_KEY does not serve the API
+    Then a gateway started without API_KEY does not serve /api to anyone
+
+  Scenario: A broken webhook body is answered 200 and the next message still arrives
+    Given the gateway is subscribed to Avito webhooks
+    When a webhook with a broken JSON body reaches the gateway
+    And the customer writes "после сломанного вебхука"
+    Then the gateway answered every one of them 200
+    And n8n receives 1 normalized message
+    And the message text is "после сломанного вебхука"
+
   Scenario: A test message from a customer reaches n8n
     Given the gateway is subscribed to Avito webhooks
     When the customer writes "Тестовое сообщение"

@@ -30,13 +30,26 @@ Feature: Stage 2 - inbound messages arrive at n8n in the normalized format
     When the customer writes "дубль"
     Then n8n receives 1 normalized message
 
-  Scenario: Echoes, seller replies and system messages are not customer messages
+  Scenario: A seller's reply from the Avito app reaches n8n as the seller's; echoes and system messages do not
     When n8n sends "Ответ оператора" through the gateway
     And the seller replies from the Avito app "Ответил из приложения"
     And Avito posts a system message
     And the customer writes "А это клиент"
-    Then n8n receives 1 normalized message
-    And the message text is "А это клиент"
+    Then n8n receives the seller's reply "Ответил из приложения" marked as the seller's
+    And n8n receives the customer's message "А это клиент"
+    And n8n received nothing else
+
+  Scenario: n8n answers 503 twice, and the message still arrives once
+    Given n8n answers the next 2 forwards with 503
+    When the customer writes "n8n споткнулся"
+    Then n8n receives 1 normalized message within 20 seconds
+    And the message text is "n8n споткнулся"
+
+  Scenario: n8n is down for a few seconds, and the message still arrives once
+    Given n8n is down for 2 seconds
+    When the customer writes "n8n перезапускается"
+    Then n8n receives 1 normalized message within 20 seconds
+    And the message text is "n8n перезапускается"
 
   @gateway_clock
   Scenario: n8n is down for a while, then the message is delivered once

@@ -29,6 +29,16 @@ Feature: Stage 3 - outbound messages go through the gateway only
     When n8n makes 101 requests within a minute
     Then the last one is answered 429 with Retry-After
 
+  Scenario: The gateway's own limit holds and opens again after its window, in real time
+    When n8n spends the gateway's announced rate limit
+    Then one more request is answered 429 with Retry-After
+    And after the window, steady requests are served again
+
+  Scenario: A send without text is refused in the documented form
+    When n8n sends a message without text through the gateway
+    Then the gateway answers 400 in the documented error form
+    And nothing was sent to Avito
+
   Scenario: Avito's 429 with Retry-After is waited out
     Given Avito answers the next send with 429 and Retry-After
     When n8n sends "после паузы" through the gateway
@@ -50,6 +60,7 @@ Feature: Stage 3 - outbound messages go through the gateway only
     When n8n sends "ответ потерялся" through the gateway
     Then the gateway answers 200 with the sent message's id
     And the customer's chat shows "ответ потерялся" once
+    And no send was repeated without checking the chat first
 
   Scenario: An image send
     When n8n sends a photo through the gateway

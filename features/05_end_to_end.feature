@@ -24,6 +24,14 @@ Feature: Stage 5 - end to end
     Then the customer's chat shows "Добрый день! Меня зовут Анна, чем помочь?"
     And messages_history has a sent "operator" row for the appeal
 
+  Scenario: The seller answers from the Avito app: kept as the operator's answer, the AI stays silent
+    When the customer writes "Есть аккумулятор 60Ah?"
+    And the batching window closes
+    Then the customer's chat shows the AI's answer
+    When the seller replies from the Avito app "Да, есть, приезжайте"
+    Then messages_history keeps the seller's reply "Да, есть, приезжайте" as the operator's
+    And the seller's reply did not make the AI answer again
+
   Scenario: Several quick messages are batched into one appeal
     When the customer writes "Здравствуйте"
     And the customer sends a photo

@@ -12,6 +12,7 @@ Feature: Avito errors reproduced on demand
     Then the gateway answers <status> with code "<code>"
     And the error says "Avito API Error <avito_status>"
     And the error is retryable: <retryable>
+    And no send was repeated without checking the chat first
 
     Examples:
       | error                 | preset             | status | code                   | avito_status | retryable |

@@ -17,7 +17,7 @@ from gateway.clock import Clock
 from gateway.errors import StorageError
 from gateway.logsafe import safe
 from gateway.messaging import Messenger
-from gateway.normalize import Kind, classify, normalize
+from gateway.normalize import FORWARDED, Kind, classify, normalize
 from gateway.settings import GatewaySettings
 from gateway.store import GatewayStore
 from gateway.webhook_body import Refused, read_webhook
@@ -66,6 +66,6 @@ class Inbound:
         kind: Kind = classify(body["payload"]["value"], our_send=self.messenger.is_echo(value.id, value.chat_id, text))
         new = self.store.record_inbound(
             account=value.user_id, message_id=value.id, chat_id=value.chat_id, author_id=value.author_id,
-            kind=kind, raw=body, now=self.clock.now(), forward=kind == "customer",
+            kind=kind, raw=body, now=self.clock.now(), forward=kind in FORWARDED,
         )
         return kind if new else "duplicate"

@@ -29,8 +29,8 @@ from gateway.store import GatewayStore
 __all__ = ["Messenger", "MAX_TEXT"]
 
 MAX_TEXT = 1000
-#: How far back (seconds) a message found in the chat may predate our send and still be it.
-LANDED_SKEW = 5
+#: How much older (seconds, by Avito's clock) than the chat's newest message a message may be and still be our send.
+LANDED_WINDOW = 120
 RECENT_SEND_TTL = 120
 
 Result = tuple[int, dict[str, Any]]
@@ -124,7 +124,6 @@ class Messenger:
         body = {"type": "text", "message": {"text": text}}
         attempt = 0
         while True:
-            started = self.clock.now()
             self._remember(chat_id, text)
             try:
                 sent: dict[str, Any] = await self.avito.request("POST", path, json=body)
@@ -133,7 +132,7 @@ class Messenger:
                 unknown_outcome = exc.avito_status is None or exc.avito_status >= 500
                 if not unknown_outcome:
                     raise
-                landed = await self._landed(user_id, chat_id, text, started)
+                landed = await self._landed(user_id, chat_id, text)
                 if landed is not None:
                     sent = landed
                     break
@@ -144,21 +143,25 @@ class Messenger:
         self.store.record_sent(str(sent["id"]), chat_id, text, self.clock.now())
         return sent
 
-    async def _landed(self, user_id: int, chat_id: str, text: str, started: float) -> dict[str, Any] | None:
+    async def _landed(self, user_id: int, chat_id: str, text: str) -> dict[str, Any] | None:
         try:
             listing = await self.avito.request(
                 "GET", f"/messenger/v3/accounts/{user_id}/chats/{segment(chat_id)}/messages/", params={"limit": 20}, retry=True
             )
         except GatewayError:
             return None
-        messages = listing.get("messages", []) if isinstance(listing, dict) else listing
-        for m in messages or []:
+        messages = [m for m in (listing.get("messages", []) if isinstance(listing, dict) else listing) or []
+                    if isinstance(m, dict)]
+        # Avito's clock, not ours: "recent" is measured from the chat's newest message, so a gateway whose clock
+        # differs from Avito's still recognises its own send.
+        newest = max((int(m.get("created") or 0) for m in messages), default=0)
+        for m in messages:
             if (
-                isinstance(m, dict)
-                and m.get("direction") == "out"
+                m.get("direction") == "out"
                 and (m.get("content") or {}).get("text") == text
-                and int(m.get("created") or 0) >= started - LANDED_SKEW
+                and int(m.get("created") or 0) >= newest - LANDED_WINDOW
                 and not self.store.is_our_send(str(m.get("id")))
+                and not self.store.is_seller_reply(str(m.get("id")))
             ):
                 return m
         return None

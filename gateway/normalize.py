@@ -11,10 +11,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["SCHEMA_VERSION", "Kind", "classify", "normalize", "largest_image", "message_text"]
+__all__ = ["SCHEMA_VERSION", "FORWARDED", "Kind", "classify", "normalize", "largest_image", "message_text"]
 
 SCHEMA_VERSION = "1.0.0"
 Kind = Literal["customer", "echo", "seller_reply", "system"]
+#: What n8n gets: customers' messages, and replies the seller typed in the Avito app (so the CRM's history is
+#: complete; n8n keeps them as operator rows and never lets them trigger the AI). Echoes of our own sends and
+#: Avito's system messages are not forwarded.
+FORWARDED: frozenset[str] = frozenset({"customer", "seller_reply"})
 #: Types Avito documents as unsupported in the API: content is {}.
 UNSUPPORTED = {"appCall", "file", "video"}
 
@@ -83,6 +87,7 @@ def normalize(
     voice_url: str | None = None,
     voice_url_expires_at: float | None = None,
 ) -> dict[str, Any]:
+    """The normalized message; a reply the seller typed in the Avito app is marked ``meta.author_role: seller``."""
     value = webhook["payload"]["value"]
     kind = str(value.get("type") or "text")
     content = value.get("content") if isinstance(value.get("content"), dict) else {}
@@ -100,6 +105,7 @@ def normalize(
         "original_media_type": kind,
         "chat_type": value.get("chat_type"),
         "user_id": value.get("user_id"),
+        "author_role": "seller" if value.get("author_id") == value.get("user_id") else "customer",
         "created": value.get("created"),
         "raw": webhook,
     }

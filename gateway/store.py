@@ -297,6 +297,13 @@ class GatewayStore:
         with self._lock:
             return self._db.execute("SELECT 1 FROM sent WHERE message_id = ?", (message_id,)).fetchone() is not None
 
+    def is_seller_reply(self, message_id: str) -> bool:
+        """A message our account wrote in the Avito app (it came as a webhook, and we did not send it)."""
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM inbound WHERE message_id = ? AND kind = 'seller_reply'",
+                                   (message_id,)).fetchone()
+            return row is not None
+
     # --- idempotency -------------------------------------------------------
     def idempotent_result(self, key: str) -> tuple[str, int | None, dict[str, Any] | None] | None:
         with self._lock:

@@ -3,7 +3,10 @@
 Runs the Gherkin features (``features/``, steps in ``tests/bdd/``) through
 pytest in this process, shows a live progress line, then a table per stage
 and, for each failure, the scenario, the failing step, the error and the
-conversation as the fakes saw it.
+conversation as the fakes saw it. When scenarios fail, the report opens
+with their root causes: failures grouped by the first anomalous hop the
+fakes recorded (or, with none on the wire, by the defect a check named),
+each with its stable defect code (also in ``--json``).
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
+from simulator.defects import ROOT_CAUSES, describe
+from simulator.leaks import mask
 from simulator.paths import contracts_dir
 
-__all__ = ["RunOptions", "ScenarioResult", "run_acceptance", "STAGES"]
+__all__ = ["RunOptions", "SECRETS", "ScenarioResult", "root_causes", "run_acceptance", "STAGES"]
+
+#: Where the steps put the secrets of the run (tokens Avito issued, the client secret): the report masks them.
+SECRETS = pytest.StashKey[set[str]]()
+
+#: Installed pytest plugins the run never uses: not even imported (hypothesis alone costs a second per run).
+UNUSED_PLUGINS = ("hypothesispytest", "schemathesis", "faker", "xdist", "xdist.looponfail", "anyio")
 
 STAGES = {
     "stage1": "1 webhook",
@@ -42,6 +53,8 @@ class RunOptions:
     junit: str | None = None
     json_report: str | None = None
     html_report: str | None = None
+    select: str | None = None  # a pytest -k expression over scenario names
+    features: str | None = None  # a directory of .feature files to run instead of ours
 
 
 @dataclass
@@ -54,6 +67,8 @@ class ScenarioResult:
     error: str | None = None
     skip_reason: str | None = None
     transcript: str = ""
+    defect: str | None = None  # a stable code from simulator.defects.CATALOGUE, for every failure
+    anomaly: str | None = None  # the first anomalous hop the fakes recorded, if any
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -65,6 +80,20 @@ class _Collector:
         self.results: dict[str, ScenarioResult] = {}
         self.total = 0
         self.status: Any = None
+        self.config: pytest.Config | None = None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+        config.stash[SECRETS] = set()
+
+    def masked_results(self) -> list[ScenarioResult]:
+        """The results with every secret the steps registered masked (known only once the run is over)."""
+        secrets = self.config.stash.get(SECRETS, set()) if self.config is not None else set()
+        for r in self.results.values():
+            r.error = mask(r.error, secrets) if r.error else r.error
+            r.transcript = mask(r.transcript, secrets)
+            r.extra = {k: mask(v, secrets) for k, v in r.extra.items()}
+        return list(self.results.values())
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.total = len(items)
@@ -81,13 +110,17 @@ class _Collector:
         result.failed_step = props.get("failed step", result.failed_step)
         if "gateway output" in props:
             result.extra["gateway output"] = props["gateway output"]
+        result.anomaly = props.get("anomaly", result.anomaly)
         if report.skipped:
             result.outcome = "skipped"
             longrepr = report.longrepr
             result.skip_reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
         elif report.failed:
             result.outcome = "failed"
-            result.error = _short_error(report)
+            result.error = result.error if report.when == "teardown" and result.error else _short_error(report)
+            result.defect = result.defect or props.get("defect") or "unclassified"
+        if result.outcome == "failed" and props.get("anomaly code") in ROOT_CAUSES:
+            result.defect = props["anomaly code"]  # the wire shows the cause; the failing check is its symptom
         if report.when == "teardown" and self.status is not None:
             done = len(self.results)
             failed = sum(1 for r in self.results.values() if r.outcome == "failed")
@@ -101,15 +134,23 @@ def _short_error(report: pytest.TestReport) -> str:
     return str(report.longrepr)[-800:]
 
 
+def _features_dir() -> Path:
+    return contracts_dir().parent / "features"
+
+
 def _bdd_dir() -> Path:
     return contracts_dir().parent / "tests" / "bdd"
 
 
 def run_acceptance(options: RunOptions, console: Console) -> int:
     args = [str(_bdd_dir()), "-p", "no:cacheprovider", "-p", "no:terminal",
-            "-o", f"bdd_features_base_dir={contracts_dir().parent / 'features'}"]
+            "-o", f"bdd_features_base_dir={Path(options.features).resolve() if options.features else _features_dir()}"]
+    for plugin in UNUSED_PLUGINS:
+        args += ["-p", f"no:{plugin}"]
     if options.stages:
         args += ["-m", " or ".join(f"stage{n}" for n in options.stages)]
+    if options.select:
+        args += ["-k", options.select]
     for flag, value in (("--gateway-url", options.gateway_url), ("--gateway-api-key", options.gateway_api_key),
                         ("--gateway-cmd", options.gateway_cmd), ("--stack-url", options.stack_url),
                         ("--junit-xml", options.junit)):
@@ -121,7 +162,7 @@ def run_acceptance(options: RunOptions, console: Console) -> int:
         collector.status = status
         code = pytest.main(args, plugins=[collector])
     elapsed = _perf.perf_counter() - started
-    results = list(collector.results.values())
+    results = collector.masked_results()
     _print(console, results, elapsed, options)
     if options.json_report:
         Path(options.json_report).write_text(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=1),
@@ -134,7 +175,38 @@ def run_acceptance(options: RunOptions, console: Console) -> int:
     return 1 if any(r.outcome == "failed" for r in results) else 0
 
 
+def root_causes(results: list[ScenarioResult]) -> list[tuple[str, str, list[ScenarioResult]]]:
+    """Failed scenarios grouped by cause, biggest group first: (defect code, what was seen, scenarios)."""
+    groups: dict[tuple[str, str], list[ScenarioResult]] = {}
+    for r in results:
+        if r.outcome != "failed":
+            continue
+        code = r.defect or "unclassified"
+        seen = r.anomaly if r.anomaly and (code in ROOT_CAUSES or code == "unclassified") else (r.error or "")
+        groups.setdefault((code, seen.splitlines()[0][:300] if seen else ""), []).append(r)
+    return [(code, seen, members) for (code, seen), members in
+            sorted(groups.items(), key=lambda g: (-len(g[1]), g[0][0]))]
+
+
+def _print_root_causes(console: Console, results: list[ScenarioResult]) -> None:
+    causes = root_causes(results)
+    if not causes:
+        return
+    ran = sum(1 for r in results if r.outcome != "skipped")
+    failed = sum(len(members) for _, _, members in causes)
+    console.rule(f"[red bold]Root causes[/red bold]: {failed} failed scenario(s), {len(causes)} cause(s)")
+    for n, (code, seen, members) in enumerate(causes, 1):
+        who = ("every scenario" if len(members) == ran else
+               f"{len(members)} of {ran} scenarios" + (" (every failure)" if len(causes) == 1 else ""))
+        console.print(f"{n}. [bold]{who}[/bold] · defect [bold red]{code}[/bold red]: {describe(code)}", highlight=False)
+        if seen:
+            console.print(f"   {seen}", markup=False, highlight=False)
+        names = ", ".join(m.name for m in members[:6]) + (", …" if len(members) > 6 else "")
+        console.print(f"   scenarios: {names}", markup=False, highlight=False)
+
+
 def _print(console: Console, results: list[ScenarioResult], elapsed: float, options: RunOptions) -> None:
+    _print_root_causes(console, results)
     target = options.gateway_url or (f"gateway started by: {options.gateway_cmd}" if options.gateway_cmd
                                      else "our gateway (embedded)")
     table = Table(title=f"Avito rollout acceptance run: {target}", header_style="bold")
@@ -159,6 +231,10 @@ def _print(console: Console, results: list[ScenarioResult], elapsed: float, opti
         console.rule(f"[red]FAILED[/red] {r.stage}: {r.name}")
         if r.failed_step:
             console.print(f"[bold]step:[/bold] {r.failed_step}", highlight=False)
+        console.print(f"[bold]defect:[/bold] {r.defect} ({describe(r.defect or 'unclassified')})", highlight=False)
+        if r.anomaly:
+            console.print("[bold]first anomaly:[/bold] ", end="")
+            console.print(r.anomaly, markup=False, highlight=False)
         console.print("[bold]error:[/bold] ", end="")
         console.print(r.error, markup=False, highlight=False)
         story = r.transcript.splitlines()
@@ -179,7 +255,8 @@ def _html(results: list[ScenarioResult], elapsed: float) -> str:
         colour = {"passed": "#dfd", "failed": "#fdd", "skipped": "#ffd"}[r.outcome]
         detail = "".join(
             f"<p><b>{html.escape(k)}:</b> {html.escape(v)}</p>"
-            for k, v in (("step", r.failed_step or ""), ("error", r.error or ""), ("skipped", r.skip_reason or "")) if v
+            for k, v in (("step", r.failed_step or ""), ("defect", r.defect or ""), ("first anomaly", r.anomaly or ""),
+                         ("error", r.error or ""), ("skipped", r.skip_reason or "")) if v
         )
         rows.append(f"<details style='background:{colour};margin:4px;padding:4px'><summary>{html.escape(r.stage)}: "
                     f"{html.escape(r.name)} — {r.outcome} ({r.duration:.2f} s)</summary>{detail}"

@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gateway-api-key", help="its X-API-Key (default test-api-key)")
     run.add_argument("--gateway-cmd", help="start the gateway with this command ({port} is replaced)")
     run.add_argument("--stack-url", help="fakes running elsewhere: avito=URL,n8n=URL,stt=URL (containers)")
+    run.add_argument("--scenario", dest="select", help="only scenarios whose name matches (pytest -k expression)")
+    run.add_argument("--features", help="run the .feature files in this directory (the harness's steps) instead of ours")
     run.add_argument("--junit", help="write JUnit XML to this file")
     run.add_argument("--json", dest="json_report", help="write the results (with transcripts) as JSON")
     run.add_argument("--html", dest="html_report", help="write an HTML report")
@@ -83,14 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     contract.add_argument("--allow-writes", action="store_true", help="also run sends (only to --chat-id chats)")
     contract.add_argument("--chat-id", action="append", default=[], help="a chat sends may go to (repeatable)")
     contract.add_argument("--max-examples", type=int, default=25, help="generated requests per operation (25)")
+    contract.add_argument("--profile", choices=["seed", "full"], default="seed",
+                          help="seed (default): SPEC's endpoints and fields; full: also ours (avito-harness's gateway)")
     contract.add_argument("--junit", help="write JUnit XML to this file")
+    contract.add_argument("--json", dest="json_report", help="write the results, a defect code per violation, as JSON")
     contract.add_argument("--contract", help="another contract file (default: contracts/gateway.openapi.yaml)")
     return parser
 
 
 def run_contract(args: argparse.Namespace, console: Console) -> int:
     # schemathesis and hypothesis load only for this command: `serve` and `sim` start faster without them
-    from simulator.contract.report import print_report, write_junit
+    from simulator.contract.report import print_report, write_json, write_junit
     from simulator.contract.runner import ContractOptions, check_gateway
 
     if args.allow_writes and not args.chat_id:
@@ -99,7 +104,7 @@ def run_contract(args: argparse.Namespace, console: Console) -> int:
     options = ContractOptions(
         gateway_url=args.gateway_url.rstrip("/"), api_key=args.api_key, allow_writes=args.allow_writes,
         chat_ids=tuple(args.chat_id), max_examples=args.max_examples,
-        contract=Path(args.contract) if args.contract else None,
+        contract=Path(args.contract) if args.contract else None, profile=args.profile,
     )
     try:
         httpx.get(f"{options.gateway_url}/health", timeout=10)
@@ -110,6 +115,8 @@ def run_contract(args: argparse.Namespace, console: Console) -> int:
     print_report(console, results, options.gateway_url)
     if args.junit:
         write_junit(Path(args.junit), results, options.gateway_url)
+    if args.json_report:
+        write_json(Path(args.json_report), results, options.gateway_url, options.profile)
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -311,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print("[red]error:[/red] give --gateway-url or --gateway-cmd, not both")
             return 2
         options = RunOptions(tuple(args.stage), args.gateway_url, args.gateway_api_key, args.gateway_cmd,
-                             args.stack_url, args.junit, args.json_report, args.html_report)
+                             args.stack_url, args.junit, args.json_report, args.html_report, args.select,
+                             args.features)
         return run_acceptance(options, console)
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -271,12 +271,14 @@ class FaultMiddleware:
         account_of: Callable[[Scope], int | None],
         error_body: Callable[[int], Any],
         skip_prefixes: tuple[str, ...] = ("/_sim",),
+        eligible: Callable[[Scope], bool] | None = None,
     ) -> None:
-        self.app, self.faults, self.now = app, faults, now
+        self.app, self.faults, self.now, self.eligible = app, faults, now, eligible
         self.account_of, self.error_body, self.skip_prefixes = account_of, error_body, skip_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.skip_prefixes):
+        if (scope["type"] != "http" or scope["path"].startswith(self.skip_prefixes)
+                or (self.eligible is not None and not self.eligible(scope))):
             await self.app(scope, receive, send)
             return
         rule = self.faults.pick(scope["method"], scope["path"], self.account_of(scope), self.now())

@@ -22,6 +22,7 @@ from gateway.models import (
     SubscribeAnswer,
     SubscriptionsAnswer,
 )
+from gateway.normalize import FORWARDED
 
 __all__ = ["router", "receiver"]
 
@@ -106,7 +107,7 @@ async def flush(s: Services = Depends(services)) -> dict[str, Any]:
 
 async def _receive(request: Request, s: Services) -> JSONResponse:
     outcome = s.inbound.receive(await request.body())
-    if outcome == "customer":
+    if outcome in FORWARDED:
         s.forwarder.wake.set()
     return JSONResponse({"ok": True})
 

@@ -164,6 +164,26 @@ class AvitoBackend:
             raise ForbiddenError(f"The token lacks the {scope} scope")
         return state, token
 
+    def auth_hint(self, authorization: str | None) -> str:
+        """Why a request was refused, for the tester (never in Avito's answer)."""
+        scheme, _, value = (authorization or "").partition(" ")
+        if not value.strip():
+            return "no Authorization header: Avito wants Bearer <access_token>"
+        if scheme.lower() != "bearer":
+            return f"Authorization scheme {scheme!r}: Avito wants Bearer <access_token>"
+        token = self.tokens.find(value.strip())
+        if token is None:
+            return "a token this Avito never issued"
+        if not self.tokens.is_live(token):
+            return "the token expired; a client gets a new one from /token"
+        return "the token lacks a scope or names another account"
+
+    def authorized(self, authorization: str | None) -> bool:
+        """A live token of this Avito: a request Avito's servers would process (faults only hit those)."""
+        scheme, _, value = (authorization or "").partition(" ")
+        token = self.tokens.find(value.strip()) if scheme.lower() == "bearer" else None
+        return token is not None and self.tokens.is_live(token)
+
     def account_of_token(self, authorization: str | None) -> int | None:
         scheme, _, value = (authorization or "").partition(" ")
         token = self.tokens.find(value.strip()) if scheme.lower() == "bearer" else None
@@ -208,7 +228,7 @@ class AvitoBackend:
 
     # --- reset -------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
-        """Fresh stores, tokens, links, deliveries, limits, faults, journal and RNG."""
+        """Fresh stores, links, deliveries, limits, faults, journal and RNG; tokens already issued stay valid."""
         from simulator.avito.seed import seed_demo_data
 
         with self._lock:
@@ -217,7 +237,7 @@ class AvitoBackend:
             self.rng.seed(self.seed)
             self.accounts.reset()
             self._by_client.clear()
-            self.tokens.reset()
+            self.tokens.reset(keep_issued=True)  # accounts come back with the same ids: their tokens stay valid
             self.voice_texts.clear()
             self._voice_links.clear()
             self.activity.clear()

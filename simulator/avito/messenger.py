@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
 from simulator.avito.backend import AvitoBackend
-from simulator.avito.errors import ForbiddenError, RateLimitedError, ValidationFailedError
+from simulator.avito.errors import ForbiddenError, RateLimitedError, UnauthorizedError, ValidationFailedError
 from simulator.avito.media import decodes, image_dimensions, sniff_image_type
 from simulator.avito.models import (
     BlacklistBody,
@@ -49,7 +49,11 @@ def account(scope: str | None) -> Callable[..., Awaitable[AvitoState]]:
         request: Request, response: Response, authorization: str | None = Header(None)
     ) -> AvitoState:
         backend = _backend(request)
-        state, _ = backend.authenticate(authorization, scope=scope)
+        try:
+            state, _ = backend.authenticate(authorization, scope=scope)
+        except (UnauthorizedError, ForbiddenError):
+            request.state.hint = backend.auth_hint(authorization)  # for the journal; Avito's answer stays Avito's
+            raise
         path_user = request.path_params.get("user_id")
         if path_user is not None and str(path_user) != str(state.user_id):
             raise ForbiddenError("user_id in the path is not the token's account")

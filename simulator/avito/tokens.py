@@ -52,11 +52,14 @@ class TokenStore:
     def _secret(self, prefix: str) -> str:
         return prefix + "".join(self.rng.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(40))
 
-    def reset(self) -> None:
+    def reset(self, *, keep_issued: bool = False) -> None:
+        """Forget codes; with ``keep_issued``, access and refresh tokens stay valid (Avito does not forget them
+        between two tests: a gateway that runs on keeps the token it holds)."""
         with self._lock:
-            self._access.clear()
-            self._refresh.clear()
             self._codes.clear()
+            if not keep_issued:
+                self._access.clear()
+                self._refresh.clear()
 
     def _issue(self, user_id: int, grant: str, scope: str | None) -> dict[str, Any]:
         value = self._secret("sim_at_")

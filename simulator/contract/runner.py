@@ -7,12 +7,20 @@ generates valid and invalid requests (no 5xx, documented status codes,
 bodies valid against the contract, invalid data refused), and every
 ``/api/*`` operation is called without and with a wrong ``X-API-Key`` (must
 be 401).
+
+Profiles: ``seed`` (the default) checks what SPEC promises: its endpoints
+and the fields it names (``x-seed-required`` in the contract); ``full``
+adds our extension endpoints (``x-profile: full``) and our extra fields. An
+operation that answers 404 as if it were not there is reported as "not
+implemented (404)", not as a failed auth check. Every violation carries a
+defect code (:mod:`simulator.defects`); answers in the report are masked.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -28,9 +36,16 @@ from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.generation import GenerationMode
 
+from simulator.leaks import mask
 from simulator.paths import contracts_dir
 
-__all__ = ["ContractOptions", "OperationResult", "Violation", "check_gateway", "load_contract"]
+__all__ = ["ContractOptions", "OperationResult", "PROFILES", "Violation", "check_gateway", "load_contract",
+           "mask_answer"]
+
+PROFILES = ("seed", "full")
+#: JSON string values under these keys are secrets: never printed.
+_SECRET_VALUE = re.compile(r'("[^"]*(?:token|secret|password|authorization|api[_-]?key)[^"]*"\s*:\s*")([^"]{8,})(")',
+                           re.IGNORECASE)
 
 WRITE_OPERATIONS = {"sendMessage", "sendImage", "sendBulk", "markRead"}
 #: Never run against a deployed gateway: they change its state or Avito's.
@@ -46,6 +61,7 @@ class ContractOptions:
     max_examples: int = 25
     timeout: float = 30.0
     contract: Path | None = None
+    profile: str = "seed"
 
 
 @dataclass
@@ -53,6 +69,7 @@ class Violation:
     title: str
     message: str
     curl: str
+    defect: str = "contract_violation"  # a code from simulator.defects.CATALOGUE
 
 
 @dataclass
@@ -73,13 +90,42 @@ def load_contract(path: Path | None = None) -> dict[str, Any]:
     return doc
 
 
+def mask_answer(text: str, api_key: str = "") -> str:
+    """An answer as a report may print it: secret-looking JSON values and the API key masked."""
+    text = _SECRET_VALUE.sub(lambda m: f"{m.group(1)}***{m.group(3)}", text)
+    return mask(text, [api_key]) if api_key else text
+
+
+def _seed_schemas(doc: dict[str, Any]) -> None:
+    """Answers need only what SPEC names: ``x-seed-required`` replaces ``required`` (nested ones are dropped)."""
+
+    def loosen(schema: Any) -> None:
+        if isinstance(schema, dict):
+            schema.pop("required", None)
+            for sub in (schema.get("properties") or {}).values():
+                loosen(sub)
+
+    for schema in doc.get("components", {}).get("schemas", {}).values():
+        if "x-seed-required" in schema:
+            for sub in (schema.get("properties") or {}).values():
+                loosen(sub)
+            schema["required"] = list(schema["x-seed-required"])
+            if not schema["required"]:
+                del schema["required"]
+
+
 def _scoped(doc: dict[str, Any], options: ContractOptions, *, pin: bool = True) -> dict[str, Any]:
     """The contract cut to what may run here; with ``pin``, writes go to the named chats only."""
     doc = copy.deepcopy(doc)
+    if options.profile == "seed":
+        _seed_schemas(doc)
     for path, item in list(doc["paths"].items()):
         for method, op in list(item.items()):
             op_id = op.get("operationId", "")
             write = method != "get"
+            if options.profile == "seed" and op.get("x-profile") == "full":
+                del item[method]
+                continue
             if op_id in NEVER or (write and (not options.allow_writes or op_id not in WRITE_OPERATIONS)):
                 del item[method]
                 continue
@@ -116,12 +162,19 @@ def _curl(case: Any, url: str) -> str:
     return command.replace("'X-API-Key: [Filtered]'", '"X-API-Key: $GATEWAY_API_KEY"')
 
 
-def _describe(exc: BaseException, response: httpx.Response) -> tuple[str, str]:
+def _describe(exc: BaseException, response: httpx.Response, api_key: str) -> tuple[str, str]:
     failures = list(exc.exceptions) if isinstance(exc, FailureGroup) else [exc]
     titles = "; ".join(dict.fromkeys(getattr(e, "title", type(e).__name__) for e in failures))
     lines = [f"- {getattr(e, 'title', type(e).__name__)}: {getattr(e, 'message', '') or e}".rstrip(": ") for e in failures]
-    lines.append(f"answer: {response.status_code} {response.text[:300]}")
+    lines.append(f"answer: {response.status_code} {mask_answer(response.text[:300], api_key)}")
     return titles, "\n".join(lines)
+
+
+def _fuzz_defect(response: httpx.Response) -> str:
+    """A 422 (FastAPI's default) or any non-SPEC error body for a bad request is its own defect class."""
+    if response.status_code == 422:
+        return "validation_not_spec_body"
+    return "contract_violation"
 
 
 def _auth_violations(op: Any, options: ContractOptions, http: httpx.Client) -> list[Violation]:
@@ -138,7 +191,8 @@ def _auth_violations(op: Any, options: ContractOptions, http: httpx.Client) -> l
             status = f"no answer ({type(exc).__name__})"  # type: ignore[assignment]
         if status != 401:
             curl = f"curl -X {op.method.upper()} '{url}'" + (f" -H '{next(iter(headers))}: wrong'" if headers else "")
-            found.append(Violation("API key not enforced", f"{label}: answered {status}, expected 401", curl))
+            found.append(Violation("API key not enforced", f"{label}: answered {status}, expected 401", curl,
+                                   "api_key_not_enforced"))
     return found
 
 
@@ -164,13 +218,14 @@ def _idempotency_violations(options: ContractOptions, http: httpx.Client) -> lis
         return []
     if answers[0].status_code != 200:
         return [Violation("Send failed", f"a plain send to {options.chat_ids[0]} answered {answers[0].status_code}: "
-                          f"{answers[0].text[:300]}", f"curl -X POST '{url}' ...")]
+                          f"{mask_answer(answers[0].text[:300], options.api_key)}", f"curl -X POST '{url}' ...",
+                          "send_failed")]
     curl = (f"curl -X POST '{url}' -H \"X-API-Key: $GATEWAY_API_KEY\" -H 'Idempotency-Key: {key}' "
             f"-H 'Content-Type: application/json' -d '{json.dumps(body, ensure_ascii=False)}'  # twice")
     statuses = ", ".join(str(a.status_code) for a in answers)
     return [Violation("Repeated send not idempotent",
                       f"two sends with one Idempotency-Key answered {statuses} with message ids {ids}; "
-                      "n8n's retries would post twice", curl)]
+                      "n8n's retries would post twice", curl, "send_posted_twice")]
 
 
 def _load(doc: dict[str, Any], api_key: str) -> Any:
@@ -189,7 +244,49 @@ def _load(doc: dict[str, Any], api_key: str) -> Any:
     return schema
 
 
+def _not_implemented(op: Any, options: ContractOptions, http: httpx.Client) -> Violation | None:
+    """A 404 that is not SPEC's error form (a missing chat is): the gateway has no such operation."""
+    url = options.gateway_url.rstrip("/") + op.path.replace("{chat_id}", "u2i-contract-check").replace("{item_id}", "1")
+    try:
+        answer = http.request(op.method.upper(), url, headers={"X-API-Key": options.api_key}, json={})
+    except httpx.HTTPError:
+        return None
+    if answer.status_code != 404:
+        return None
+    try:
+        spec_shaped = answer.json().get("success") is False
+    except (ValueError, AttributeError):
+        spec_shaped = False
+    if "{" in op.path and spec_shaped:
+        return None
+    return Violation("not implemented (404)", f"{op.method.upper()} {op.path} answered 404 "
+                     f"{mask_answer(answer.text[:120], options.api_key)}: the gateway does not serve it",
+                     f"curl -X {op.method.upper()} '{url}' -H \"X-API-Key: $GATEWAY_API_KEY\"", "not_implemented")
+
+
+def _cors_result(options: ContractOptions, http: httpx.Client) -> OperationResult:
+    """A browser page on any site must not get the API's answers with the user's credentials."""
+    result = OperationResult("cors", "OPTIONS /api/chats (CORS preflight)", calls=1)
+    origin = "https://attacker.example"
+    url = f"{options.gateway_url.rstrip('/')}/api/chats"
+    try:
+        answer = http.options(url, headers={"Origin": origin, "Access-Control-Request-Method": "GET",
+                                            "Access-Control-Request-Headers": "x-api-key"})
+    except httpx.HTTPError:
+        return result
+    allowed = answer.headers.get("access-control-allow-origin", "")
+    if answer.headers.get("access-control-allow-credentials", "").lower() == "true" and allowed in ("*", origin):
+        result.violations.append(Violation(
+            "CORS open with credentials", f"a preflight from {origin} got allow-origin {allowed!r} with "
+            "allow-credentials true: any web page a user opens may call the API as that user",
+            f"curl -X OPTIONS '{url}' -H 'Origin: {origin}' -H 'Access-Control-Request-Method: GET' -i",
+            "cors_wildcard_credentials"))
+    return result
+
+
 def check_gateway(options: ContractOptions) -> list[OperationResult]:
+    if options.profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
     contract = load_contract(options.contract)
     pinned = _load(_scoped(contract, options), options.api_key)
     plain = _load(_scoped(contract, options, pin=False), options.api_key)
@@ -200,12 +297,17 @@ def check_gateway(options: ContractOptions) -> list[OperationResult]:
             op = found.ok()
             result = OperationResult(op.definition.raw.get("operationId", op.label), op.label)
             results.append(result)
+            absent = _not_implemented(op, options, http)
+            if absent is not None:
+                result.violations.append(absent)
+                continue
             result.violations.extend(_auth_violations(op, options, http))
             # valid requests go only to the named chats; invalid ones are checked against the real contract
             invalid_source = plain.find_operation_by_label(op.label) or op
             _fuzz(op, invalid_source, options, result)
             if result.operation == "sendMessage":
                 result.violations.extend(idempotency)
+        results.append(_cors_result(options, http))
     return results
 
 
@@ -229,8 +331,8 @@ def _fuzz(op: Any, invalid_source: Any, options: ContractOptions, result: Operat
         try:
             case.validate_response(response, excluded_checks=excluded)
         except (Failure, FailureGroup) as exc:
-            title, message = _describe(exc, response)
-            _add(result, seen, title, message, _curl(case, options.gateway_url))
+            title, message = _describe(exc, response, options.api_key)
+            _add(result, seen, title, message, _curl(case, options.gateway_url), _fuzz_defect(response))
 
     try:
         run()
@@ -238,8 +340,9 @@ def _fuzz(op: Any, invalid_source: Any, options: ContractOptions, result: Operat
         result.skipped = f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _add(result: OperationResult, seen: set[str], title: str, message: str, curl: str) -> None:
+def _add(result: OperationResult, seen: set[str], title: str, message: str, curl: str,
+         defect: str = "contract_violation") -> None:
     if title in seen:
         return
     seen.add(title)
-    result.violations.append(Violation(title, message.strip()[:600], curl))
+    result.violations.append(Violation(title, message.strip()[:600], curl, defect))

@@ -92,6 +92,11 @@ class CrmStore:
     def appeal(self, appeal_id: int) -> dict[str, Any] | None:
         return self._one("SELECT * FROM appeals WHERE id = ?", (appeal_id,))
 
+    def appeal_for_chat(self, channel: str, external_chat_id: str) -> dict[str, Any] | None:
+        """The latest appeal of one chat (a seller's reply belongs to it)."""
+        return self._one("SELECT * FROM appeals WHERE channel = ? AND external_chat_id = ? ORDER BY id DESC LIMIT 1",
+                         (channel, external_chat_id))
+
     def appeals(self) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM appeals ORDER BY id")
 

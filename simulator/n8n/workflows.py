@@ -26,7 +26,7 @@ from simulator.n8n.flows.config import FlowConfig
 from simulator.n8n.flows.events import FlowLog
 from simulator.n8n.flows.tenant import resolve_tenant
 
-__all__ = ["Workflows", "OTHER_CHANNELS"]
+__all__ = ["Workflows", "OTHER_CHANNELS", "from_seller"]
 
 OTHER_CHANNELS = ("telegram", "vk", "whatsapp", "max")
 
@@ -91,9 +91,28 @@ class Workflows:
         if message_id and not self.crm.claim_inbound(str(ready["channel"]), message_id, self._now()):
             self.log.add("duplicate", self.clock.now(), external_message_id=message_id)
             return  # n8n gets at-least-once delivery: a repeat never makes a second appeal message or answer
+        if from_seller(ready):
+            self._seller_reply(tenant, ready)
+            return
         batch = self.batcher.add(batch_key(tenant, ready), ready, cfg.batch_window)
         self.log.add("batched", self.clock.now(), tenant_id=tenant, external_user_id=ready["external_user_id"],
                      external_message_id=_message_id(ready), batch_size=len(batch.messages))
+
+    def _seller_reply(self, tenant: str, message: dict[str, Any]) -> None:
+        """The seller answered in the Avito app: kept in the chat's appeal as an operator row, never sent to the AI."""
+        chat = str(message["external_chat_id"])
+        appeal = self.crm.appeal_for_chat(str(message["channel"]), chat)
+        if appeal is None:
+            appeal, _ = self.crm.upsert_appeal(tenant_id=tenant, channel=str(message["channel"]),
+                                               external_user_id=str(message["external_user_id"]), external_chat_id=chat,
+                                               client_name=None, status="answered", now=self._now())
+        history_id = self.crm.add_history(
+            tenant_id=appeal["tenant_id"], appeal_id=appeal["id"], message_type="operator", channel=appeal["channel"],
+            text=str(message.get("text") or ""), external_message_id=_message_id(message), status="sent", error=None,
+            now=self._now(),
+        )
+        self.log.add("seller_reply", self.clock.now(), appeal_id=appeal["id"], history_id=history_id,
+                     external_message_id=_message_id(message))
 
     # --- AI Appeal Router --------------------------------------------------
     def _batch_closed(self, batch: Batch) -> None:
@@ -164,6 +183,14 @@ class Workflows:
         self.log.add(kind, self.clock.now(), appeal_id=job["appeal_id"], history_id=history_id,
                      message_id=outcome.get("message_id"), error=outcome.get("error"), attempts=outcome.get("attempts"))
         return {**outcome, "history_id": history_id}
+
+
+def from_seller(message: dict[str, Any]) -> bool:
+    """Written by our own account in the Avito app: ``meta.author_role`` says so, or the author is our account."""
+    meta = message.get("meta") or {}
+    if meta.get("author_role") is not None:
+        return bool(meta["author_role"] == "seller")
+    return meta.get("user_id") is not None and str(message.get("external_user_id")) == str(meta["user_id"])
 
 
 def _message_id(message: Any) -> str | None:

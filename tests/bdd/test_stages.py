@@ -1,12 +1,9 @@
-"""The customer's five-stage rollout plan (features/), plus Avito errors reproduced on demand."""
+"""The customer's five-stage rollout plan (features/), plus Avito errors reproduced on demand.
+
+Every .feature file under the features directory (``bdd_features_base_dir``; ``avito-harness run --features DIR``
+points it at a user's own) becomes tests with the shared steps of conftest.py.
+"""
 
 from pytest_bdd import scenarios
 
-scenarios(
-    "01_webhook.feature",
-    "02_inbound.feature",
-    "03_outbound.feature",
-    "04_routing.feature",
-    "05_end_to_end.feature",
-    "06_avito_errors.feature",
-)
+scenarios(".")

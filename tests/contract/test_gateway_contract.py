@@ -20,7 +20,7 @@ from gateway.deps import require_api_key
 from gateway.settings import GatewaySettings
 from simulator.cli import main
 from simulator.contract.drift import drift
-from simulator.contract.runner import ContractOptions, check_gateway
+from simulator.contract.runner import ContractOptions, check_gateway, mask_answer
 from simulator.serve import ServedApp, serve_in_thread
 from simulator.stack import Stack
 from tests.conftest import CONTRACTS
@@ -135,7 +135,8 @@ def test_a_renamed_field_shows_up_as_a_readable_diff() -> None:
 def test_our_gateway_passes_every_check_including_writes(serve: Callable[..., ServedApp], sim: Stack) -> None:
     gateway = serve()
     chat = sim.avito.account(USER)["chats"][0]["id"]
-    results = check_gateway(ContractOptions(gateway.url, KEY, allow_writes=True, chat_ids=(chat,), max_examples=15))
+    results = check_gateway(ContractOptions(gateway.url, KEY, allow_writes=True, chat_ids=(chat,), max_examples=15,
+                                           profile="full"))
     failures = {r.label: [v.title for v in r.violations] for r in results if not r.ok}
     assert failures == {}
     assert {r.operation for r in results} >= {"health", "listChats", "sendMessage", "sendBulk", "markRead"}
@@ -148,7 +149,7 @@ def test_our_gateway_passes_every_check_including_writes(serve: Callable[..., Se
 def test_read_only_by_default(serve: Callable[..., ServedApp], sim: Stack) -> None:
     gateway = serve()
     results = check_gateway(ContractOptions(gateway.url, KEY, max_examples=5))
-    assert all(r.label.startswith("GET ") for r in results) and all(r.ok for r in results)
+    assert all(r.label.startswith(("GET ", "OPTIONS ")) for r in results) and all(r.ok for r in results)
     writes = sim.avito.journal(method="POST", path="/messenger/v1/accounts/*") + sim.avito.journal(
         method="POST", path="/messenger/v3/webhook")
     assert writes == []  # (POST /messenger/v1/subscriptions is Avito's way of listing)
@@ -223,7 +224,7 @@ def test_broken_gateways_fail_the_contract_command(serve: Callable[..., ServedAp
     gateway = serve(broken)
     junit = tmp_path / "contract.xml"
     code = main(["contract", "--gateway-url", gateway.url, "--api-key", KEY, "--max-examples", "10",
-                 "--junit", str(junit)])
+                 "--junit", str(junit), "--profile", "full"])  # full: our field names count
     out = capsys.readouterr().out
     assert code == 1
     assert operation in out and fault in out, out[-3000:]
@@ -242,3 +243,47 @@ def test_command_refuses_writes_without_named_chats_and_a_dead_url(capsys: pytes
     assert main(["contract", "--gateway-url", "http://127.0.0.1:9", "--api-key", "k"]) == 2
     out = capsys.readouterr().out
     assert "--chat-id" in out and "no gateway answers" in out
+
+
+EXTENSIONS = ("/api/inbound", "/api/outbox", "/api/webhook/subscriptions")
+
+
+def _spec_only(app: FastAPI) -> Any:
+    """A gateway that serves SPEC and nothing more: none of our extension endpoints, /health and /info with only
+    the fields SPEC names, and a token preview field of its own (masked in reports)."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(EXTENSIONS):
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": b'{"detail": "Not Found"}'})
+            return
+        if scope["type"] == "http" and scope["path"] in ("/health", "/info"):
+            body = (b'{"status": "healthy"}' if scope["path"] == "/health" else
+                    b'{"rate_limit_requests": 100, "rate_limit_window": 60, "max_connections": 20, "avito_user_id": 1}')
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+    return wrapped
+
+
+def test_seed_profile_checks_what_spec_promises_and_full_names_absent_operations(
+        serve: Callable[..., ServedApp], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    gateway = serve(_spec_only)
+    assert main(["contract", "--gateway-url", gateway.url, "--api-key", KEY, "--max-examples", "5"]) == 0
+    report = tmp_path / "full.json"
+    assert main(["contract", "--gateway-url", gateway.url, "--api-key", KEY, "--max-examples", "5",
+                 "--profile", "full", "--json", str(report)]) == 1
+    out = capsys.readouterr().out
+    assert "not implemented (404)" in out and "API key not enforced" not in out
+    doc = json.loads(report.read_text())
+    absent = {op["operation"] for op in doc["operations"] for v in op["violations"] if v["defect"] == "not_implemented"}
+    assert absent == {"listInbound", "listRejected", "listOutbox", "listSubscriptions"}  # the GET ones (read-only)
+    failing = {op["operation"] for op in doc["operations"] if not op["ok"]}
+    assert failing == absent | {"health", "info"}  # full: our extra fields are required there
+
+
+def test_reports_mask_secrets_in_answers() -> None:
+    answer = '{"success": true, "access_token": "sim_at_abcdefgh12345678", "note": "key test-api-key-long"}'
+    masked = mask_answer(answer, "test-api-key-long")
+    assert "sim_at_abcdefgh" not in masked and "test-api-key-long" not in masked
+    assert '"access_token": "***"' in masked

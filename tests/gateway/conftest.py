@@ -61,7 +61,7 @@ def make_gateway(sim: Stack, tmp_path: Path) -> Iterator[Callable[..., GatewayHa
     """Start a gateway (settings overridable); every one started is stopped after the test."""
     started: list[GatewayHandle] = []
 
-    def make(**overrides: Any) -> GatewayHandle:
+    def make(clock: Any = None, **overrides: Any) -> GatewayHandle:
         values: dict[str, Any] = {
             "api_key": API_KEY,
             "avito_client_id": "sim-client-id",
@@ -78,7 +78,7 @@ def make_gateway(sim: Stack, tmp_path: Path) -> Iterator[Callable[..., GatewayHa
             **overrides,
         }
         settings = GatewaySettings(_env_file=None, **values)  # type: ignore[call-arg]
-        served = serve_in_thread(create_app(settings, clock=sim.clock), name="gateway")
+        served = serve_in_thread(create_app(settings, clock=clock or sim.clock), name="gateway")
         handle = GatewayHandle(served, settings, httpx.Client(base_url=served.url, headers={"X-API-Key": API_KEY},
                                                                timeout=30))
         started.append(handle)

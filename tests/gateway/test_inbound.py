@@ -68,7 +68,7 @@ def test_other_message_types_map_to_something_sensible(gateway: GatewayHandle, s
     assert received["body"]["text"] == expect_text and received["body"]["meta"]["original_media_type"] == kind
 
 
-def test_echo_seller_reply_and_system_messages_do_not_reach_n8n(gateway: GatewayHandle, sim: Stack) -> None:
+def test_seller_reply_reaches_n8n_marked_echo_and_system_messages_do_not(gateway: GatewayHandle, sim: Stack) -> None:
     subscribe(gateway)
     chat_id = first_chat(sim)
     gateway.api.post("/api/messages/send", json={"chat_id": chat_id, "text": "наш ответ"})
@@ -76,8 +76,10 @@ def test_echo_seller_reply_and_system_messages_do_not_reach_n8n(gateway: Gateway
     sim.avito.customer_says(USER, chat_id, "ответил из приложения Авито", author="account")
     sim.avito.customer_says(USER, chat_id, "[Системное сообщение] Покупатель посмотрел телефон", author="system")
     sim.avito.customer_says(USER, chat_id, "а это клиент")
-    (received,) = sim.n8n.wait_for(1, timeout=5)
-    assert received["body"]["text"] == "а это клиент"
+    seller, customer = sim.n8n.wait_for(2, timeout=5)
+    assert (seller["body"]["text"], seller["body"]["meta"]["author_role"]) == ("ответил из приложения Авито", "seller")
+    assert seller["body"]["external_user_id"] == str(USER)  # the author: our own account
+    assert (customer["body"]["text"], customer["body"]["meta"]["author_role"]) == ("а это клиент", "customer")
     assert _kinds(gateway) == ["echo", "seller_reply", "system", "customer"]
     assert gateway.api.get("/api/inbound", params={"kind": "echo"}).json()["messages"][0]["chat_id"] == chat_id
 

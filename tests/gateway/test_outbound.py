@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.clock import SystemClock
 from simulator.avito.media import png_bytes
 from simulator.stack import Stack
-from tests.gateway.conftest import USER, GatewayHandle, chat_texts, first_chat
+from tests.gateway.conftest import USER, GatewayHandle, chat_texts, first_chat, subscribe
 
 
 def _tokens_issued(sim: Stack) -> int:
@@ -154,6 +155,26 @@ def test_answer_lost_after_avito_posted_is_not_sent_again(gateway: GatewayHandle
     assert response.status_code == 200
     assert chat_texts(sim, chat_id).count("дошло или нет") == 1
     assert len(sim.avito.journal(method="POST", path="/messenger/v1/*")) == 1
+
+
+def test_a_lost_answer_is_recognised_when_avitos_clock_is_not_ours(make_gateway: Any, sim: Stack) -> None:
+    """Avito's timestamps are compared with Avito's, never with the gateway's clock: the fake's clock stands a year
+    back here, as a real one may stand minutes off."""
+    gateway = make_gateway(clock=SystemClock())
+    sim.avito.add_fault("answer_lost", route="POST /messenger/v1/accounts/*/chats/*/messages")
+    chat_id = first_chat(sim)
+    assert gateway.api.post("/api/messages/send", json={"chat_id": chat_id, "text": "часы врут"}).status_code == 200
+    assert chat_texts(sim, chat_id).count("часы врут") == 1
+
+
+def test_the_sellers_identical_reply_is_not_taken_for_our_send(gateway: GatewayHandle, sim: Stack) -> None:
+    subscribe(gateway)
+    chat_id = first_chat(sim)
+    sim.avito.customer_says(USER, chat_id, "Да, есть", author="account")  # typed in the Avito app
+    sim.avito.deliveries(account=USER, wait_count=1)
+    sim.avito.add_fault("dropped", route="POST /messenger/v1/accounts/*/chats/*/messages")
+    assert gateway.api.post("/api/messages/send", json={"chat_id": chat_id, "text": "Да, есть"}).status_code == 200
+    assert chat_texts(sim, chat_id).count("Да, есть") == 2  # the seller's, then ours
 
 
 @pytest.mark.parametrize("preset", ["dropped", "unavailable_503", "server_500"])
