@@ -32,8 +32,6 @@ import httpx
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
 from simulator.acceptance import SECRETS
 from simulator.avito.media import png_bytes
 from simulator.defects import Defect, expect
@@ -168,14 +166,19 @@ def gateway_process(pytestconfig: pytest.Config, acceptance_stack: Any, gateway_
     process.stop()
 
 
-def _embedded_settings(stack: Any, api_key: str, data_dir: Path) -> GatewaySettings:
-    return GatewaySettings(  # type: ignore[call-arg]
+def _embedded_app(stack: Any, api_key: str, data_dir: Path) -> Any:
+    """Our gateway in-process on the harness clock (imported only then: a run against another gateway skips it)."""
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+
+    settings = GatewaySettings(  # type: ignore[call-arg]
         _env_file=None, api_key=api_key, avito_client_id=stack.settings.avito_client_id,
         avito_client_secret=stack.settings.avito_client_secret, avito_user_id=USER,
         avito_api_base_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
         data_dir=data_dir, connection_timeout=0.5, max_retries=1, retry_min_wait=1, retry_max_wait=4,
         outbox_poll_interval=0.01,
     )
+    return create_app(settings, clock=stack.clock)
 
 
 @pytest.fixture
@@ -191,8 +194,7 @@ def harness(request: pytest.FixtureRequest, acceptance_stack: Any, gateway_mode:
     served: ServedApp | None = None
     api_key = request.config.getoption("--gateway-api-key") or "test-api-key"
     if gateway_mode == "embedded":
-        served = serve_in_thread(create_app(_embedded_settings(stack, api_key, tmp_path / "gateway"), clock=stack.clock),
-                                 name="gateway")
+        served = serve_in_thread(_embedded_app(stack, api_key, tmp_path / "gateway"), name="gateway")
         url = served.url
     elif gateway_mode == "cmd":
         assert gateway_process is not None
@@ -314,12 +316,12 @@ def _(harness: Harness) -> None:
 
 @given("n8n is down")
 def _(harness: Harness) -> None:
-    harness.n8n.add_fault(route="POST /webhook/*", status=503, times=None, required=False, name="n8n down")
+    harness.n8n.add_fault(route="POST /webhook/*", status=503, times=None, name="n8n down")
 
 
 @given(parsers.parse("n8n is down for {seconds:d} seconds"))
 def _(harness: Harness, seconds: int) -> None:
-    harness.n8n.add_fault(route="POST /webhook/*", status=503, times=None, required=False, name="n8n down")
+    harness.n8n.add_fault(route="POST /webhook/*", status=503, times=None, name="n8n down")
     harness.timers.append((float(seconds), harness.n8n.clear_faults))
 
 
@@ -358,13 +360,13 @@ def _(harness: Harness) -> None:
 @given(parsers.parse("Avito answers every send with {preset}"))
 def _(harness: Harness, preset: str) -> None:
     name = "rate_limited_429" if preset == "429" else preset
-    harness.avito.add_fault(name, route=SEND_ROUTE, times=None, required=False)
+    harness.avito.add_fault(name, route=SEND_ROUTE, times=None)
     harness.send_defect = "avito_error_misreported"
 
 
 @given("Avito hangs on every send")
 def _(harness: Harness) -> None:
-    harness.avito.add_fault("hang", route=SEND_ROUTE, times=None, required=False)
+    harness.avito.add_fault("hang", route=SEND_ROUTE, times=None)
     harness.send_defect = "avito_error_misreported"
 
 
@@ -587,7 +589,7 @@ def _(harness: Harness, request: pytest.FixtureRequest, tmp_path: Path) -> None:
         pytest.skip("needs to start the gateway itself: run with --gateway-cmd")
     if harness.mode == "embedded":
         try:
-            app = create_app(_embedded_settings(harness.stack, "", tmp_path / "no-key"), clock=harness.stack.clock)
+            app = _embedded_app(harness.stack, "", tmp_path / "no-key")
         except (ValueError, SystemExit):
             return  # refuses to start: nothing is served
         served = serve_in_thread(app, name="gateway-no-key")
