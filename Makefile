@@ -28,9 +28,10 @@ sim: $(STAMP)
 	$(BIN)/avito-harness sim
 
 # Many tests start Python processes (gateways, the acceptance run): compiled bytecode is kept between them even
-# where the environment says not to write it (PYTHONDONTWRITEBYTECODE), which halves their start-up.
+# where the environment says not to write it (PYTHONDONTWRITEBYTECODE), which halves their start-up; workers
+# steal queued tests so the long ones do not leave one core idle at the end.
 test: $(STAMP)
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

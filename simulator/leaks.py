@@ -15,21 +15,31 @@ MIN_PIECE = 8
 
 
 def _spans(text: str, secrets: Iterable[str], min_len: int) -> list[tuple[int, int]]:
-    """Maximal [start, end) spans of ``text`` that are substrings of one secret, at least ``min_len`` long."""
-    spans: list[tuple[int, int]] = []
+    """Maximal [start, end) spans of ``text`` that are substrings of one secret, at least ``min_len`` long.
+
+    One pass over ``text`` with every secret's ``min_len``-grams in one table: answers are scanned against
+    dozens of tokens after every scenario, so the cost must not grow with their number.
+    """
+    grams: dict[str, list[str]] = {}
     for secret in {s for s in secrets if s and len(s) >= min_len}:
-        grams = {secret[i:i + min_len] for i in range(len(secret) - min_len + 1)}
-        i = 0
-        while i <= len(text) - min_len:
-            if text[i:i + min_len] not in grams:
-                i += 1
-                continue
-            end = i + min_len
-            while end < len(text) and text[i:end + 1] in secret:
-                end += 1
-            spans.append((i, end))
-            i = end
-    return sorted(spans)
+        for i in range(len(secret) - min_len + 1):
+            grams.setdefault(secret[i:i + min_len], []).append(secret)
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i <= len(text) - min_len:
+        holders = grams.get(text[i:i + min_len])
+        if holders is None:
+            i += 1
+            continue
+        end = i + min_len
+        for secret in holders:
+            reach = i + min_len
+            while reach < len(text) and text[i:reach + 1] in secret:
+                reach += 1
+            end = max(end, reach)
+        spans.append((i, end))
+        i = end
+    return spans
 
 
 def leaked_piece(text: str, secrets: Iterable[str], min_len: int = MIN_PIECE) -> str | None:
@@ -44,11 +54,7 @@ def leaked_piece(text: str, secrets: Iterable[str], min_len: int = MIN_PIECE) ->
 def mask(text: str, secrets: Iterable[str], min_len: int = MIN_PIECE) -> str:
     """``text`` with every piece of a secret replaced by ``***``."""
     out, last = [], 0
-    for start, end in _spans(text, list(secrets), min_len):
-        if start < last:
-            start = last
-        if start >= end:
-            continue
+    for start, end in _spans(text, secrets, min_len):
         out.append(text[last:start] + "***")
         last = end
     return "".join(out) + text[last:]
