@@ -6,19 +6,16 @@ RUN python -m venv /venv
 COPY pyproject.toml README.md ./
 COPY simulator simulator
 COPY gateway gateway
-# the same install as `make test` does into .venv, without the editable link
-RUN /venv/bin/pip install --no-cache-dir --upgrade pip && /venv/bin/pip install --no-cache-dir '.[test]'
+COPY contracts contracts
+COPY features features
+# the wheel's install: contracts, features and the step library ship inside the package
+RUN /venv/bin/pip install --no-cache-dir --upgrade pip && /venv/bin/pip install --no-cache-dir .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --create-home harness
 COPY --from=build /venv /venv
 WORKDIR /app
-COPY pyproject.toml ./
-COPY contracts contracts
-COPY features features
-COPY tests tests
 ENV PATH=/venv/bin:$PATH \
-    AVITO_HARNESS_CONTRACTS=/app/contracts \
     PYTHONDONTWRITEBYTECODE=1 \
     DATA_DIR=/tmp/gateway-data \
     SIM_HOST=0.0.0.0

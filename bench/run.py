@@ -26,8 +26,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from avito_harness.gateway_process import free_port
 from bench.loadgen import Result, load, percentile
-from simulator.gateway_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -175,7 +175,7 @@ def bench_starts() -> dict[str, float]:
     started = time.perf_counter()
     result = subprocess.run([str(BIN / "python"), "-c", (
         "import time; t=time.perf_counter();"
-        "from simulator.stack import Stack; from simulator.settings import SimSettings;"
+        "from avito_harness.stack import Stack; from avito_harness.settings import SimSettings;"
         "s=SimSettings(avito_port=0,n8n_port=0,stt_port=0);"
         "t2=time.perf_counter(); st=Stack(s); st.serve(); print(time.perf_counter()-t2, t2-t); st.stop()")],
         capture_output=True, text=True, cwd=ROOT, check=True)

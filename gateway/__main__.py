@@ -1,4 +1,4 @@
-"""``python -m gateway`` / ``avito-gateway``: serve the gateway with uvicorn."""
+"""``python -m avito_gateway`` / ``avito-gateway``: serve the gateway with uvicorn."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 
 import uvicorn
 
-from gateway.app import create_app
-from gateway.settings import ConfigError, load_settings
+from avito_gateway.app import create_app
+from avito_gateway.settings import ConfigError, load_settings
 
 __all__ = ["main"]
 

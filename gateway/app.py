@@ -9,22 +9,22 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from gateway import __version__
-from gateway.avito_client import AvitoClient
-from gateway.clock import Clock, SystemClock
-from gateway.deps import Services
-from gateway.errors import StorageError, install_error_handlers
-from gateway.inbound import Inbound
-from gateway.limits import BodyLimitMiddleware
-from gateway.logsafe import install_access_log_redaction
-from gateway.messaging import Messenger
-from gateway.outbox import Forwarder
-from gateway.ratelimit import SlidingWindowLimiter
-from gateway.retention import Retention
-from gateway.routes import chats, health, send, webhooks
-from gateway.settings import GatewaySettings
-from gateway.store import GatewayStore
-from gateway.webhook_auth import WebhookAuth
+from avito_gateway import __version__
+from avito_gateway.avito_client import AvitoClient
+from avito_gateway.clock import Clock, SystemClock
+from avito_gateway.deps import Services
+from avito_gateway.errors import StorageError, install_error_handlers
+from avito_gateway.inbound import Inbound
+from avito_gateway.limits import BodyLimitMiddleware
+from avito_gateway.logsafe import install_access_log_redaction
+from avito_gateway.messaging import Messenger
+from avito_gateway.outbox import Forwarder
+from avito_gateway.ratelimit import SlidingWindowLimiter
+from avito_gateway.retention import Retention
+from avito_gateway.routes import chats, health, send, webhooks
+from avito_gateway.settings import GatewaySettings
+from avito_gateway.store import GatewayStore
+from avito_gateway.webhook_auth import WebhookAuth
 
 __all__ = ["create_app"]
 

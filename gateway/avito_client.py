@@ -5,7 +5,7 @@ Callers never see tokens. A cached client-credentials token is refreshed
 however many calls wait for it; a 401 (or Avito's "expired" 403) drops the
 token, fetches a new one and replays the call once. Reads are retried on
 5xx, 429 and transport errors with exponential backoff and jitter; writes
-are not (the caller decides, see :mod:`gateway.messaging`).
+are not (the caller decides, see :mod:`avito_gateway.messaging`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from urllib.parse import quote
 
 import httpx
 
-from gateway.clock import Clock, sleep
-from gateway.errors import AvitoApiError, InvalidRequestError, avito_error, avito_transport_error
-from gateway.settings import GatewaySettings
+from avito_gateway.clock import Clock, sleep
+from avito_gateway.errors import AvitoApiError, InvalidRequestError, avito_error, avito_transport_error
+from avito_gateway.settings import GatewaySettings
 
 __all__ = ["AvitoClient", "TokenState", "segment", "RETRY_AFTER_CEILING"]
 

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 from fastapi import Header, Request
 
-from gateway.avito_client import AvitoClient
-from gateway.clock import Clock
-from gateway.errors import UnauthorizedError
-from gateway.inbound import Inbound
-from gateway.messaging import Messenger
-from gateway.outbox import Forwarder
-from gateway.ratelimit import SlidingWindowLimiter
-from gateway.settings import GatewaySettings
-from gateway.store import GatewayStore
-from gateway.webhook_auth import WebhookAuth
+from avito_gateway.avito_client import AvitoClient
+from avito_gateway.clock import Clock
+from avito_gateway.errors import UnauthorizedError
+from avito_gateway.inbound import Inbound
+from avito_gateway.messaging import Messenger
+from avito_gateway.outbox import Forwarder
+from avito_gateway.ratelimit import SlidingWindowLimiter
+from avito_gateway.settings import GatewaySettings
+from avito_gateway.store import GatewayStore
+from avito_gateway.webhook_auth import WebhookAuth
 
 __all__ = ["Services", "require_api_key", "services"]
 

@@ -13,18 +13,18 @@ from __future__ import annotations
 import json
 import logging
 
-from gateway.clock import Clock
-from gateway.errors import StorageError
-from gateway.logsafe import safe
-from gateway.messaging import Messenger
-from gateway.normalize import FORWARDED, Kind, classify, normalize
-from gateway.settings import GatewaySettings
-from gateway.store import GatewayStore
-from gateway.webhook_body import Refused, read_webhook
+from avito_gateway.clock import Clock
+from avito_gateway.errors import StorageError
+from avito_gateway.logsafe import safe
+from avito_gateway.messaging import Messenger
+from avito_gateway.normalize import FORWARDED, Kind, classify, normalize
+from avito_gateway.settings import GatewaySettings
+from avito_gateway.store import GatewayStore
+from avito_gateway.webhook_body import Refused, read_webhook
 
 __all__ = ["Inbound", "Outcome"]
 
-log = logging.getLogger("gateway.inbound")
+log = logging.getLogger("avito_gateway.inbound")
 Outcome = str  # "probe" | "rejected" | "duplicate" | Kind
 
 

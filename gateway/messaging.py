@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from gateway.avito_client import AvitoClient, segment
-from gateway.clock import Clock, sleep
-from gateway.errors import AvitoApiError, GatewayError, InvalidRequestError, RateLimitedError
-from gateway.ratelimit import SlidingWindowLimiter
-from gateway.settings import GatewaySettings
-from gateway.store import GatewayStore
+from avito_gateway.avito_client import AvitoClient, segment
+from avito_gateway.clock import Clock, sleep
+from avito_gateway.errors import AvitoApiError, GatewayError, InvalidRequestError, RateLimitedError
+from avito_gateway.ratelimit import SlidingWindowLimiter
+from avito_gateway.settings import GatewaySettings
+from avito_gateway.store import GatewayStore
 
 __all__ = ["Messenger", "MAX_TEXT"]
 

@@ -23,17 +23,17 @@ from typing import Any
 
 import httpx
 
-from gateway.avito_client import AvitoClient, segment
-from gateway.clock import Clock
-from gateway.errors import GatewayError, StorageError
-from gateway.logsafe import safe
-from gateway.normalize import normalize
-from gateway.settings import GatewaySettings
-from gateway.store import GatewayStore, OutboxItem
+from avito_gateway.avito_client import AvitoClient, segment
+from avito_gateway.clock import Clock
+from avito_gateway.errors import GatewayError, StorageError
+from avito_gateway.logsafe import safe
+from avito_gateway.normalize import normalize
+from avito_gateway.settings import GatewaySettings
+from avito_gateway.store import GatewayStore, OutboxItem
 
 __all__ = ["Forwarder", "VOICE_LINK_TTL"]
 
-log = logging.getLogger("gateway.outbox")
+log = logging.getLogger("avito_gateway.outbox")
 #: Avito's voice links work for one hour; renew a little before.
 VOICE_LINK_TTL = 3600
 VOICE_LINK_MARGIN = 120

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from gateway.clock import Clock
+from avito_gateway.clock import Clock
 
 __all__ = ["SlidingWindowLimiter"]
 

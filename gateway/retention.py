@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.clock import Clock
-from gateway.errors import StorageError
-from gateway.logsafe import safe
-from gateway.settings import GatewaySettings
-from gateway.store import GatewayStore
+from avito_gateway.clock import Clock
+from avito_gateway.errors import StorageError
+from avito_gateway.logsafe import safe
+from avito_gateway.settings import GatewaySettings
+from avito_gateway.store import GatewayStore
 
 __all__ = ["Retention"]
 
-log = logging.getLogger("gateway.retention")
+log = logging.getLogger("avito_gateway.retention")
 #: How often (real seconds) the loop looks at the clock; the sweep itself runs every RETENTION_SWEEP_INTERVAL
 #: seconds of the gateway's clock, so a virtual clock in tests triggers it too.
 LOOK_EVERY = 1.0

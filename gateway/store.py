@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import StorageError
+from avito_gateway.errors import StorageError
 
 __all__ = ["GatewayStore", "OutboxItem", "InboundRecord", "MAX_SQL_INT", "REJECTED_BODY_CHARS"]
 

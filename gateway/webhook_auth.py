@@ -16,8 +16,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from gateway.settings import GatewaySettings
-from gateway.store import GatewayStore
+from avito_gateway.settings import GatewaySettings
+from avito_gateway.store import GatewayStore
 
 __all__ = ["WebhookAuth", "RECEIVER_PATH", "SECRET_FILE"]
 

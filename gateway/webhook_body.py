@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from gateway.store import MAX_SQL_INT
+from avito_gateway.store import MAX_SQL_INT
 
 __all__ = ["Refused", "WebhookMessage", "read_webhook", "parse_webhook", "MAX_DEPTH", "ID_PATTERN"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import time as _perf
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,9 +23,10 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from simulator.defects import ROOT_CAUSES, describe
-from simulator.leaks import mask
-from simulator.paths import contracts_dir
+from avito_harness import bdd as bdd_package
+from avito_harness.defects import ROOT_CAUSES, describe
+from avito_harness.leaks import mask
+from avito_harness.paths import features_dir
 
 __all__ = ["RunOptions", "SECRETS", "ScenarioResult", "root_causes", "run_acceptance", "STAGES"]
 
@@ -33,6 +35,9 @@ SECRETS = pytest.StashKey[set[str]]()
 
 #: Installed pytest plugins the run never uses: not even imported (hypothesis alone costs a second per run).
 UNUSED_PLUGINS = ("hypothesispytest", "schemathesis", "faker", "xdist", "xdist.looponfail", "anyio")
+
+#: Where run_acceptance tells the packaged test module which feature directories to run.
+FEATURES_ENV = "AVITO_HARNESS_FEATURES"
 
 STAGES = {
     "stage1": "1 webhook",
@@ -54,7 +59,8 @@ class RunOptions:
     json_report: str | None = None
     html_report: str | None = None
     select: str | None = None  # a pytest -k expression over scenario names
-    features: str | None = None  # a directory of .feature files to run instead of ours
+    features: tuple[str, ...] = ()  # directories of the user's .feature files (our steps)
+    only_own_features: bool = False  # run only those, not the harness's
 
 
 @dataclass
@@ -67,7 +73,7 @@ class ScenarioResult:
     error: str | None = None
     skip_reason: str | None = None
     transcript: str = ""
-    defect: str | None = None  # a stable code from simulator.defects.CATALOGUE, for every failure
+    defect: str | None = None  # a stable code from avito_harness.defects.CATALOGUE, for every failure
     anomaly: str | None = None  # the first anomalous hop the fakes recorded, if any
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -134,33 +140,44 @@ def _short_error(report: pytest.TestReport) -> str:
     return str(report.longrepr)[-800:]
 
 
-def _features_dir() -> Path:
-    return contracts_dir().parent / "features"
-
-
-def _bdd_dir() -> Path:
-    return contracts_dir().parent / "tests" / "bdd"
+def _feature_dirs(options: RunOptions) -> list[Path]:
+    dirs = [] if options.only_own_features else [features_dir()]
+    for given in options.features:
+        path = Path(given).resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(f"--features {given}: no such directory")
+        dirs.append(path)
+    return dirs
 
 
 def run_acceptance(options: RunOptions, console: Console) -> int:
-    args = [str(_bdd_dir()), "-p", "no:cacheprovider", "-p", "no:terminal",
-            "-o", f"bdd_features_base_dir={Path(options.features).resolve() if options.features else _features_dir()}"]
+    bdd = Path(bdd_package.__file__).parent  # the packaged scenarios, steps and pytest.ini, wherever installed
+    args = [str(bdd / "test_stages.py"), "-c", str(bdd / "pytest.ini"), "--rootdir", str(bdd),
+            "-p", "avito_harness.bdd.steps", "-p", "no:terminal", "-o", f"bdd_features_base_dir={bdd}"]
     for plugin in UNUSED_PLUGINS:
         args += ["-p", f"no:{plugin}"]
     if options.stages:
         args += ["-m", " or ".join(f"stage{n}" for n in options.stages)]
     if options.select:
         args += ["-k", options.select]
-    for flag, value in (("--gateway-url", options.gateway_url), ("--gateway-api-key", options.gateway_api_key),
-                        ("--gateway-cmd", options.gateway_cmd), ("--stack-url", options.stack_url),
+    for flag, value in (("--avito-gateway-url", options.gateway_url), ("--avito-gateway-api-key", options.gateway_api_key),
+                        ("--avito-gateway-cmd", options.gateway_cmd), ("--avito-stack-url", options.stack_url),
                         ("--junit-xml", options.junit)):
         if value:
             args.append(f"{flag}={value}")
     collector = _Collector(console)
     started = _perf.perf_counter()
-    with console.status("[bold]acceptance run[/bold] starting the stack ...") as status:
-        collector.status = status
-        code = pytest.main(args, plugins=[collector])
+    previous = os.environ.get(FEATURES_ENV)
+    os.environ[FEATURES_ENV] = os.pathsep.join(str(d) for d in _feature_dirs(options))
+    try:
+        with console.status("[bold]acceptance run[/bold] starting the stack ...") as status:
+            collector.status = status
+            code = pytest.main(args, plugins=[collector])
+    finally:
+        if previous is None:
+            os.environ.pop(FEATURES_ENV, None)
+        else:
+            os.environ[FEATURES_ENV] = previous
     elapsed = _perf.perf_counter() - started
     results = collector.masked_results()
     _print(console, results, elapsed, options)

@@ -21,23 +21,26 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from simulator.avito.app import create_app as create_avito_app
-from simulator.demo.app import create_app as create_demo_app
-from simulator.demo.script import play
-from simulator.gateway_process import GatewayProcess, GatewayProcessError, free_port
-from simulator.n8n.app import create_app as create_n8n_app
-from simulator.scenario import read_scenario
-from simulator.serve import ServedApp, ServeError, serve_in_thread
-from simulator.settings import SettingsError, SimSettings
-from simulator.stack import Stack, StackError, make_clock
-from simulator.stt.app import create_app as create_stt_app
+from avito_harness.avito.app import create_app as create_avito_app
+from avito_harness.demo.app import create_app as create_demo_app
+from avito_harness.demo.script import play
+from avito_harness.gateway_process import GatewayProcess, GatewayProcessError, free_port
+from avito_harness.n8n.app import create_app as create_n8n_app
+from avito_harness.scenario import read_scenario
+from avito_harness.serve import ServedApp, ServeError, serve_in_thread
+from avito_harness.settings import SettingsError, SimSettings
+from avito_harness.stack import Stack, StackError, make_clock
+from avito_harness.stt.app import create_app as create_stt_app
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avito-harness", description="Avito integration harness and simulator")
+    parser.add_argument("--version", action="version", version=f"avito-harness {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    steps = sub.add_parser("steps", help="every step phrase for your own .feature files, with an example each")
+    steps.add_argument("--markdown", action="store_true", help="print a Markdown table")
     sim = sub.add_parser("sim", help="serve the fake Avito and the fake n8n receiver")
     sim.add_argument("--host", help="address to bind (default 127.0.0.1)")
     sim.add_argument("--avito-port", type=int, help="fake Avito port (default 8080; 0 = a free port)")
@@ -75,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gateway-cmd", help="start the gateway with this command ({port} is replaced)")
     run.add_argument("--stack-url", help="fakes running elsewhere: avito=URL,n8n=URL,stt=URL (containers)")
     run.add_argument("--scenario", dest="select", help="only scenarios whose name matches (pytest -k expression)")
-    run.add_argument("--features", help="run the .feature files in this directory (the harness's steps) instead of ours")
+    run.add_argument("--features", action="append", default=[], metavar="DIR",
+                     help="also run your .feature files in DIR, written in our step vocabulary (repeatable; "
+                          "`avito-harness steps` lists the phrases)")
+    run.add_argument("--only-features", action="store_true", help="run only the --features directories, not ours")
     run.add_argument("--junit", help="write JUnit XML to this file")
     run.add_argument("--json", dest="json_report", help="write the results (with transcripts) as JSON")
     run.add_argument("--html", dest="html_report", help="write an HTML report")
@@ -95,8 +101,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_contract(args: argparse.Namespace, console: Console) -> int:
     # schemathesis and hypothesis load only for this command: `serve` and `sim` start faster without them
-    from simulator.contract.report import print_report, write_json, write_junit
-    from simulator.contract.runner import ContractOptions, check_gateway
+    from avito_harness.contract.report import print_report, write_json, write_junit
+    from avito_harness.contract.runner import ContractOptions, check_gateway
 
     if args.allow_writes and not args.chat_id:
         console.print("[red]error:[/red] --allow-writes needs at least one --chat-id: a deployed gateway talks to real customers")
@@ -296,30 +302,60 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("avito-harness")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+        return "unknown (not installed)"
+
+
+def run_steps(args: argparse.Namespace, console: Console) -> int:
+    from avito_harness.bdd.phrases import step_phrases
+
+    phrases = step_phrases()
+    if args.markdown:
+        print("| step | example |\n|---|---|")
+        for p in phrases:
+            print(f"| {p.kind.capitalize()} {p.pattern} | `{p.example}` |")
+        return 0
+    table = Table(title=f"{len(phrases)} step phrases ({{name}}: a word or quoted text, {{n:d}}: a number)",
+                  header_style="bold")
+    table.add_column("step")
+    table.add_column("example")
+    for p in phrases:
+        table.add_row(f"{p.kind.capitalize()} {p.pattern}", p.example)
+    console.print(table)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120, soft_wrap=True)
     if args.command == "sim":
         return run_sim(args, console)
+    if args.command == "steps":
+        return run_steps(args, console)
     if args.command == "contract":
         return run_contract(args, console)
     if args.command == "serve":
         return run_serve(args, console)
     if args.command == "up":
-        from simulator.docker_stack import run_up
+        from avito_harness.docker_stack import run_up
 
         return run_up(args, console)
     if args.command == "demo":
         return run_demo(args, console)
     if args.command == "run":
-        from simulator.acceptance import RunOptions, run_acceptance
+        from avito_harness.acceptance import RunOptions, run_acceptance
 
         if args.gateway_url and args.gateway_cmd:
             console.print("[red]error:[/red] give --gateway-url or --gateway-cmd, not both")
             return 2
         options = RunOptions(tuple(args.stage), args.gateway_url, args.gateway_api_key, args.gateway_cmd,
                              args.stack_url, args.junit, args.json_report, args.html_report, args.select,
-                             args.features)
+                             tuple(args.features), args.only_features)
         return run_acceptance(options, console)
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -1,6 +1,6 @@
 """Python clients for the fakes' control planes (``/_sim/...``), over HTTP.
 
-They work the same against an in-process :class:`~simulator.stack.Stack` and
+They work the same against an in-process :class:`~avito_harness.stack.Stack` and
 against the containers of ``docker-compose.test.yml``.
 """
 

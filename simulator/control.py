@@ -14,9 +14,9 @@ import anyio
 from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from simulator.clock import Clock
-from simulator.faults import FaultSet
-from simulator.journal import Journal
+from avito_harness.clock import Clock
+from avito_harness.faults import FaultSet
+from avito_harness.journal import Journal
 
 __all__ = ["ControlHooks", "control_router"]
 

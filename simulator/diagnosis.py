@@ -23,7 +23,7 @@ DELIBERATE_404 = "unknownChat"
 
 @dataclass(frozen=True)
 class Anomaly:
-    code: str | None  # a defect code when the anomaly alone proves one (simulator.defects.ROOT_CAUSES)
+    code: str | None  # a defect code when the anomaly alone proves one (avito_harness.defects.ROOT_CAUSES)
     summary: str  # one line, the same for the same cause in every scenario (grouping key)
 
 

@@ -16,8 +16,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from simulator.paths import contracts_dir
-from simulator.serve import wait_until_up
+from avito_harness.paths import contracts_dir
+from avito_harness.serve import wait_until_up
 
 __all__ = ["COMPOSE_FILE", "IMAGE", "compose_services", "run_up", "docker_client"]
 

@@ -1,4 +1,4 @@
-"""Run a gateway as a separate process (our ``python -m gateway`` by default) wired to the fakes.
+"""Run a gateway as a separate process (our ``python -m avito_gateway`` by default) wired to the fakes.
 
 The simulator never imports the gateway: it starts it by command, configures
 it by environment (the deployment's own variable names) and talks to it over
@@ -44,7 +44,7 @@ class GatewayProcess:
     api_key: str = "test-api-key"
     host: str = "127.0.0.1"
     port: int = 8765
-    command: Sequence[str] = field(default_factory=lambda: (sys.executable, "-m", "gateway"))
+    command: Sequence[str] = field(default_factory=lambda: (sys.executable, "-m", "avito_gateway"))
     data_dir: str | None = None  # None: a fresh temporary directory
     extra_env: dict[str, str] = field(default_factory=dict)
     #: False: started once it answers /health at all (a gateway Avito refuses a token says unhealthy, and the

@@ -16,8 +16,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from simulator.faults import ASGIApp, Message, Receive, Scope, Send
-from simulator.jsonsafe import loads_viewable
+from avito_harness.faults import ASGIApp, Message, Receive, Scope, Send
+from avito_harness.jsonsafe import loads_viewable
 
 __all__ = ["Journal", "JournalEntry", "JournalMiddleware", "mask_secrets"]
 

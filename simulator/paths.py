@@ -1,14 +1,29 @@
-"""Where the project's contracts live (the source tree, or a container that copies it)."""
+"""Where the project's data lives: inside the installed package (``importlib.resources``), never a source tree.
+
+``contracts/`` and ``features/`` are top-level folders of the repository; the build maps them into the
+wheel as ``avito_harness.contracts`` and ``avito_harness.features`` (one copy; an editable install maps the
+same names onto the folders).
+"""
 
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["contracts_dir"]
+__all__ = ["contracts_dir", "features_dir"]
+
+
+def _package_dir(package: str) -> Path:
+    return Path(str(files(package)))
 
 
 def contracts_dir() -> Path:
-    """``$AVITO_HARNESS_CONTRACTS`` if set, else ``contracts/`` beside the ``simulator`` package."""
+    """``$AVITO_HARNESS_CONTRACTS`` if set, else the contracts shipped with the package."""
     override = os.environ.get("AVITO_HARNESS_CONTRACTS")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "contracts"
+    return Path(override) if override else _package_dir("avito_harness.contracts")
+
+
+def features_dir() -> Path:
+    """The harness's own .feature files (the five-stage rollout plan and the Avito errors)."""
+    return _package_dir("avito_harness.features")

@@ -19,19 +19,20 @@ from typing import Any
 
 import pytest
 
-from simulator.client import AvitoSim, N8nSim, SttSim
-from simulator.clock import Clock
-from simulator.scenario import read_scenario
-from simulator.settings import SimSettings
-from simulator.stack import Stack
+from avito_harness.client import AvitoSim, N8nSim, SttSim
+from avito_harness.clock import Clock
+from avito_harness.scenario import read_scenario
+from avito_harness.settings import SimSettings
+from avito_harness.stack import Stack
 
 __all__ = ["pytest_addoption", "pytest_configure"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("avito-harness")
-    group.addoption("--gateway-url", default=None, help="run against this gateway instead of the embedded one")
-    group.addoption("--gateway-api-key", default=None, help="X-API-Key of the gateway given by --gateway-url")
+    group.addoption("--avito-gateway-url", default=None, help="run against this gateway instead of the embedded one")
+    group.addoption("--avito-gateway-api-key", default=None,
+                    help="X-API-Key of the gateway given by --avito-gateway-url")
     group.addoption("--sim-seed", type=int, default=None, help="seed for the simulated stack (default 42)")
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.client import AvitoSim, N8nSim, SttSim
-from simulator.settings import SimSettings
+from avito_harness.client import AvitoSim, N8nSim, SttSim
+from avito_harness.settings import SimSettings
 
 __all__ = ["RemoteStack", "parse_stack_urls"]
 

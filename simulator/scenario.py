@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from simulator.clock import Clock
+from avito_harness.clock import Clock
 
 __all__ = ["SERVICES", "apply_common", "read_scenario", "section", "validate_scenario", "dump_scenario"]
 

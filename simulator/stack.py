@@ -13,16 +13,16 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from simulator.avito.app import create_app as create_avito_app
-from simulator.client import AvitoSim, N8nSim, SttSim
-from simulator.clock import DEFAULT_START, Clock, FakeClock, SystemClock
-from simulator.control import ControlHooks
-from simulator.n8n.app import create_app as create_n8n_app
-from simulator.scenario import apply_common, validate_scenario
-from simulator.serve import ServedApp, ServeError, serve_in_thread
-from simulator.settings import SimSettings
-from simulator.stt.app import create_app as create_stt_app
-from simulator.transcript import render, transcript
+from avito_harness.avito.app import create_app as create_avito_app
+from avito_harness.client import AvitoSim, N8nSim, SttSim
+from avito_harness.clock import DEFAULT_START, Clock, FakeClock, SystemClock
+from avito_harness.control import ControlHooks
+from avito_harness.n8n.app import create_app as create_n8n_app
+from avito_harness.scenario import apply_common, validate_scenario
+from avito_harness.serve import ServedApp, ServeError, serve_in_thread
+from avito_harness.settings import SimSettings
+from avito_harness.stt.app import create_app as create_stt_app
+from avito_harness.transcript import render, transcript
 
 __all__ = ["Stack", "StackError"]
 
@@ -145,7 +145,7 @@ class Stack:
         self.clock.advance(seconds)
 
     def story(self) -> str:
-        """The conversation so far, hop by hop (see simulator.transcript)."""
+        """The conversation so far, hop by hop (see avito_harness.transcript)."""
         return render(transcript(self.apps))
 
     def unfired_faults(self) -> dict[str, list[dict[str, Any]]]:

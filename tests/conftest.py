@@ -11,6 +11,9 @@ import httpx
 import jsonschema
 import schemathesis
 
+#: The acceptance run's step library is product code; tests/bdd runs the repository's features through it.
+pytest_plugins = ["avito_harness.bdd.steps"]
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ROOT / "contracts"
 

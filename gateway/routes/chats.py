@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from gateway.avito_client import segment
-from gateway.deps import Services, require_api_key, services
-from gateway.models import ERRORS, ChatsAnswer, MessagesAnswer, ReadAnswer
+from avito_gateway.avito_client import segment
+from avito_gateway.deps import Services, require_api_key, services
+from avito_gateway.models import ERRORS, ChatsAnswer, MessagesAnswer, ReadAnswer
 
 __all__ = ["router"]
 

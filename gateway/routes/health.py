@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from gateway import __version__
-from gateway.deps import Services, require_api_key, services
-from gateway.errors import GatewayError
-from gateway.models import ERRORS, HealthAnswer, InfoAnswer, TokenAnswer
+from avito_gateway import __version__
+from avito_gateway.deps import Services, require_api_key, services
+from avito_gateway.errors import GatewayError
+from avito_gateway.models import ERRORS, HealthAnswer, InfoAnswer, TokenAnswer
 
 __all__ = ["router"]
 

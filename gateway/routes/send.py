@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import UploadFile
 
-from gateway.deps import Services, require_api_key, services
-from gateway.errors import GatewayError, InvalidRequestError
-from gateway.models import ERRORS, BulkAnswer, SendAnswer
+from avito_gateway.deps import Services, require_api_key, services
+from avito_gateway.errors import GatewayError, InvalidRequestError
+from avito_gateway.models import ERRORS, BulkAnswer, SendAnswer
 
 __all__ = ["router"]
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import Services, require_api_key, services
-from gateway.errors import InvalidRequestError, NotFoundError
-from gateway.models import (
+from avito_gateway.deps import Services, require_api_key, services
+from avito_gateway.errors import InvalidRequestError, NotFoundError
+from avito_gateway.models import (
     ERRORS,
     Ack,
     ErrorAnswer,
@@ -22,7 +22,7 @@ from gateway.models import (
     SubscribeAnswer,
     SubscriptionsAnswer,
 )
-from gateway.normalize import FORWARDED
+from avito_gateway.normalize import FORWARDED
 
 __all__ = ["router", "receiver"]
 

@@ -15,18 +15,18 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from simulator.audio import wav_bytes
-from simulator.avito import control as avito_control
-from simulator.avito import messenger, oauth
-from simulator.avito.backend import AvitoBackend
-from simulator.avito.errors import install_error_handlers, stock_error_body
-from simulator.avito.media import IMAGE_SIZES, png_bytes
-from simulator.clock import Clock, SystemClock
-from simulator.control import ControlHooks, control_router
-from simulator.faults import ASGIApp, FaultMiddleware, Scope
-from simulator.journal import JournalMiddleware
-from simulator.scenario import apply_common, section
-from simulator.settings import SimSettings
+from avito_harness.audio import wav_bytes
+from avito_harness.avito import control as avito_control
+from avito_harness.avito import messenger, oauth
+from avito_harness.avito.backend import AvitoBackend
+from avito_harness.avito.errors import install_error_handlers, stock_error_body
+from avito_harness.avito.media import IMAGE_SIZES, png_bytes
+from avito_harness.clock import Clock, SystemClock
+from avito_harness.control import ControlHooks, control_router
+from avito_harness.faults import ASGIApp, FaultMiddleware, Scope
+from avito_harness.journal import JournalMiddleware
+from avito_harness.scenario import apply_common, section
+from avito_harness.settings import SimSettings
 
 __all__ = ["create_app"]
 

@@ -15,18 +15,18 @@ from typing import Any
 
 import httpx
 
-from simulator.avito.errors import ForbiddenError, NotFoundError, OAuthError, UnauthorizedError
-from simulator.avito.media import IMAGE_SIZES
-from simulator.avito.models import Account, AccountSettings, Chat, DeliveryPolicy, Message
-from simulator.avito.state import AvitoState
-from simulator.avito.tokens import Token, TokenStore
-from simulator.avito.webhooks import WebhookDispatcher
-from simulator.clock import Clock
-from simulator.faults import FaultSet
-from simulator.journal import Journal
-from simulator.ratelimit import RateLimiter, RateLimits
-from simulator.settings import SimSettings
-from simulator.store import AccountStores
+from avito_harness.avito.errors import ForbiddenError, NotFoundError, OAuthError, UnauthorizedError
+from avito_harness.avito.media import IMAGE_SIZES
+from avito_harness.avito.models import Account, AccountSettings, Chat, DeliveryPolicy, Message
+from avito_harness.avito.state import AvitoState
+from avito_harness.avito.tokens import Token, TokenStore
+from avito_harness.avito.webhooks import WebhookDispatcher
+from avito_harness.clock import Clock
+from avito_harness.faults import FaultSet
+from avito_harness.journal import Journal
+from avito_harness.ratelimit import RateLimiter, RateLimits
+from avito_harness.settings import SimSettings
+from avito_harness.store import AccountStores
 
 __all__ = ["Activity", "AvitoBackend", "VOICE_LINK_TTL"]
 
@@ -229,7 +229,7 @@ class AvitoBackend:
     # --- reset -------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
         """Fresh stores, links, deliveries, limits, faults, journal and RNG; tokens already issued stay valid."""
-        from simulator.avito.seed import seed_demo_data
+        from avito_harness.avito.seed import seed_demo_data
 
         with self._lock:
             if seed is not None:

@@ -14,12 +14,12 @@ from faker import Faker
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.avito.backend import AvitoBackend
-from simulator.avito.errors import ValidationFailedError
-from simulator.avito.models import AccountSettings, DeliveryPolicy
-from simulator.avito.seed import seed_demo_data
-from simulator.avito.state import AvitoState
-from simulator.ratelimit import RateLimits
+from avito_harness.avito.backend import AvitoBackend
+from avito_harness.avito.errors import ValidationFailedError
+from avito_harness.avito.models import AccountSettings, DeliveryPolicy
+from avito_harness.avito.seed import seed_demo_data
+from avito_harness.avito.state import AvitoState
+from avito_harness.ratelimit import RateLimits
 
 __all__ = ["router", "account_view", "apply_account_settings", "export_settings"]
 

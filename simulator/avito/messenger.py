@@ -14,10 +14,15 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from simulator.avito.backend import AvitoBackend
-from simulator.avito.errors import ForbiddenError, RateLimitedError, UnauthorizedError, ValidationFailedError
-from simulator.avito.media import decodes, image_dimensions, sniff_image_type
-from simulator.avito.models import (
+from avito_harness.avito.backend import AvitoBackend
+from avito_harness.avito.errors import (
+    ForbiddenError,
+    RateLimitedError,
+    UnauthorizedError,
+    ValidationFailedError,
+)
+from avito_harness.avito.media import decodes, image_dimensions, sniff_image_type
+from avito_harness.avito.models import (
     BlacklistBody,
     Message,
     SendImageBody,
@@ -25,7 +30,7 @@ from simulator.avito.models import (
     Subscription,
     WebhookBody,
 )
-from simulator.avito.state import AvitoState
+from avito_harness.avito.state import AvitoState
 
 __all__ = ["router", "MAX_UPLOAD", "MAX_PIXELS"]
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.ratelimit import RateLimits
+from avito_harness.ratelimit import RateLimits
 
 __all__ = [
     "Account",

@@ -10,9 +10,9 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from simulator.avito.backend import AvitoBackend
-from simulator.avito.errors import OAuthError
-from simulator.avito.tokens import ALL_SCOPES
+from avito_harness.avito.backend import AvitoBackend
+from avito_harness.avito.errors import OAuthError
+from avito_harness.avito.tokens import ALL_SCOPES
 
 __all__ = ["router"]
 

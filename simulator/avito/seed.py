@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faker import Faker
 
-from simulator.avito.state import AvitoState
+from avito_harness.avito.state import AvitoState
 
 __all__ = ["seed_demo_data", "DEMO_ITEMS"]
 

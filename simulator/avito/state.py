@@ -12,13 +12,13 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from simulator.avito.errors import (
+from avito_harness.avito.errors import (
     BadRequestError,
     ForbiddenError,
     NotFoundError,
     ValidationFailedError,
 )
-from simulator.avito.models import (
+from avito_harness.avito.models import (
     Account,
     AccountSettings,
     Chat,
@@ -29,7 +29,7 @@ from simulator.avito.models import (
     Subscription,
     rfc3339,
 )
-from simulator.clock import Clock
+from avito_harness.clock import Clock
 
 __all__ = ["AvitoState", "MediaLinks", "CHAT_ID_ALPHABET", "DELETE_WINDOW", "SYSTEM_AUTHOR"]
 

@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.avito.errors import OAuthError
-from simulator.clock import Clock
+from avito_harness.avito.errors import OAuthError
+from avito_harness.clock import Clock
 
 __all__ = ["Token", "TokenStore", "ALL_SCOPES"]
 

@@ -5,7 +5,7 @@ subscription), then POSTs each new message of the account's chats (customer
 messages, system messages with ``author_id`` 0, and echoes of the account's
 own sends with ``author_id == user_id``) with a 2 s timeout and an
 ``x-avito-messenger-signature`` header. Avito documents neither retries nor
-ordering; the :class:`~simulator.avito.models.DeliveryPolicy` of each account
+ordering; the :class:`~avito_harness.avito.models.DeliveryPolicy` of each account
 selects them (retries with backoff on the virtual clock, duplicate and
 concurrent deliveries, out-of-order via jitter, the echo arriving before the
 send call returns). Every attempt is recorded.
@@ -30,10 +30,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from simulator.avito.errors import BadRequestError, ValidationFailedError
-from simulator.avito.models import Chat, Message, Subscription
-from simulator.avito.state import AvitoState
-from simulator.clock import Clock
+from avito_harness.avito.errors import BadRequestError, ValidationFailedError
+from avito_harness.avito.models import Chat, Message, Subscription
+from avito_harness.avito.state import AvitoState
+from avito_harness.clock import Clock
 
 __all__ = ["DeliveryAttempt", "WebhookDispatcher", "sign", "SIGNATURE_HEADER", "WEBHOOK_VERSION"]
 

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from simulator.contract.runner import OperationResult
+from avito_harness.contract.runner import OperationResult
 
 __all__ = ["print_report", "write_json", "write_junit"]
 

@@ -13,7 +13,7 @@ and the fields it names (``x-seed-required`` in the contract); ``full``
 adds our extension endpoints (``x-profile: full``) and our extra fields. An
 operation that answers 404 as if it were not there is reported as "not
 implemented (404)", not as a failed auth check. Every violation carries a
-defect code (:mod:`simulator.defects`); answers in the report are masked.
+defect code (:mod:`avito_harness.defects`); answers in the report are masked.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.generation import GenerationMode
 
-from simulator.leaks import mask
-from simulator.paths import contracts_dir
+from avito_harness.leaks import mask
+from avito_harness.paths import contracts_dir
 
 __all__ = ["ContractOptions", "OperationResult", "PROFILES", "Violation", "check_gateway", "load_contract",
            "mask_answer"]
@@ -69,7 +69,7 @@ class Violation:
     title: str
     message: str
     curl: str
-    defect: str = "contract_violation"  # a code from simulator.defects.CATALOGUE
+    defect: str = "contract_violation"  # a code from avito_harness.defects.CATALOGUE
 
 
 @dataclass

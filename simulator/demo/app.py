@@ -15,7 +15,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.client import AvitoSim, N8nSim
+from avito_harness.client import AvitoSim, N8nSim
 
 __all__ = ["create_app", "FAULTS"]
 
@@ -47,7 +47,7 @@ class Fault(BaseModel):
 def create_app(avito_url: str, n8n_url: str, *, user_id: int = USER_ID_DEFAULT, gateway_url: str | None = None) -> FastAPI:
     avito, n8n = AvitoSim(avito_url), N8nSim(n8n_url)
     app = FastAPI(title="avito-harness demo", docs_url=None, redoc_url=None, openapi_url=None)
-    page = resources.files("simulator.demo").joinpath("page.html").read_text(encoding="utf-8")
+    page = resources.files("avito_harness.demo").joinpath("page.html").read_text(encoding="utf-8")
 
     def chat_id() -> str:
         chats = avito.account(user_id)["chats"]

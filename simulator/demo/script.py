@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from simulator.stack import Stack
-from simulator.transcript import Hop, transcript
+from avito_harness.stack import Stack
+from avito_harness.transcript import Hop, transcript
 
 __all__ = ["DemoStep", "SCRIPT", "play"]
 

@@ -21,19 +21,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from simulator.clock import Clock, SystemClock
-from simulator.control import ControlHooks, control_router
-from simulator.faults import FaultMiddleware, FaultSet
-from simulator.journal import Journal, JournalMiddleware, mask_secrets
-from simulator.jsonsafe import loads_viewable
-from simulator.n8n import control as flow_control
-from simulator.n8n.crm import CrmStore
-from simulator.n8n.flows.bat_in import contract_errors, extra_fields
-from simulator.n8n.flows.config import FlowConfig
-from simulator.n8n.state import N8nState
-from simulator.n8n.workflows import Workflows
-from simulator.scenario import apply_common, section
-from simulator.settings import SimSettings
+from avito_harness.clock import Clock, SystemClock
+from avito_harness.control import ControlHooks, control_router
+from avito_harness.faults import FaultMiddleware, FaultSet
+from avito_harness.journal import Journal, JournalMiddleware, mask_secrets
+from avito_harness.jsonsafe import loads_viewable
+from avito_harness.n8n import control as flow_control
+from avito_harness.n8n.crm import CrmStore
+from avito_harness.n8n.flows.bat_in import contract_errors, extra_fields
+from avito_harness.n8n.flows.config import FlowConfig
+from avito_harness.n8n.state import N8nState
+from avito_harness.n8n.workflows import Workflows
+from avito_harness.scenario import apply_common, section
+from avito_harness.settings import SimSettings
 
 __all__ = ["create_app", "n8n_error_body"]
 

@@ -14,7 +14,7 @@ import anyio
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.n8n.workflows import Workflows
+from avito_harness.n8n.workflows import Workflows
 
 __all__ = ["router"]
 

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from simulator.paths import contracts_dir
+from avito_harness.paths import contracts_dir
 
 __all__ = ["CrmStore", "SCHEMA"]
 

@@ -16,15 +16,15 @@ from typing import Any
 
 import httpx
 
-from simulator.clock import Clock
-from simulator.n8n.crm import CrmStore
-from simulator.n8n.flows.ai import answer_for
-from simulator.n8n.flows.bat_in import BatIn, Rejected
-from simulator.n8n.flows.bat_out import BatOutAvito
-from simulator.n8n.flows.batcher import Batch, Batcher, batch_key
-from simulator.n8n.flows.config import FlowConfig
-from simulator.n8n.flows.events import FlowLog
-from simulator.n8n.flows.tenant import resolve_tenant
+from avito_harness.clock import Clock
+from avito_harness.n8n.crm import CrmStore
+from avito_harness.n8n.flows.ai import answer_for
+from avito_harness.n8n.flows.bat_in import BatIn, Rejected
+from avito_harness.n8n.flows.bat_out import BatOutAvito
+from avito_harness.n8n.flows.batcher import Batch, Batcher, batch_key
+from avito_harness.n8n.flows.config import FlowConfig
+from avito_harness.n8n.flows.events import FlowLog
+from avito_harness.n8n.flows.tenant import resolve_tenant
 
 __all__ = ["Workflows", "OTHER_CHANNELS", "from_seller"]
 

@@ -20,14 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from simulator.audio import SECONDS_PER_WORD
-from simulator.clock import Clock, SystemClock
-from simulator.control import ControlHooks, control_router
-from simulator.faults import FaultMiddleware, FaultSet
-from simulator.journal import Journal, JournalMiddleware
-from simulator.scenario import apply_common, section
-from simulator.settings import SimSettings
-from simulator.stt.state import SttState, UnreadableAudioError
+from avito_harness.audio import SECONDS_PER_WORD
+from avito_harness.clock import Clock, SystemClock
+from avito_harness.control import ControlHooks, control_router
+from avito_harness.faults import FaultMiddleware, FaultSet
+from avito_harness.journal import Journal, JournalMiddleware
+from avito_harness.scenario import apply_common, section
+from avito_harness.settings import SimSettings
+from avito_harness.stt.state import SttState, UnreadableAudioError
 
 __all__ = ["create_app", "openai_error", "MAX_FILE"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from simulator.audio import read_wav_transcript
+from avito_harness.audio import read_wav_transcript
 
 __all__ = ["SttState", "UnreadableAudioError"]
 

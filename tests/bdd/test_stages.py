@@ -1,7 +1,7 @@
-"""The customer's five-stage rollout plan (features/), plus Avito errors reproduced on demand.
+"""The customer's five-stage rollout plan (features/), plus Avito errors, with the packaged step library.
 
-Every .feature file under the features directory (``bdd_features_base_dir``; ``avito-harness run --features DIR``
-points it at a user's own) becomes tests with the shared steps of conftest.py.
+The steps are product code (``avito_harness.bdd.steps``, loaded by tests/conftest.py); this file only runs
+the repository's features through them, as ``avito-harness run`` does from an installed wheel.
 """
 
 from pytest_bdd import scenarios

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from gateway.app import create_app as create_gateway
-from gateway.settings import GatewaySettings
-from simulator.demo.app import create_app as create_demo
-from simulator.serve import ServedApp, serve_in_thread
-from simulator.stack import Stack
+from avito_gateway.app import create_app as create_gateway
+from avito_gateway.settings import GatewaySettings
+from avito_harness.demo.app import create_app as create_demo
+from avito_harness.serve import ServedApp, serve_in_thread
+from avito_harness.stack import Stack
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = bool(os.environ.get("CI"))

@@ -15,14 +15,14 @@ import schemathesis
 import yaml
 from fastapi import FastAPI
 
-from gateway.app import create_app
-from gateway.deps import require_api_key
-from gateway.settings import GatewaySettings
-from simulator.cli import main
-from simulator.contract.drift import drift
-from simulator.contract.runner import ContractOptions, check_gateway, mask_answer
-from simulator.serve import ServedApp, serve_in_thread
-from simulator.stack import Stack
+from avito_gateway.app import create_app
+from avito_gateway.deps import require_api_key
+from avito_gateway.settings import GatewaySettings
+from avito_harness.cli import main
+from avito_harness.contract.drift import drift
+from avito_harness.contract.runner import ContractOptions, check_gateway, mask_answer
+from avito_harness.serve import ServedApp, serve_in_thread
+from avito_harness.stack import Stack
 from tests.conftest import CONTRACTS
 
 USER = 100000001

@@ -26,14 +26,14 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
-import gateway.app
-import gateway.inbound
-import gateway.ratelimit
-import gateway.routes.webhooks
-import gateway.settings
-from gateway.app import create_app
-from gateway.deps import require_api_key, services
-from gateway.settings import load_settings
+import avito_gateway.app
+import avito_gateway.inbound
+import avito_gateway.ratelimit
+import avito_gateway.routes.webhooks
+import avito_gateway.settings
+from avito_gateway.app import create_app
+from avito_gateway.deps import require_api_key, services
+from avito_gateway.settings import load_settings
 
 Before = Callable[[httpx.Request], httpx.Request]
 After = Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response]]
@@ -201,12 +201,12 @@ async def failure_is_success(request: httpx.Request, response: httpx.Response) -
 
 # --- the gateway's own behaviour --------------------------------------------------------------------------
 
-class NeverRefuses(gateway.ratelimit.SlidingWindowLimiter):
+class NeverRefuses(avito_gateway.ratelimit.SlidingWindowLimiter):
     def acquire(self, n: int = 1) -> float | None:
         return None
 
 
-class WindowRestartsOnEveryRequest(gateway.ratelimit.SlidingWindowLimiter):
+class WindowRestartsOnEveryRequest(avito_gateway.ratelimit.SlidingWindowLimiter):
     """A fixed window that restarts whenever a request comes in, refused or not: steady traffic keeps it shut."""
 
     def acquire(self, n: int = 1) -> float | None:
@@ -378,14 +378,14 @@ def build(name: str, port: int) -> Any:
         "n8n_failure_dropped": lambda: Rewrite(after=failure_is_success),
     }.get(name, lambda: None)()
     if name == "seller_reply_dropped":
-        gateway.inbound.FORWARDED = gateway.routes.webhooks.FORWARDED = frozenset({"customer"})
+        avito_gateway.inbound.FORWARDED = avito_gateway.routes.webhooks.FORWARDED = frozenset({"customer"})
     if name == "echo_forwarded":
-        gateway.inbound.FORWARDED = gateway.routes.webhooks.FORWARDED = frozenset(
+        avito_gateway.inbound.FORWARDED = avito_gateway.routes.webhooks.FORWARDED = frozenset(
             {"customer", "seller_reply", "echo", "system"})
     if name in ("limiter_off", "limiter_stuck"):
-        gateway.app.SlidingWindowLimiter = NeverRefuses if name == "limiter_off" else WindowRestartsOnEveryRequest  # type: ignore[misc]
+        avito_gateway.app.SlidingWindowLimiter = NeverRefuses if name == "limiter_off" else WindowRestartsOnEveryRequest  # type: ignore[misc]
     if name == "open_without_key":
-        gateway.settings.REQUIRED = ("AVITO_CLIENT_ID", "AVITO_CLIENT_SECRET")  # type: ignore[misc]
+        avito_gateway.settings.REQUIRED = ("AVITO_CLIENT_ID", "AVITO_CLIENT_SECRET")  # type: ignore[misc]
     app: Any = create_app(load_settings(server_port=port), avito_transport=avito, n8n_transport=n8n)
     wrappers: dict[str, Callable[[Any], Any]] = {
         "probe_400": probe_400, "bad_json_500": bad_json_500, "token_preview": token_preview,

@@ -12,11 +12,11 @@ import httpx
 import jsonschema
 import pytest
 
-from gateway.app import create_app
-from gateway.deps import Services
-from gateway.settings import GatewaySettings
-from simulator.serve import ServedApp, serve_in_thread
-from simulator.stack import Stack
+from avito_gateway.app import create_app
+from avito_gateway.deps import Services
+from avito_gateway.settings import GatewaySettings
+from avito_harness.serve import ServedApp, serve_in_thread
+from avito_harness.stack import Stack
 from tests.conftest import CONTRACTS
 
 USER = 100000001

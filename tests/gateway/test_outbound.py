@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.clock import SystemClock
-from simulator.avito.media import png_bytes
-from simulator.stack import Stack
+from avito_gateway.clock import SystemClock
+from avito_harness.avito.media import png_bytes
+from avito_harness.stack import Stack
 from tests.gateway.conftest import USER, GatewayHandle, chat_texts, first_chat, subscribe
 
 

@@ -44,7 +44,7 @@ def test_a_fault_that_never_hit_its_request_fails_as_not_exercised(tmp_path: Pat
         "    And Avito answers the next send with 429 and Retry-After\n"
         "    Then /health says healthy\n", encoding="utf-8")
     report = tmp_path / "run.json"
-    result = _run("--features", str(features), "--json", str(report))
+    result = _run("--features", str(features), "--only-features", "--json", str(report))
     assert result.returncode == 1, result.stdout[-3000:]
     (scenario,) = json.loads(report.read_text())
     assert (scenario["outcome"], scenario["defect"]) == ("failed", "not_exercised")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from simulator.contract.runner import ContractOptions, check_gateway
-from simulator.defects import CATALOGUE
-from simulator.gateway_process import GatewayProcess, free_port
-from simulator.settings import SimSettings
-from simulator.stack import Stack
+from avito_harness.contract.runner import ContractOptions, check_gateway
+from avito_harness.defects import CATALOGUE
+from avito_harness.gateway_process import GatewayProcess, free_port
+from avito_harness.settings import SimSettings
+from avito_harness.stack import Stack
 from tests.doubles.broken_gateway import DOUBLES
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))
@@ -55,7 +55,7 @@ def test_the_acceptance_run_names_the_planted_defect(name: str, tmp_path: Path) 
 
 
 def test_our_gateway_started_the_same_way_passes_every_scenario(tmp_path: Path) -> None:
-    code, scenarios, out = _run(tmp_path, f"{sys.executable} -m gateway")
+    code, scenarios, out = _run(tmp_path, f"{sys.executable} -m avito_gateway")
     failed = [f"{s['name']}: {s['defect']} {s['error']}" for s in scenarios if s["outcome"] == "failed"]
     assert code == 0 and failed == [], "\n".join(failed) or out[-3000:]
     skipped = [s for s in scenarios if s["outcome"] == "skipped"]

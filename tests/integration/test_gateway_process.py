@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulator.stack import Stack
+from avito_harness.stack import Stack
 
 USER = 100000001
 
@@ -24,7 +24,7 @@ def _free_port() -> int:
         return port
 
 
-@pytest.mark.parametrize("command", [["avito-gateway"], ["-m", "gateway"]])
+@pytest.mark.parametrize("command", [["avito-gateway"], ["-m", "avito_gateway"]])
 def test_deployed_gateway_serves_the_spec_endpoints(sim: Stack, tmp_path: Path, command: list[str]) -> None:
     port = _free_port()
     env = {**os.environ, "API_KEY": "test-api-key", "AVITO_CLIENT_ID": "sim-client-id",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.ratelimit import SlidingWindowLimiter
-from simulator.clock import FakeClock
+from avito_gateway.ratelimit import SlidingWindowLimiter
+from avito_harness.clock import FakeClock
 
 
 @given(

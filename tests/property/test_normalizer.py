@@ -9,8 +9,8 @@ import jsonschema
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.normalize import classify, normalize
-from gateway.webhook_body import parse_webhook
+from avito_gateway.normalize import classify, normalize
+from avito_gateway.webhook_body import parse_webhook
 from tests.conftest import CONTRACTS
 
 SCHEMA = json.loads((CONTRACTS / "normalized-message.schema.json").read_text())

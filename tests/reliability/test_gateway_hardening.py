@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.errors import StorageError
-from simulator.gateway_process import GatewayProcess, free_port
-from simulator.stack import Stack
+from avito_gateway.errors import StorageError
+from avito_harness.gateway_process import GatewayProcess, free_port
+from avito_harness.stack import Stack
 from tests.gateway.conftest import API_KEY, USER, GatewayHandle, subscribe
 
 
@@ -286,7 +286,7 @@ def test_replay_of_an_id_past_sqlites_range_is_404(gateway: GatewayHandle) -> No
 def _gateway_cli(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     base = {"PATH": os.environ["PATH"], "AVITO_CLIENT_ID": "sim-client-id", "AVITO_CLIENT_SECRET": "sim-secret",
             "API_KEY": "test-api-key", "SERVER_PORT": str(free_port()), "DATA_DIR": str(tmp_path / "d")}
-    return subprocess.run([sys.executable, "-m", "gateway"], env={**base, **env}, cwd=tmp_path, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "avito_gateway"], env={**base, **env}, cwd=tmp_path, capture_output=True,
                           text=True, timeout=30)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import gateway
-import simulator
-from simulator.settings import SettingsError, SimSettings
+import avito_gateway
+import avito_harness
+from avito_harness.settings import SettingsError, SimSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 BANNED_CALLS = {("time", "time"), ("time", "sleep"), ("datetime", "now"), ("datetime", "utcnow")}
@@ -21,7 +21,7 @@ def _modules(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize(("package", "forbidden"), [("simulator", "gateway"), ("gateway", "simulator")])
+@pytest.mark.parametrize(("package", "forbidden"), [("simulator", "avito_gateway"), ("gateway", "avito_harness")])
 def test_simulator_and_gateway_never_import_each_other(package: str, forbidden: str) -> None:
     for path in _modules(package):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -72,7 +72,7 @@ def test_the_wall_time_scan_catches_aliases() -> None:
     assert not _banned_uses(ast.parse("import time as _perf\n_perf.perf_counter()"))
 
 
-@pytest.mark.parametrize("package", [simulator, gateway])
+@pytest.mark.parametrize("package", [avito_harness, avito_gateway])
 def test_every_public_module_declares_and_defines_its_all(package: object) -> None:
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):  # type: ignore[attr-defined]
         module = importlib.import_module(info.name)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.acceptance import ScenarioResult, root_causes
-from simulator.diagnosis import first_anomaly, path_shape
+from avito_harness.acceptance import ScenarioResult, root_causes
+from avito_harness.diagnosis import first_anomaly, path_shape
 
 BASIC_HINT = "client_id and client_secret came as HTTP Basic (Authorization header); Avito documents them as form fields"
 
@@ -70,7 +70,7 @@ def test_the_report_masks_every_secret_the_steps_registered() -> None:
 
     from rich.console import Console
 
-    from simulator.acceptance import SECRETS, _Collector
+    from avito_harness.acceptance import SECRETS, _Collector
 
     token = "sim_at_0123456789abcdefghij0123456789abcdef"
     collector = _Collector(Console())

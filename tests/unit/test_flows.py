@@ -9,16 +9,16 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.normalize import normalize
-from simulator.audio import wav_bytes
-from simulator.clock import FakeClock
-from simulator.n8n.crm import SCHEMA, CrmStore
-from simulator.n8n.flows.ai import answer_for
-from simulator.n8n.flows.bat_in import BatIn, Rejected, contract_errors, extra_fields
-from simulator.n8n.flows.bat_out import BatOutAvito
-from simulator.n8n.flows.batcher import Batch, Batcher, batch_key
-from simulator.n8n.flows.config import DEFAULT_AI_RULES, FlowConfig
-from simulator.n8n.flows.tenant import resolve_tenant
+from avito_gateway.normalize import normalize
+from avito_harness.audio import wav_bytes
+from avito_harness.clock import FakeClock
+from avito_harness.n8n.crm import SCHEMA, CrmStore
+from avito_harness.n8n.flows.ai import answer_for
+from avito_harness.n8n.flows.bat_in import BatIn, Rejected, contract_errors, extra_fields
+from avito_harness.n8n.flows.bat_out import BatOutAvito
+from avito_harness.n8n.flows.batcher import Batch, Batcher, batch_key
+from avito_harness.n8n.flows.config import DEFAULT_AI_RULES, FlowConfig
+from avito_harness.n8n.flows.tenant import resolve_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import AVITO_ERROR_TABLE, avito_error
-from gateway.settings import ConfigError, GatewaySettings, load_settings
+from avito_gateway.errors import AVITO_ERROR_TABLE, avito_error
+from avito_gateway.settings import ConfigError, GatewaySettings, load_settings
 
 BASE = {"API_KEY": "k", "AVITO_CLIENT_ID": "id", "AVITO_CLIENT_SECRET": "secret"}
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import jsonschema
 
-from simulator.paths import contracts_dir
+from avito_harness.paths import contracts_dir
 
 __all__ = ["BatIn", "Rejected", "contract_errors", "extra_fields", "schema_path"]
 

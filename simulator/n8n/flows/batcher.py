@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.clock import Clock
+from avito_harness.clock import Clock
 
 __all__ = ["Batch", "Batcher", "batch_key"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.n8n.flows.bat_in import Rejected
+from avito_harness.n8n.flows.bat_in import Rejected
 
 __all__ = ["resolve_tenant"]
 

@@ -1,4 +1,9 @@
-"""The acceptance run's stack and the shared step vocabulary of every feature.
+"""The acceptance run's step library: the stack, the gateway under test and every step phrase, as a pytest plugin.
+
+``avito-harness run`` loads it; in your own pytest suite, ``pytest -p avito_harness.bdd.steps`` (or
+``pytest_plugins = ["avito_harness.bdd.steps"]`` in your top-level conftest.py) gives your pytest-bdd feature
+files the same steps, with ``--avito-gateway-cmd "CMD {port}"`` or ``--avito-gateway-url URL`` to run them
+against your gateway. ``avito-harness steps`` lists every phrase.
 
 One session stack (fake Avito, fake n8n with flows, fake STT) on a frozen
 clock. Per scenario: a reset with a scenario-specific seed (fresh account and
@@ -9,7 +14,7 @@ clock (default), a running one (``--gateway-url``), or one the harness starts
 run on the harness clock and are skipped for external gateways, with the
 reason; each has a real-time variant that runs against any gateway.
 
-A failed check names the defect it found (:class:`simulator.defects.Defect`);
+A failed check names the defect it found (:class:`avito_harness.defects.Defect`);
 after every scenario the harness also checks what no step asks: that every
 fault the scenario planted hit its request, that no answer of the gateway
 carried a piece of a token or secret, and what the first anomalous hop was.
@@ -23,8 +28,9 @@ import shlex
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +38,23 @@ import httpx
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from simulator.acceptance import SECRETS
-from simulator.avito.media import png_bytes
-from simulator.defects import Defect, expect
-from simulator.diagnosis import first_anomaly
-from simulator.gateway_process import GatewayProcess, free_port
-from simulator.leaks import leaked_piece, mask
-from simulator.n8n.workflows import from_seller
-from simulator.remote import RemoteStack, parse_stack_urls
-from simulator.serve import ServedApp, serve_in_thread
-from simulator.settings import SimSettings
-from simulator.stack import Stack
+from avito_harness.acceptance import SECRETS
+from avito_harness.avito.media import png_bytes
+from avito_harness.defects import Defect, expect
+from avito_harness.diagnosis import first_anomaly
+from avito_harness.gateway_process import GatewayProcess, free_port
+from avito_harness.leaks import leaked_piece, mask
+from avito_harness.n8n.workflows import from_seller
+from avito_harness.remote import RemoteStack, parse_stack_urls
+from avito_harness.serve import ServedApp, serve_in_thread
+from avito_harness.settings import SimSettings
+from avito_harness.stack import Stack
+
+__all__ = ["EMBEDDED_GROUP", "Harness", "SHORT_WINDOWS", "USER", "pytest_addoption", "pytest_bdd_step_error",
+           "pytest_runtest_makereport"]
 
 USER = 100000001
+EMBEDDED_GROUP = "avito_harness.embedded_gateway"
 SETTLE = 0.5  # real seconds a foreign gateway gets to forward anything more
 #: A gateway the harness starts gets short windows, so real-time checks stay short (a foreign gateway may
 #: ignore names it does not know; the checks read the limits it announces on /info).
@@ -54,9 +64,9 @@ SHORT_WINDOWS = {"RATE_LIMIT_REQUESTS": "60", "RATE_LIMIT_WINDOW": "1", "OUTBOX_
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("avito-harness")
-    group.addoption("--gateway-cmd", default=None,
+    group.addoption("--avito-gateway-cmd", default=None,
                     help="start the gateway under test with this command ({port} is replaced); env names of the deployment")
-    group.addoption("--stack-url", default=None,
+    group.addoption("--avito-stack-url", default=None,
                     help="use fakes running elsewhere: avito=URL,n8n=URL,stt=URL (the compose file's acceptance service)")
 
 
@@ -117,9 +127,9 @@ class Harness:
 
 @pytest.fixture(scope="session")
 def gateway_mode(pytestconfig: pytest.Config) -> str:
-    if pytestconfig.getoption("--gateway-url"):
+    if pytestconfig.getoption("--avito-gateway-url"):
         return "url"
-    if pytestconfig.getoption("--gateway-cmd"):
+    if pytestconfig.getoption("--avito-gateway-cmd"):
         return "cmd"
     return "embedded"
 
@@ -128,11 +138,11 @@ def gateway_mode(pytestconfig: pytest.Config) -> str:
 def acceptance_stack(pytestconfig: pytest.Config, gateway_mode: str) -> Iterator[Any]:
     """Free ports when the harness starts the gateway (embedded or --gateway-cmd: it is told the URLs); for a
     gateway already running (--gateway-url), the ports `avito-harness sim` prints."""
-    remote = pytestconfig.getoption("--stack-url")
+    remote = pytestconfig.getoption("--avito-stack-url")
     if remote:
-        stack = RemoteStack(parse_stack_urls(remote))
-        yield stack
-        stack.close()
+        fakes = RemoteStack(parse_stack_urls(remote))
+        yield fakes
+        fakes.close()
         return
     overrides: dict[str, Any] = {"clock": "frozen", "n8n_mode": "record"}
     if gateway_mode in ("embedded", "cmd"):
@@ -142,7 +152,7 @@ def acceptance_stack(pytestconfig: pytest.Config, gateway_mode: str) -> Iterator
 
 
 def _command(pytestconfig: pytest.Config, port: int) -> list[str]:
-    return [part.replace("{port}", str(port)) for part in shlex.split(pytestconfig.getoption("--gateway-cmd"))]
+    return [part.replace("{port}", str(port)) for part in shlex.split(pytestconfig.getoption("--avito-gateway-cmd"))]
 
 
 def _process(pytestconfig: pytest.Config, stack: Any, *, api_key: str) -> GatewayProcess:
@@ -160,25 +170,27 @@ def gateway_process(pytestconfig: pytest.Config, acceptance_stack: Any, gateway_
     if gateway_mode != "cmd":
         yield None
         return
-    process = _process(pytestconfig, acceptance_stack, api_key=pytestconfig.getoption("--gateway-api-key") or "test-api-key")
+    process = _process(pytestconfig, acceptance_stack, api_key=pytestconfig.getoption("--avito-gateway-api-key") or "test-api-key")
     process.start()
     yield process
     process.stop()
 
 
 def _embedded_app(stack: Any, api_key: str, data_dir: Path) -> Any:
-    """Our gateway in-process on the harness clock (imported only then: a run against another gateway skips it)."""
-    from gateway.app import create_app
-    from gateway.settings import GatewaySettings
-
-    settings = GatewaySettings(  # type: ignore[call-arg]
-        _env_file=None, api_key=api_key, avito_client_id=stack.settings.avito_client_id,
-        avito_client_secret=stack.settings.avito_client_secret, avito_user_id=USER,
-        avito_api_base_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
-        data_dir=data_dir, connection_timeout=0.5, max_retries=1, retry_min_wait=1, retry_max_wait=4,
-        outbox_poll_interval=0.01,
-    )
-    return create_app(settings, clock=stack.clock)
+    """The embedded gateway in-process on the harness clock, found by its entry point (the harness never imports
+    a gateway; ours registers ``avito_harness.embedded_gateway`` / ``ours``)."""
+    found = [ep for ep in entry_points(group=EMBEDDED_GROUP) if ep.name == "ours"]
+    if not found:
+        pytest.fail(f"no embedded gateway is installed (entry point {EMBEDDED_GROUP}/ours): use --avito-gateway-cmd")
+    factory = found[0]
+    settings = {
+        "api_key": api_key, "avito_client_id": stack.settings.avito_client_id,
+        "avito_client_secret": stack.settings.avito_client_secret, "avito_user_id": USER,
+        "avito_api_base_url": stack.urls["avito"], "n8n_webhook_url": f"{stack.urls['n8n']}/webhook/avito",
+        "data_dir": data_dir, "connection_timeout": 0.5, "max_retries": 1, "retry_min_wait": 1, "retry_max_wait": 4,
+        "outbox_poll_interval": 0.01,
+    }
+    return factory.load()(settings, stack.clock)
 
 
 @pytest.fixture
@@ -192,7 +204,7 @@ def harness(request: pytest.FixtureRequest, acceptance_stack: Any, gateway_mode:
     stack = acceptance_stack
     stack.reset(seed=zlib.crc32(request.node.nodeid.encode()))
     served: ServedApp | None = None
-    api_key = request.config.getoption("--gateway-api-key") or "test-api-key"
+    api_key = request.config.getoption("--avito-gateway-api-key") or "test-api-key"
     if gateway_mode == "embedded":
         served = serve_in_thread(_embedded_app(stack, api_key, tmp_path / "gateway"), name="gateway")
         url = served.url
@@ -200,7 +212,7 @@ def harness(request: pytest.FixtureRequest, acceptance_stack: Any, gateway_mode:
         assert gateway_process is not None
         url = gateway_process.url
     else:
-        url = str(request.config.getoption("--gateway-url")).rstrip("/")
+        url = str(request.config.getoption("--avito-gateway-url")).rstrip("/")
     stack.n8n.flows(gateway_url=url, gateway_api_key=api_key)
     h = Harness(stack, url, api_key, gateway_mode,
                 httpx.Client(base_url=url, headers={"X-API-Key": api_key}, timeout=30))
@@ -245,13 +257,14 @@ def _after_scenario(request: pytest.FixtureRequest, h: Harness, secrets: list[st
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    report: pytest.TestReport = yield  # type: ignore[misc]
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport,
+                                                                                         pytest.TestReport]:
+    report = yield
     if report.when == "call":
         item.rep_call = report  # type: ignore[attr-defined]
     if call.excinfo is not None and isinstance(call.excinfo.value, Defect):
         report.user_properties.append(("defect", call.excinfo.value.code))
-    return report  # type: ignore[return-value]
+    return report
 
 
 def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,

@@ -1,0 +1,1 @@
+"""Package marker: these contracts ship inside the avito-harness wheel as ``avito_harness.contracts``."""

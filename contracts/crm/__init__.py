@@ -1,0 +1,1 @@
+"""Package marker (``avito_harness.contracts.crm``)."""

@@ -1,0 +1,96 @@
+"""The harness as a user installs it: a wheel in a fresh environment, used from a folder outside this repo.
+
+The wheel is built from this checkout and installed into a new virtual environment whose only link to
+.venv is its third-party packages (a ``.pth`` line: no install step from the network; .venv's own
+avito-harness is an editable link that a plain path entry does not activate). Every command then runs
+with that environment's Python from an empty temporary folder: nothing may come from the source tree.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh venv with the freshly built wheel installed; yields its bin directory."""
+    base = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(base / "dist")], check=True, capture_output=True, cwd=base)
+    (wheel,) = (base / "dist").glob("avito_harness-*.whl")
+    env_dir = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--ignore-installed", "--no-index", "-q",
+                    str(wheel)], check=True, capture_output=True, cwd=base)
+    yield env_dir / "bin"
+
+
+def _run(bin_dir: Path, cwd: Path, *command: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(list(command), capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+def test_the_installed_package_is_the_wheel_not_the_source_tree(installed: Path, tmp_path: Path) -> None:
+    found = _run(installed, tmp_path, str(installed / "python"), "-c",
+                 "import avito_harness, avito_gateway, avito_harness.paths as p;"
+                 "print(avito_harness.__file__, avito_gateway.__file__, p.contracts_dir(), p.features_dir())")
+    assert found.returncode == 0, found.stderr
+    assert str(ROOT) not in found.stdout and found.stdout.count(str(installed.parent)) == 4, found.stdout
+    version = _run(installed, tmp_path, str(installed / "avito-harness"), "--version")
+    assert version.returncode == 0 and version.stdout.startswith("avito-harness ")
+
+
+def test_the_acceptance_run_works_from_the_wheel_outside_the_repo(installed: Path, tmp_path: Path) -> None:
+    result = _run(installed, tmp_path, str(installed / "avito-harness"), "run", "--stage", "1", "--junit", "run.xml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "6 passed, 0 failed" in result.stdout
+    assert (tmp_path / "run.xml").read_text().count("<testcase") == 6
+
+
+def test_every_command_starts_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    steps = _run(installed, tmp_path, str(installed / "avito-harness"), "steps", "--markdown")
+    assert steps.returncode == 0 and "the customer writes" in steps.stdout
+    for command in ("sim", "contract", "demo", "serve", "up", "run", "steps"):
+        helped = _run(installed, tmp_path, str(installed / "avito-harness"), command, "--help")
+        assert helped.returncode == 0, f"{command}: {helped.stderr[-500:]}"
+    page = _run(installed, tmp_path, str(installed / "python"), "-c",
+                "from importlib.resources import files; print(len(files('avito_harness.demo').joinpath('page.html')"
+                ".read_text()))")
+    assert page.returncode == 0 and int(page.stdout) > 1000  # the demo page ships too
+
+
+def test_a_users_pytest_project_runs_its_own_feature_against_a_gateway_by_command(
+        installed: Path, pytester: pytest.Pytester) -> None:
+    """A project of the user's: its own feature in our step vocabulary, plain pytest, our gateway by command."""
+    pytester.makeconftest('pytest_plugins = ["avito_harness.bdd.steps"]\n')
+    pytester.makefile(".feature", mine="""
+        Feature: My team's check
+          Scenario: A customer's question reaches n8n, and our answer reaches the chat
+            Given the gateway is subscribed to Avito webhooks
+            When the customer writes "Есть AGM 70Ah?"
+            Then n8n receives 1 normalized message
+            And the message text is "Есть AGM 70Ah?"
+            When n8n sends "Есть, приезжайте" through the gateway
+            Then the customer's chat shows "Есть, приезжайте" once
+        """)
+    pytester.makepyfile(test_mine='from pytest_bdd import scenarios\n\nscenarios("mine.feature")\n')
+    result = pytester.run(str(installed / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                          f"--avito-gateway-cmd={installed / 'avito-gateway'}", timeout=240)
+    assert result.ret == 0, "\n".join(result.outlines[-40:] + result.errlines[-20:])
+    result.stdout.fnmatch_lines(["*1 passed*"])
