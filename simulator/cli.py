@@ -39,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avito-harness", description="Avito integration harness and simulator")
     parser.add_argument("--version", action="version", version=f"avito-harness {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init", help="write CI files that run the acceptance run in your repository")
+    init.add_argument("--ci", choices=["github", "gitlab"], required=True, help="the CI service")
+    init.add_argument("--gateway-cmd", default="my-gateway --port {port}",
+                      help="how CI starts your gateway ({port} is replaced; the deployment's variables are set)")
+    init.add_argument("--features", help="a directory of your own .feature files to run too")
+    init.add_argument("--docker", action="store_true", help="also write docker-compose.test.yml (gateway as an image)")
+    init.add_argument("--gateway-image", default="my-gateway:latest", help="your gateway's image (with --docker)")
+    init.add_argument("--dir", default=".", help="the repository to write into (default: here)")
+    init.add_argument("--install", help="what CI pip-installs (default: this version, avito-harness==X.Y.Z)")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
     steps = sub.add_parser("steps", help="every step phrase for your own .feature files, with an example each")
     steps.add_argument("--markdown", action="store_true", help="print a Markdown table")
     sim = sub.add_parser("sim", help="serve the fake Avito and the fake n8n receiver")
@@ -311,6 +321,23 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def run_init(args: argparse.Namespace, console: Console) -> int:
+    from avito_harness.ci_init import CiOptions, write_ci_files
+
+    options = CiOptions(args.ci, args.gateway_cmd, args.features, args.docker, args.gateway_image, args.force,
+                        args.install)
+    try:
+        written = write_ci_files(options, Path(args.dir))
+    except FileExistsError as exc:
+        console.print(f"[red]error:[/red] already there: {exc} (--force overwrites)")
+        return 2
+    for path in written:
+        console.print(f"wrote {path}")
+    if args.gateway_cmd == "my-gateway --port {port}":
+        console.print("[yellow]edit the gateway command[/yellow] (or pass --gateway-cmd): it starts your gateway in CI")
+    return 0
+
+
 def run_steps(args: argparse.Namespace, console: Console) -> int:
     from avito_harness.bdd.phrases import step_phrases
 
@@ -337,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sim(args, console)
     if args.command == "steps":
         return run_steps(args, console)
+    if args.command == "init":
+        return run_init(args, console)
     if args.command == "contract":
         return run_contract(args, console)
     if args.command == "serve":
