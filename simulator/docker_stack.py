@@ -22,6 +22,7 @@ from avito_harness.serve import wait_until_up
 __all__ = ["COMPOSE_FILE", "IMAGE", "compose_services", "run_up", "docker_client"]
 
 IMAGE = "avito-harness:local"
+COMPOSE_FILE = "docker-compose.test.yml"
 NETWORK = "avito-harness"
 PREFIX = "avito-harness-"
 SERVICES = ("avito", "n8n", "stt", "gateway")
@@ -29,10 +30,18 @@ HEALTH = {"avito": "/_sim/health", "n8n": "/_sim/health", "stt": "/_sim/health",
 
 
 def root() -> Path:
-    return contracts_dir().parent
+    """The avito-harness checkout the image is built from: here, or the tree of an editable install.
 
-
-COMPOSE_FILE = "docker-compose.test.yml"
+    A wheel has no Dockerfile: from one, ``up --docker`` says so (the containers are a checkout's feature;
+    ``avito-harness init --docker`` writes a compose file that installs the wheel instead).
+    """
+    for candidate in (Path.cwd(), contracts_dir().parent):
+        if (candidate / "Dockerfile").is_file() and (candidate / COMPOSE_FILE).is_file() \
+                and (candidate / "simulator").is_dir():
+            return candidate
+    raise RuntimeError("up --docker builds the harness image from a checkout of avito-harness (Dockerfile, "
+                       f"{COMPOSE_FILE}); run it there. With an installed wheel use `avito-harness sim`, or "
+                       "`avito-harness init --ci ... --docker` for a compose file that installs the wheel")
 
 
 def compose_services(path: Path | None = None) -> dict[str, dict[str, Any]]:

@@ -33,6 +33,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--avito-gateway-url", default=None, help="run against this gateway instead of the embedded one")
     group.addoption("--avito-gateway-api-key", default=None,
                     help="X-API-Key of the gateway given by --avito-gateway-url")
+    group.addoption("--avito-gateway-cmd", default=None,
+                    help="start the gateway under test with this command ({port} is replaced; it gets the "
+                         "deployment's variables); for the step library avito_harness.bdd.steps")
+    group.addoption("--avito-stack-url", default=None,
+                    help="use fakes running elsewhere: avito=URL,n8n=URL,stt=URL (the compose file's acceptance service)")
     group.addoption("--sim-seed", type=int, default=None, help="seed for the simulated stack (default 42)")
 
 

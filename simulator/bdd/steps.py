@@ -50,7 +50,7 @@ from avito_harness.serve import ServedApp, serve_in_thread
 from avito_harness.settings import SimSettings
 from avito_harness.stack import Stack
 
-__all__ = ["EMBEDDED_GROUP", "Harness", "SHORT_WINDOWS", "USER", "pytest_addoption", "pytest_bdd_step_error",
+__all__ = ["EMBEDDED_GROUP", "Harness", "SHORT_WINDOWS", "USER", "pytest_bdd_step_error",
            "pytest_runtest_makereport"]
 
 USER = 100000001
@@ -62,12 +62,8 @@ SHORT_WINDOWS = {"RATE_LIMIT_REQUESTS": "60", "RATE_LIMIT_WINDOW": "1", "OUTBOX_
                  "RETRY_MIN_WAIT": "0.1", "RETRY_MAX_WAIT": "0.5"}
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("avito-harness")
-    group.addoption("--avito-gateway-cmd", default=None,
-                    help="start the gateway under test with this command ({port} is replaced); env names of the deployment")
-    group.addoption("--avito-stack-url", default=None,
-                    help="use fakes running elsewhere: avito=URL,n8n=URL,stt=URL (the compose file's acceptance service)")
+# Its options (--avito-gateway-cmd, --avito-gateway-url, ...) belong to the always-installed plugin
+# avito_harness.pytest_plugin, so they parse however a project loads this module.
 
 
 @dataclass

@@ -69,6 +69,8 @@ def test_every_command_starts_from_the_wheel(installed: Path, tmp_path: Path) ->
     for command in ("sim", "contract", "demo", "serve", "up", "run", "steps"):
         helped = _run(installed, tmp_path, str(installed / "avito-harness"), command, "--help")
         assert helped.returncode == 0, f"{command}: {helped.stderr[-500:]}"
+    up = _run(installed, tmp_path, str(installed / "avito-harness"), "up", "--docker")
+    assert up.returncode == 1 and "error:" in up.stdout  # no engine here, or no checkout to build from: said so
     page = _run(installed, tmp_path, str(installed / "python"), "-c",
                 "from importlib.resources import files; print(len(files('avito_harness.demo').joinpath('page.html')"
                 ".read_text()))")
@@ -90,7 +92,7 @@ def test_a_users_pytest_project_runs_its_own_feature_against_a_gateway_by_comman
             Then the customer's chat shows "Есть, приезжайте" once
         """)
     pytester.makepyfile(test_mine='from pytest_bdd import scenarios\n\nscenarios("mine.feature")\n')
-    result = pytester.run(str(installed / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                          f"--avito-gateway-cmd={installed / 'avito-gateway'}", timeout=240)
+    result = pytester.run(str(installed / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q",  # no path
+                          f"--avito-gateway-cmd={installed / 'avito-gateway'}", timeout=240)  # given, as users do
     assert result.ret == 0, "\n".join(result.outlines[-40:] + result.errlines[-20:])
     result.stdout.fnmatch_lines(["*1 passed*"])
