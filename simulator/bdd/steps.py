@@ -424,10 +424,11 @@ def _(harness: Harness) -> None:
 @when("a webhook with a broken JSON body reaches the gateway")
 def _(harness: Harness) -> None:
     """What a proxy cutting a body short, or an attacker, delivers to the subscribed URL."""
-    (subscription,) = [s for s in harness.avito.account(USER)["subscriptions"]
-                       if str(s.get("url", "")).startswith(harness.gateway_url)]
+    subscribed = [str(s.get("url")) for s in harness.avito.account(USER)["subscriptions"]
+                  if str(s.get("url", "")).startswith(harness.gateway_url)]
+    url = subscribed[0] if subscribed else f"{harness.gateway_url}/webhook/avito"
     harness.extra["webhook answers"] = [
-        httpx.post(subscription["url"], content=body, headers={"Content-Type": "application/json"}, timeout=10)
+        httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=10)
         for body in (b'{"id": "broken", "payload": {"type": "message", "value": {"id": ', b"not json at all",
                      b'{"payload": [1, 2, 3]}')
     ]
@@ -469,8 +470,10 @@ def _(harness: Harness, n: int) -> None:
 
 @when("n8n spends the gateway's announced rate limit")
 def _(harness: Harness) -> None:
-    info = httpx.get(f"{harness.gateway_url}/info", timeout=10).json()
-    limit, window = int(info["rate_limit_requests"]), float(info["rate_limit_window"])
+    answer = httpx.get(f"{harness.gateway_url}/info", timeout=10)
+    info = answer.json() if answer.status_code == 200 else {}
+    # SPEC's figures when the gateway does not announce its own
+    limit, window = int(info.get("rate_limit_requests") or 100), float(info.get("rate_limit_window") or 60)
     if harness.mode != "embedded" and window > 65:
         pytest.skip(f"the gateway announces a {window:g} s window: too long to wait for in real time "
                     "(start it with RATE_LIMIT_WINDOW=2, as --gateway-cmd does)")
