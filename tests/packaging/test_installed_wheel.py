@@ -66,9 +66,14 @@ def test_the_acceptance_run_works_from_the_wheel_outside_the_repo(installed: Pat
 def test_every_command_starts_from_the_wheel(installed: Path, tmp_path: Path) -> None:
     steps = _run(installed, tmp_path, str(installed / "avito-harness"), "steps", "--markdown")
     assert steps.returncode == 0 and "the customer writes" in steps.stdout
-    for command in ("sim", "contract", "demo", "serve", "up", "run", "steps"):
-        helped = _run(installed, tmp_path, str(installed / "avito-harness"), command, "--help")
-        assert helped.returncode == 0, f"{command}: {helped.stderr[-500:]}"
+    helped = _run(installed, tmp_path, str(installed / "python"), "-c", (  # one process: each parser, each import
+        "import contextlib, io\nfrom avito_harness.cli import main\n"
+        "for command in ('sim', 'contract', 'demo', 'serve', 'up', 'run', 'steps', 'init'):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main([command, '--help'])\n"
+        "import avito_harness.acceptance, avito_harness.contract.runner, avito_harness.demo.app, avito_harness.stack\n"
+        "print('ok')"))
+    assert helped.returncode == 0 and helped.stdout.strip() == "ok", helped.stderr[-1000:]
     up = _run(installed, tmp_path, str(installed / "avito-harness"), "up", "--docker")
     assert up.returncode == 1 and "error:" in up.stdout  # no engine here, or no checkout to build from: said so
     page = _run(installed, tmp_path, str(installed / "python"), "-c",
