@@ -174,8 +174,8 @@ def _summary(console: Console, stack: Stack, gateway_url: str | None, api_key: s
     console.print(f"control: {avito}/_sim/docs   (accounts, 'the customer says', faults, journal, clock)")
     console.print(f"your own gateway: AVITO_API_BASE_URL={avito} N8N_WEBHOOK_URL={n8n}/webhook/avito "
                   f"AVITO_CLIENT_ID={s.avito_client_id} AVITO_CLIENT_SECRET={s.avito_client_secret} "
-                  f"AVITO_USER_ID={s.avito_user_id} API_KEY=<yours> RATE_LIMIT_REQUESTS=10000; for the acceptance "
-                  "run stop this simulator and run `avito-harness run --gateway-url <gateway> --gateway-api-key <key>` "
+                  f"AVITO_USER_ID={s.avito_user_id} API_KEY=<yours> RATE_LIMIT_REQUESTS=60 RATE_LIMIT_WINDOW=1 "
+                  "(short windows keep the real-time checks short); for the acceptance run stop this simulator and run `avito-harness run --gateway-url <gateway> --gateway-api-key <key>` "
                   "(it serves the fakes on the same default ports)")
     console.print(f"CRM:     {n8n}/_sim/flows/appeals   (appeals, batches, messages_history; {n8n}/_sim/docs)")
     if gateway_url:
