@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", default=".", help="the repository to write into (default: here)")
     init.add_argument("--install", help="what CI pip-installs (default: this version, avito-harness==X.Y.Z)")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
+    n8n = sub.add_parser("n8n", help="the real n8n (npm, pinned) for testing real workflows")
+    n8n_sub = n8n.add_subparsers(dest="n8n_command", required=True)
+    n8n_sub.add_parser("install", help="install n8n 2.8.4 into the cache once (~3.5 min, ~2.3 GB; Node.js >= 20.19)")
     steps = sub.add_parser("steps", help="every step phrase for your own .feature files, with an example each")
     steps.add_argument("--markdown", action="store_true", help="print a Markdown table")
     sim = sub.add_parser("sim", help="serve the fake Avito and the fake n8n receiver")
@@ -338,6 +341,21 @@ def run_init(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def run_n8n(args: argparse.Namespace, console: Console) -> int:
+    from avito_harness.realn8n.install import InstallError, N8nInstall
+
+    target = N8nInstall.default()
+    console.print(f"n8n {target.version} in {target.root} ...")
+    try:
+        installed = target.ensure()
+    except InstallError as exc:
+        console.print("[red]error:[/red] ", end="")
+        console.print(str(exc), markup=False)
+        return 1
+    console.print(f"{'installed' if installed else 'already installed'}: {target.executable}")
+    return 0
+
+
 def run_steps(args: argparse.Namespace, console: Console) -> int:
     from avito_harness.bdd.phrases import step_phrases
 
@@ -366,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_steps(args, console)
     if args.command == "init":
         return run_init(args, console)
+    if args.command == "n8n":
+        return run_n8n(args, console)
     if args.command == "contract":
         return run_contract(args, console)
     if args.command == "serve":

@@ -1,0 +1,46 @@
+"""`avito-harness n8n install`: the pinned n8n into the cache once, or a clear reason why not (no network here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from avito_harness.cli import main
+from avito_harness.realn8n import install
+from avito_harness.realn8n.install import N8N_VERSION, InstallError, N8nInstall
+
+
+def test_the_manifest_pins_n8n_and_overrides_xlsx_to_the_registrys() -> None:
+    manifest = install.package_manifest()
+    assert manifest["dependencies"] == {"n8n": "2.8.4"} and N8N_VERSION == "2.8.4"
+    assert manifest["overrides"] == {"xlsx": "0.18.5"}
+
+
+def test_the_cache_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AVITO_HARNESS_CACHE", str(tmp_path / "c"))
+    assert N8nInstall.default().root == tmp_path / "c" / f"n8n-{N8N_VERSION}"
+    monkeypatch.delenv("AVITO_HARNESS_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert install.cache_dir() == tmp_path / "xdg" / "avito-harness"
+
+
+def test_an_existing_install_is_found_without_npm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    target = N8nInstall(tmp_path / "n8n")
+    (target.root / "node_modules" / "n8n").mkdir(parents=True)
+    (target.root / "node_modules" / "n8n" / "package.json").write_text(json.dumps({"version": N8N_VERSION}))
+    target.executable.parent.mkdir(parents=True)
+    target.executable.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(install.shutil, "which", lambda name: None)  # neither node nor npm needed
+    assert target.ensure() is False
+
+
+def test_an_old_node_is_refused_naming_both_versions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(install, "node_version", lambda: (18, 20))
+    with pytest.raises(InstallError, match=r"needs Node.js >= 20.19 \(node 18.20\)"):
+        N8nInstall(tmp_path / "n8n").ensure()
+    monkeypatch.setenv("AVITO_HARNESS_CACHE", str(tmp_path / "cache"))
+    assert main(["n8n", "install"]) == 1
+    assert "needs Node.js >= 20.19" in capsys.readouterr().out
