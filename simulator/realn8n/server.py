@@ -1,0 +1,129 @@
+"""A real n8n process on loopback: workflows imported and published, started, ready when a webhook answers.
+
+n8n's CLI import leaves a workflow inactive and changes made while n8n runs do not take effect, so the
+order is: import, publish, then start. ``/healthz`` answers 200 before webhooks register, so readiness is
+the named webhook path answering anything but 404. The task-runner broker gets its own port (it defaults
+to n8n's); telemetry, version checks and personalization are off; the user folder is a temporary dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time as _perf
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from avito_harness.gateway_process import free_port
+from avito_harness.realn8n.install import N8nInstall
+
+__all__ = ["N8nServer", "N8nServerError"]
+
+READY_TIMEOUT = 120.0
+
+
+class N8nServerError(RuntimeError):
+    pass
+
+
+@dataclass
+class N8nServer:
+    install: N8nInstall
+    workflows: Sequence[Path] = ()  # n8n workflow JSON files (one workflow or a list each)
+    ready_path: str | None = None  # a webhook path (POST) that must be registered before n8n counts as ready
+    port: int = 0
+    broker_port: int = 0
+    home: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    ready_seconds: float | None = None  # start-to-ready, measured
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+    _owned_home: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        assert self.home is not None
+        return {**os.environ, "N8N_USER_FOLDER": str(self.home), "N8N_PORT": str(self.port),
+                "N8N_LISTEN_ADDRESS": "127.0.0.1", "N8N_HOST": "127.0.0.1", "N8N_RUNNERS_BROKER_PORT": str(self.broker_port),
+                "N8N_DIAGNOSTICS_ENABLED": "false", "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
+                "N8N_PERSONALIZATION_ENABLED": "false", "N8N_HIRING_BANNER_ENABLED": "false",
+                "WEBHOOK_URL": f"{self.url}/", **self.env}
+
+    def _cli(self, *args: str) -> None:
+        done = subprocess.run([str(self.install.executable), *args], env=self._env(), cwd=self.home,
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise N8nServerError(f"n8n {args[0]} failed: {(done.stderr or done.stdout).strip()[-800:]}")
+
+    def start(self) -> N8nServer:
+        if self.install.installed_version() != self.install.version:
+            raise N8nServerError(f"n8n {self.install.version} is not installed: run `avito-harness n8n install`")
+        if self.home is None:
+            self.home, self._owned_home = Path(tempfile.mkdtemp(prefix="avito-harness-n8n-")), True
+        self.port, self.broker_port = self.port or free_port(), self.broker_port or free_port()
+        for path in self.workflows:
+            self._cli("import:workflow", f"--input={path}")
+            for workflow in _as_list(json.loads(Path(path).read_text(encoding="utf-8"))):
+                self._cli("publish:workflow", f"--id={workflow['id']}")
+        started = _perf.monotonic()
+        self.proc = subprocess.Popen([str(self.install.executable), "start"], env=self._env(), cwd=self.home,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        self._wait_ready()
+        self.ready_seconds = _perf.monotonic() - started
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            del self.output[:-300]
+
+    def _wait_ready(self) -> None:
+        probe = f"{self.url}/webhook/{self.ready_path}" if self.ready_path else f"{self.url}/healthz"
+        deadline = _perf.monotonic() + READY_TIMEOUT
+        waiter = threading.Event()
+        while _perf.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise N8nServerError("n8n exited: " + "".join(self.output[-10:]).strip())
+            try:
+                answer = httpx.post(probe, json={}, timeout=5) if self.ready_path else httpx.get(probe, timeout=5)
+                if answer.status_code != 404 and (self.ready_path or answer.status_code == 200):
+                    return
+            except httpx.HTTPError:
+                pass
+            waiter.wait(0.25)
+        self.stop()
+        raise N8nServerError(f"n8n not ready within {READY_TIMEOUT:g} s ({probe}): " + "".join(self.output[-10:]))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self._owned_home and self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def __enter__(self) -> N8nServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _as_list(doc: object) -> list[dict[str, object]]:
+    items = doc if isinstance(doc, list) else [doc]
+    return [w for w in items if isinstance(w, dict)]
