@@ -405,6 +405,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = RunOptions(tuple(args.stage), args.gateway_url, args.gateway_api_key, args.gateway_cmd,
                              args.stack_url, args.junit, args.json_report, args.html_report, args.select,
                              tuple(args.features), args.only_features)
+        missing = [d for d in options.features if not Path(d).is_dir()]
+        if missing:
+            console.print(f"[red]error:[/red] --features {missing[0]}: no such directory")
+            return 2
+        if options.only_own_features and not options.features:
+            console.print("[red]error:[/red] --only-features needs at least one --features DIR")
+            return 2
         return run_acceptance(options, console)
     return 2  # pragma: no cover - argparse rejects unknown commands
 

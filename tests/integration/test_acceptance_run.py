@@ -49,3 +49,10 @@ def test_a_fault_that_never_hit_its_request_fails_as_not_exercised(tmp_path: Pat
     (scenario,) = json.loads(report.read_text())
     assert (scenario["outcome"], scenario["defect"]) == ("failed", "not_exercised")
     assert "never hit its request" in result.stdout
+
+
+def test_feature_options_that_cannot_work_are_refused(tmp_path: Path) -> None:
+    missing = _run("--features", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "no such directory" in missing.stdout
+    alone = _run("--only-features")
+    assert alone.returncode == 2 and "needs at least one --features" in alone.stdout
