@@ -141,11 +141,14 @@ def _short_error(report: pytest.TestReport) -> str:
 
 
 def _feature_dirs(options: RunOptions) -> list[Path]:
+    """The directories to run; ValueError names an option that cannot work."""
+    if options.only_own_features and not options.features:
+        raise ValueError("--only-features needs at least one --features DIR")
     dirs = [] if options.only_own_features else [features_dir()]
     for given in options.features:
         path = Path(given).resolve()
         if not path.is_dir():
-            raise FileNotFoundError(f"--features {given}: no such directory")
+            raise ValueError(f"--features {given}: no such directory")
         dirs.append(path)
     return dirs
 

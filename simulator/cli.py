@@ -375,45 +375,38 @@ def run_steps(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def run_up_command(args: argparse.Namespace, console: Console) -> int:
+    from avito_harness.docker_stack import run_up
+
+    return run_up(args, console)
+
+
+def run_run(args: argparse.Namespace, console: Console) -> int:
+    from avito_harness.acceptance import RunOptions, run_acceptance
+
+    if args.gateway_url and args.gateway_cmd:
+        console.print("[red]error:[/red] give --gateway-url or --gateway-cmd, not both")
+        return 2
+    options = RunOptions(tuple(args.stage), args.gateway_url, args.gateway_api_key, args.gateway_cmd,
+                         args.stack_url, args.junit, args.json_report, args.html_report, args.select,
+                         tuple(args.features), args.only_features)
+    try:
+        return run_acceptance(options, console)
+    except ValueError as exc:  # options that cannot work, named before anything starts
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
+    "sim": run_sim, "steps": run_steps, "init": run_init, "n8n": run_n8n, "contract": run_contract,
+    "serve": run_serve, "up": run_up_command, "demo": run_demo, "run": run_run,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120, soft_wrap=True)
-    if args.command == "sim":
-        return run_sim(args, console)
-    if args.command == "steps":
-        return run_steps(args, console)
-    if args.command == "init":
-        return run_init(args, console)
-    if args.command == "n8n":
-        return run_n8n(args, console)
-    if args.command == "contract":
-        return run_contract(args, console)
-    if args.command == "serve":
-        return run_serve(args, console)
-    if args.command == "up":
-        from avito_harness.docker_stack import run_up
-
-        return run_up(args, console)
-    if args.command == "demo":
-        return run_demo(args, console)
-    if args.command == "run":
-        from avito_harness.acceptance import RunOptions, run_acceptance
-
-        if args.gateway_url and args.gateway_cmd:
-            console.print("[red]error:[/red] give --gateway-url or --gateway-cmd, not both")
-            return 2
-        options = RunOptions(tuple(args.stage), args.gateway_url, args.gateway_api_key, args.gateway_cmd,
-                             args.stack_url, args.junit, args.json_report, args.html_report, args.select,
-                             tuple(args.features), args.only_features)
-        missing = [d for d in options.features if not Path(d).is_dir()]
-        if missing:
-            console.print(f"[red]error:[/red] --features {missing[0]}: no such directory")
-            return 2
-        if options.only_own_features and not options.features:
-            console.print("[red]error:[/red] --only-features needs at least one --features DIR")
-            return 2
-        return run_acceptance(options, console)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    return COMMANDS[args.command](args, console)
 
 
 if __name__ == "__main__":  # pragma: no cover

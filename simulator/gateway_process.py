@@ -18,13 +18,37 @@ from dataclasses import dataclass, field
 
 import httpx
 
-__all__ = ["GatewayProcess", "GatewayProcessError", "free_port"]
+__all__ = ["GatewayProcess", "GatewayProcessError", "collect_output", "free_port", "stop_process"]
 
 START_TIMEOUT = 30.0
 
 
 class GatewayProcessError(RuntimeError):
     pass
+
+
+def collect_output(proc: subprocess.Popen[str], into: list[str], keep: int = 200) -> None:
+    """Keep the last ``keep`` lines a child prints, read on a daemon thread (a full pipe would block it)."""
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            into.append(line)
+            del into[:-keep]
+
+    threading.Thread(target=read, daemon=True).start()
+
+
+def stop_process(proc: subprocess.Popen[str] | None, grace: float = 10) -> None:
+    """SIGTERM, ``grace`` seconds to shut down, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -79,7 +103,7 @@ class GatewayProcess:
             command[0] = os.path.abspath(command[0])
         self.proc = subprocess.Popen(command, env=env, cwd=data_dir, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        collect_output(self.proc, self.output)
         waiter = threading.Event()
         for _ in range(int(START_TIMEOUT / 0.1)):
             if self.proc.poll() is not None:
@@ -96,12 +120,6 @@ class GatewayProcess:
         self.stop()
         raise GatewayProcessError(f"gateway not {'healthy' if self.require_healthy else 'answering'} within {START_TIMEOUT:g} s: " + "".join(self.output[-5:]))
 
-    def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            del self.output[:-200]
-
     def subscribe(self) -> None:
         """Subscribe the gateway's webhook URL at Avito, through the gateway."""
         response = httpx.post(f"{self.url}/api/webhook/subscribe", headers={"X-API-Key": self.api_key},
@@ -116,11 +134,4 @@ class GatewayProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)

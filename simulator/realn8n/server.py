@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from avito_harness.gateway_process import free_port
+from avito_harness.gateway_process import collect_output, free_port, stop_process
 from avito_harness.realn8n.install import N8nInstall
 
 __all__ = ["N8nServer", "N8nServerError"]
@@ -78,16 +78,10 @@ class N8nServer:
         started = _perf.monotonic()
         self.proc = subprocess.Popen([str(self.install.executable), "start"], env=self._env(), cwd=self.home,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        collect_output(self.proc, self.output, keep=300)
         self._wait_ready()
         self.ready_seconds = _perf.monotonic() - started
         return self
-
-    def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            del self.output[:-300]
 
     def _wait_ready(self) -> None:
         probe = f"{self.url}/webhook/{self.ready_path}" if self.ready_path else f"{self.url}/healthz"
@@ -107,13 +101,7 @@ class N8nServer:
         raise N8nServerError(f"n8n not ready within {READY_TIMEOUT:g} s ({probe}): " + "".join(self.output[-10:]))
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, grace=30)
         if self._owned_home and self.home is not None:
             shutil.rmtree(self.home, ignore_errors=True)
 

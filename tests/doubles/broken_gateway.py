@@ -221,34 +221,35 @@ class WindowRestartsOnEveryRequest(avito_gateway.ratelimit.SlidingWindowLimiter)
             return self.window
 
 
-def probe_400(app: Any) -> Any:
+def on_webhook_body(app: Any, refuse: Callable[[bytes], tuple[int, bytes] | None]) -> Any:
+    """Webhook deliveries pass ``refuse`` first: an answer from it goes to Avito instead of the gateway's."""
     async def wrapped(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/webhook/avito"):
             await app(scope, receive, send)
             return
         body = await _body(receive)
-        if body.strip() == b"{}":
-            await _answer(send, 400, b'{"error": "empty body"}')
+        answer = refuse(body)
+        if answer is not None:
+            await _answer(send, *answer)
             return
         await app(scope, _replay(body, receive), send)
     return wrapped
+
+
+def probe_400(app: Any) -> Any:
+    return on_webhook_body(app, lambda body: (400, b'{"error": "empty body"}') if body.strip() == b"{}" else None)
 
 
 def bad_json_500(app: Any) -> Any:
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/webhook/avito"):
-            await app(scope, receive, send)
-            return
-        body = await _body(receive)
+    def refuse(body: bytes) -> tuple[int, bytes] | None:
         try:
             parsed = json.loads(body)
-            if not isinstance(parsed, dict) or (parsed and not isinstance(parsed.get("payload"), dict)):
-                raise TypeError("payload")
-        except (ValueError, TypeError):
-            await _answer(send, 500, b'{"detail": "Internal Server Error"}')
-            return
-        await app(scope, _replay(body, receive), send)
-    return wrapped
+        except ValueError:
+            return 500, b'{"detail": "Internal Server Error"}'
+        if not isinstance(parsed, dict) or (parsed and not isinstance(parsed.get("payload"), dict)):
+            return 500, b'{"detail": "Internal Server Error"}'
+        return None
+    return on_webhook_body(app, refuse)
 
 
 def token_preview(app: Any) -> Any:
