@@ -61,6 +61,12 @@ class RunOptions:
     select: str | None = None  # a pytest -k expression over scenario names
     features: tuple[str, ...] = ()  # directories of the user's .feature files (our steps)
     only_own_features: bool = False  # run only those, not the harness's
+    n8n: str = "light"  # light: the workflows in Python; real: n8n itself (installed, or n8n_url)
+    n8n_url: str | None = None
+    n8n_api_key: str | None = None
+    postgres_url: str | None = None
+    workflows: str | None = None  # the user's exported workflows instead of ours
+    workflows_map: str | None = None
 
 
 @dataclass
@@ -163,9 +169,12 @@ def run_acceptance(options: RunOptions, console: Console) -> int:
         args += ["-m", " or ".join(f"stage{n}" for n in options.stages)]
     if options.select:
         args += ["-k", options.select]
+    args.append(f"--avito-n8n={options.n8n}")
     for flag, value in (("--avito-gateway-url", options.gateway_url), ("--avito-gateway-api-key", options.gateway_api_key),
                         ("--avito-gateway-cmd", options.gateway_cmd), ("--avito-stack-url", options.stack_url),
-                        ("--junit-xml", options.junit)):
+                        ("--junit-xml", options.junit), ("--avito-n8n-url", options.n8n_url),
+                        ("--avito-n8n-api-key", options.n8n_api_key), ("--avito-postgres-url", options.postgres_url),
+                        ("--avito-workflows", options.workflows), ("--avito-workflows-map", options.workflows_map)):
         if value:
             args.append(f"{flag}={value}")
     collector = _Collector(console)
@@ -229,6 +238,8 @@ def _print(console: Console, results: list[ScenarioResult], elapsed: float, opti
     _print_root_causes(console, results)
     target = options.gateway_url or (f"gateway started by: {options.gateway_cmd}" if options.gateway_cmd
                                      else "our gateway (embedded)")
+    if options.n8n == "real":
+        target += f" · real n8n ({options.n8n_url or 'started by the harness'}, workflows: {options.workflows or 'ours'})"
     table = Table(title=f"Avito rollout acceptance run: {target}", header_style="bold")
     for column in ("stage", "passed", "failed", "skipped", "time"):
         table.add_column(column, justify="left" if column == "stage" else "right")

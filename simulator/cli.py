@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="also run your .feature files in DIR, written in our step vocabulary (repeatable; "
                           "`avito-harness steps` lists the phrases)")
     run.add_argument("--only-features", action="store_true", help="run only the --features directories, not ours")
+    _real_n8n_options(run)
     run.add_argument("--junit", help="write JUnit XML to this file")
     run.add_argument("--json", dest="json_report", help="write the results (with transcripts) as JSON")
     run.add_argument("--html", dest="html_report", help="write an HTML report")
@@ -381,15 +382,53 @@ def run_up_command(args: argparse.Namespace, console: Console) -> int:
     return run_up(args, console)
 
 
+def _real_n8n_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n8n", choices=("light", "real"), default="light",
+                        help="light: BatteryCRM's workflows played in Python (default); real: n8n itself runs them over "
+                             "a real Postgres (run `avito-harness n8n install` once)")
+    parser.add_argument("--n8n-url", help="with --n8n real: a running n8n with the workflows active, instead of ours")
+    parser.add_argument("--n8n-api-key", help="its public API key (to judge by its executions)")
+    parser.add_argument("--postgres-url", help="with --n8n real: the CRM's Postgres (default: the harness starts one)")
+    parser.add_argument("--workflows", metavar="DIR", help="with --n8n real: your exported workflow JSON instead of ours")
+    parser.add_argument("--workflows-map", metavar="FILE",
+                        help="YAML: your workflows' credential names and hosts -> the harness's (see the README)")
+
+
+def _real_n8n_problem(args: argparse.Namespace) -> str | None:
+    """Options that cannot work together, named before anything starts."""
+    real_only = [f"--{n.replace('_', '-')}" for n in ("n8n_url", "n8n_api_key", "postgres_url", "workflows",
+                                                      "workflows_map") if getattr(args, n)]
+    if real_only and args.n8n != "real":
+        return f"{', '.join(real_only)} need(s) --n8n real"
+    if args.workflows and args.n8n_url:
+        return "--workflows imports into the n8n the harness starts; a running n8n (--n8n-url) has its own"
+    if args.workflows and not Path(args.workflows).exists():
+        return f"--workflows {args.workflows}: no such file or directory"
+    if args.workflows_map and not Path(args.workflows_map).is_file():
+        return f"--workflows-map {args.workflows_map}: no such file"
+    if args.n8n == "real" and not args.n8n_url:
+        from avito_harness.realn8n.install import N8nInstall
+
+        install = N8nInstall.default()
+        if install.installed_version() != install.version:
+            return f"n8n {install.version} is not installed in {install.root}: run `avito-harness n8n install` first"
+    return None
+
+
 def run_run(args: argparse.Namespace, console: Console) -> int:
     from avito_harness.acceptance import RunOptions, run_acceptance
 
     if args.gateway_url and args.gateway_cmd:
         console.print("[red]error:[/red] give --gateway-url or --gateway-cmd, not both")
         return 2
+    problem = _real_n8n_problem(args)
+    if problem:
+        console.print(f"[red]error:[/red] {problem}")
+        return 2
     options = RunOptions(tuple(args.stage), args.gateway_url, args.gateway_api_key, args.gateway_cmd,
                          args.stack_url, args.junit, args.json_report, args.html_report, args.select,
-                         tuple(args.features), args.only_features)
+                         tuple(args.features), args.only_features, args.n8n, args.n8n_url, args.n8n_api_key,
+                         args.postgres_url, args.workflows, args.workflows_map)
     try:
         return run_acceptance(options, console)
     except ValueError as exc:  # options that cannot work, named before anything starts

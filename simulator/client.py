@@ -200,6 +200,16 @@ class N8nSim(_Control):
         result: list[dict[str, Any]] = self._call("GET", "/_sim/flows/events", params={"kind": kind} if kind else {})["events"]
         return result
 
+    def failed_executions(self) -> list[dict[str, Any]]:
+        """A real n8n's failed executions in this scenario (always empty for the Python flows)."""
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/flows/executions")["failed"]
+        return result
+
+    def settle(self, timeout: float = 30.0, *, batches: bool = True) -> None:
+        """A real n8n: no execution runs and (``batches``) every batch window has closed, in real time; the Python
+        flows: at once."""
+        self._call("POST", "/_sim/flows/settle", params={"timeout": timeout, "batches": batches})
+
     def wait_event(self, kind: str, count: int = 1, *, timeout: float = 5.0) -> list[dict[str, Any]]:
         params = {"kind": kind, "count": count, "timeout": timeout}
         result: list[dict[str, Any]] = self._call("GET", "/_sim/flows/wait", params=params)["events"]

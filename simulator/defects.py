@@ -39,6 +39,10 @@ CATALOGUE: dict[str, str] = {
     "contract_violation": "an answer breaks the gateway contract (status code or body)",
     "health_not_healthy": "/health does not say healthy on a working stack",
     "not_exercised": "the scenario's fault never hit the request it was written for: nothing was tested",
+    "workflow_failed": "an n8n workflow execution failed (the report names the workflow, the node and n8n's message)",
+    "workflow_send_refused": "BAT OUT Avito's call to the gateway was refused (e.g. no X-API-Key): the answer never "
+                             "reached Avito",
+    "voice_not_transcribed": "BAT IN did not download and transcribe a voice message: its words never reach the AI",
     "unclassified": "a check failed that has no defect class of its own; read the error",
 }
 

@@ -69,8 +69,9 @@ def _avito_anomaly(entry: dict[str, Any]) -> Anomaly | None:
 
 
 def first_anomaly(journal: list[dict[str, Any]], deliveries: list[dict[str, Any]],
-                  invalid: list[dict[str, Any]]) -> Anomaly | None:
-    """The earliest anomaly in one scenario's records (Avito's journal and webhook attempts, then n8n)."""
+                  invalid: list[dict[str, Any]], failed_executions: list[dict[str, Any]] | None = None) -> Anomaly | None:
+    """The earliest anomaly in one scenario's records (Avito's journal and webhook attempts, then n8n: what the
+    gateway sent it, then a real n8n's failed executions)."""
     events: list[tuple[float, Anomaly]] = []
     for entry in journal:
         found = _avito_anomaly(entry)
@@ -86,4 +87,6 @@ def first_anomaly(journal: list[dict[str, Any]], deliveries: list[dict[str, Any]
     if invalid:
         errors = invalid[0].get("schema_errors") or ["?"]
         return Anomaly(None, f"gateway -> n8n: the normalized message was refused: {errors[0]}")
+    if failed_executions:
+        return Anomaly("workflow_failed", f"n8n: {failed_executions[0]['summary']}")
     return None

@@ -11,7 +11,7 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["contracts_dir", "features_dir"]
+__all__ = ["contracts_dir", "features_dir", "workflows_dir"]
 
 
 def _package_dir(package: str) -> Path:
@@ -27,3 +27,8 @@ def contracts_dir() -> Path:
 def features_dir() -> Path:
     """The harness's own .feature files (the five-stage rollout plan and the Avito errors)."""
     return _package_dir("avito_harness.features")
+
+
+def workflows_dir() -> Path:
+    """BatteryCRM's n8n workflows (n8n 2.x JSON): what an operator imports for rollout stages 2-4."""
+    return _package_dir("avito_harness.workflows")

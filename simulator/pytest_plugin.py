@@ -38,6 +38,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "deployment's variables); for the step library avito_harness.bdd.steps")
     group.addoption("--avito-stack-url", default=None,
                     help="use fakes running elsewhere: avito=URL,n8n=URL,stt=URL (the compose file's acceptance service)")
+    group.addoption("--avito-n8n", choices=("light", "real"), default="light",
+                    help="light: the workflows played in Python (default); real: n8n itself runs BatteryCRM's workflows "
+                         "over a real Postgres (`avito-harness n8n install` first, or --avito-n8n-url)")
+    group.addoption("--avito-n8n-url", default=None, help="with --avito-n8n real: a running n8n (its workflows active)")
+    group.addoption("--avito-n8n-api-key", default=None, help="its public API key, to read its executions")
+    group.addoption("--avito-postgres-url", default=None,
+                    help="with --avito-n8n real: the CRM's Postgres (default: the harness starts one)")
+    group.addoption("--avito-workflows", default=None,
+                    help="with --avito-n8n real: a directory of your exported workflow JSON instead of ours")
+    group.addoption("--avito-workflows-map", default=None,
+                    help="YAML mapping your workflows' credential names and hosts (see avito_harness.realn8n.mapping)")
     group.addoption("--sim-seed", type=int, default=None, help="seed for the simulated stack (default 42)")
 
 

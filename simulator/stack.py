@@ -102,6 +102,17 @@ class Stack:
         flows.initial = flows.initial.merged(change)
         flows.configure(change)
 
+    def use_real_n8n(self, crm_url: str, n8n_url: str, executions: Any, *, batch_window: float) -> None:
+        """Forward the fake n8n's webhooks to a real n8n whose workflows keep the CRM in ``crm_url`` (Postgres)."""
+        from avito_harness.n8n.crm_postgres import PostgresCrm
+        from avito_harness.n8n.real import RealFlows
+
+        app = self.apps["n8n"]
+        light = app.state.flows
+        config = light.initial.merged({"batch_window": batch_window})
+        app.state.flows = RealFlows(config, PostgresCrm(crm_url), n8n_url, executions, self.clock.now)
+        light.close()
+
     def stop(self) -> None:
         for served in self._served.values():
             served.server.should_exit = True

@@ -54,6 +54,11 @@ def transcript(apps: dict[str, Any]) -> list[Hop]:
     for ev in n8n.flows.log.events():
         if ev.kind in ("received",):
             continue
+        if ev.kind == "execution":  # a real n8n's run: its id is what to look up in n8n's UI
+            error = f" at '{ev.data['node']}': {ev.data['error']}" if ev.data.get("error") else ""
+            hops.append(Hop(ev.seen_at, "n8n execution", f"#{ev.data['id']} {ev.data['workflow']}: "
+                            f"{ev.data['status']}{error}"[:200]))
+            continue
         detail = ", ".join(f"{k}={v}" for k, v in ev.data.items() if v is not None and k not in ("text",))
         hops.append(Hop(ev.seen_at, "n8n flows", f"{ev.kind} {detail}"[:160]))
     stt = apps.get("stt")

@@ -45,6 +45,11 @@ from avito_harness.diagnosis import first_anomaly
 from avito_harness.gateway_process import GatewayProcess, free_port
 from avito_harness.leaks import leaked_piece, mask
 from avito_harness.n8n.workflows import from_seller
+from avito_harness.postgres import PostgresError
+from avito_harness.realn8n.install import N8nInstall
+from avito_harness.realn8n.mapping import MappingError, WorkflowMap
+from avito_harness.realn8n.pipeline import RealN8n
+from avito_harness.realn8n.server import N8nServerError
 from avito_harness.remote import RemoteStack, parse_stack_urls
 from avito_harness.serve import ServedApp, serve_in_thread
 from avito_harness.settings import SimSettings
@@ -56,6 +61,7 @@ __all__ = ["EMBEDDED_GROUP", "Harness", "SHORT_WINDOWS", "USER", "pytest_bdd_ste
 USER = 100000001
 EMBEDDED_GROUP = "avito_harness.embedded_gateway"
 SETTLE = 0.5  # real seconds a foreign gateway gets to forward anything more
+REAL_BATCH_WINDOW = 2.0  # real seconds: the Universal Batcher's window when n8n itself runs the workflows
 #: A gateway the harness starts gets short windows, so real-time checks stay short (a foreign gateway may
 #: ignore names it does not know; the checks read the limits it announces on /info).
 SHORT_WINDOWS = {"RATE_LIMIT_REQUESTS": "60", "RATE_LIMIT_WINDOW": "1", "OUTBOX_RETRY_MIN": "0.5", "OUTBOX_RETRY_MAX": "2",
@@ -144,7 +150,31 @@ def acceptance_stack(pytestconfig: pytest.Config, gateway_mode: str) -> Iterator
     if gateway_mode in ("embedded", "cmd"):
         overrides.update(avito_port=0, n8n_port=0, stt_port=0)
     with Stack.start(SimSettings.from_env(os.environ, **overrides)) as stack:
-        yield stack
+        real = _real_n8n(pytestconfig, stack) if pytestconfig.getoption("--avito-n8n") == "real" else None
+        try:
+            yield stack
+        finally:
+            if real is not None:
+                real.stop()
+
+
+def _real_n8n(pytestconfig: pytest.Config, stack: Stack) -> RealN8n:
+    """n8n itself with BatteryCRM's workflows (or the user's) over a real Postgres, behind the fake n8n."""
+    opt = pytestconfig.getoption
+    workflows, mapping = opt("--avito-workflows"), opt("--avito-workflows-map")
+    real = RealN8n(install=None if opt("--avito-n8n-url") else N8nInstall.default(), n8n_url=opt("--avito-n8n-url"),
+                   n8n_api_key=opt("--avito-n8n-api-key"), postgres_url=opt("--avito-postgres-url"),
+                   workflows=Path(workflows) if workflows else None,
+                   workflow_map=WorkflowMap.read(Path(mapping)) if mapping else WorkflowMap())
+    try:
+        real.start(stt_url=stack.urls["stt"], stt_api_key=stack.settings.stt_api_key,
+                   gateway_api_key=opt("--avito-gateway-api-key") or "test-api-key",
+                   relay_url=f"{stack.urls['n8n']}/_sim/flows/gateway")
+    except (N8nServerError, PostgresError, MappingError) as exc:
+        real.stop()
+        pytest.exit(f"real n8n could not start: {exc}", returncode=3)
+    stack.use_real_n8n(real.crm_url, real.url, real.executions, batch_window=REAL_BATCH_WINDOW)
+    return real
 
 
 def _command(pytestconfig: pytest.Config, port: int) -> list[str]:
@@ -219,6 +249,7 @@ def harness(request: pytest.FixtureRequest, acceptance_stack: Any, gateway_mode:
     finally:
         secrets = [*stack.avito.tokens(USER), stack.settings.avito_client_secret]
         request.config.stash.setdefault(SECRETS, set()).update(secrets)  # the report masks them too
+        _n8n_quiet(h)
         _after_scenario(request, h, secrets)
         request.node.user_properties.append(("transcript", mask(stack.story(), secrets)))
         if gateway_process is not None:
@@ -228,10 +259,19 @@ def harness(request: pytest.FixtureRequest, acceptance_stack: Any, gateway_mode:
             served.stop()
 
 
+def _n8n_quiet(h: Harness) -> None:
+    """A real n8n finishes what the scenario started before the report is written (its executions belong in it)."""
+    try:
+        h.n8n.settle(timeout=5, batches=False)
+    except Exception:  # noqa: BLE001 - still busy: the report shows what finished, the next reset moves on
+        pass
+
+
 def _after_scenario(request: pytest.FixtureRequest, h: Harness, secrets: list[str]) -> None:
     """What the fakes say about the scenario: its first anomaly (for the report's root causes), then the checks
     no step makes. Only a scenario whose steps passed gets a failure from here."""
-    anomaly = first_anomaly(h.avito.journal(), h.avito.deliveries(account=USER), h.n8n.invalid())
+    anomaly = first_anomaly(h.avito.journal(), h.avito.deliveries(account=USER), h.n8n.invalid(),
+                            h.n8n.failed_executions())
     if anomaly is not None:
         request.node.user_properties.append(("anomaly", mask(anomaly.summary, secrets)))
         if anomaly.code:
@@ -245,6 +285,9 @@ def _after_scenario(request: pytest.FixtureRequest, h: Harness, secrets: list[st
             where = "a header" if piece in headers else "a body"
             raise Defect("secret_leaked", f"the gateway's answer carried {len(piece)} characters of an Avito token or "
                          f"secret in {where}: {piece[:4]}… (masked)")
+    failed = h.n8n.failed_executions()
+    if failed:
+        raise Defect("workflow_failed", "; ".join(e["summary"] for e in failed[:3]))
     unfired = [*h.avito.unfired_faults(), *h.n8n.unfired_faults()]
     if unfired:
         names = ", ".join(f"{f.get('name') or f['id']} on {f['route']}" for f in unfired)
@@ -267,6 +310,41 @@ def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario
                           step_func_args: Any, exception: Exception) -> None:
     request.node.user_properties.append(("failed step", f"{step.keyword} {step.name}"))
     request.node.user_properties.append(("feature", feature.name))
+
+
+def _has_event(harness: Harness, kind: str, timeout: float, count: int = 1) -> bool:
+    try:
+        harness.n8n.wait_event(kind, count, timeout=timeout)
+    except Exception:  # noqa: BLE001 - the control answers 408 when it did not happen
+        return False
+    return True
+
+
+def _failed_runs(harness: Harness) -> str:
+    failed = harness.n8n.failed_executions()
+    return f"; {failed[0]['summary']}" if failed else ""
+
+
+def _answer_sent(harness: Harness) -> dict[str, Any]:
+    """The messages_history row of the answer BAT OUT Avito sent, or the defect that kept it from Avito."""
+    if not _has_event(harness, "sent", 15):
+        refused = [h for h in harness.n8n.history() if h["status"] == "failed"]
+        expect(not refused, "workflow_send_refused", f"BAT OUT Avito's send failed: {refused[0]['error'] if refused else ''}"
+               f" (messages_history row {refused[0]['id'] if refused else ''}){_failed_runs(harness)}")
+        expect(not _failed_runs(harness), "workflow_failed", f"no answer was sent{_failed_runs(harness)}")
+        expect(False, "send_failed", "no answer was sent within 15 s and messages_history has no failed row")
+    (sent,) = harness.n8n.events("sent")
+    (row,) = [h for h in harness.n8n.history() if h["id"] == sent["data"]["history_id"]]
+    return dict(row)
+
+
+def _window_closes(harness: Harness) -> None:
+    """The Universal Batcher's window passes: on the virtual clock for the Python flows, in real time for n8n."""
+    flows = harness.n8n.flows()
+    if flows.get("engine") == "n8n":
+        harness.n8n.settle(timeout=flows["batch_window"] + 20)
+    else:
+        harness.stack.advance(flows["batch_window"])
 
 
 def _settle(harness: Harness) -> None:
@@ -499,8 +577,11 @@ def _(harness: Harness) -> None:
 @when("the batching window closes")
 def _(harness: Harness) -> None:
     expected = harness.customer_messages
-    harness.n8n.wait_event("batched", expected, timeout=10)
-    harness.stack.advance(harness.n8n.flows()["batch_window"])
+    batched = harness.n8n.wait_event("batched", expected, timeout=10) if _has_event(harness, "batched", 10,
+                                                                                       expected) else []
+    expect(len(batched) >= expected, "workflow_failed" if _failed_runs(harness) else "unclassified",
+           f"{len(batched)} of {expected} message(s) reached the Universal Batcher{_failed_runs(harness)}")
+    _window_closes(harness)
 
 
 @when(parsers.parse('a {channel} client writes "{text}"'))
@@ -708,7 +789,7 @@ def _(harness: Harness, text: str) -> None:
 
 @then("the seller's reply did not make the AI answer again")
 def _(harness: Harness) -> None:
-    harness.stack.advance(harness.n8n.flows()["batch_window"])
+    _window_closes(harness)
     _settle(harness)
     ai_rows = [h for h in harness.n8n.history() if h["message_type"] == "ai"]
     expect(len(ai_rows) == 1, "seller_reply_unmarked", f"the AI answered {len(ai_rows)} times: the seller's reply "
@@ -747,8 +828,12 @@ def _(harness: Harness, text: str) -> None:
 
 @then(parsers.parse('n8n transcribed the voice message as "{text}"'))
 def _(harness: Harness, text: str) -> None:
-    (event,) = harness.n8n.wait_event("transcribed", timeout=10)
-    assert event["data"]["text"] == text
+    found = harness.n8n.wait_event("transcribed", timeout=15) if _has_event(harness, "transcribed", 15) else []
+    asked = harness.stack.stt.journal()
+    expect(bool(found), "voice_not_transcribed", "n8n never transcribed the voice message: speech-to-text was "
+           + (f"asked {len(asked)} time(s) ({asked[0]['method']} {asked[0]['path']} -> {asked[0]['status']})" if asked
+              else "never asked") + _failed_runs(harness))
+    assert found[0]["data"]["text"] == text, f"transcribed as {found[0]['data']['text']!r}, said {text!r}"
 
 
 @then("the gateway answers 200 with the sent message's id")
@@ -887,8 +972,7 @@ def _(harness: Harness) -> None:
 @then("the customer's chat shows the AI's answer")
 @then("the customer's chat shows the AI's answer once")
 def _(harness: Harness) -> None:
-    (sent,) = harness.n8n.wait_event("sent", timeout=10)
-    (row,) = [h for h in harness.n8n.history() if h["id"] == sent["data"]["history_id"]]
+    row = _answer_sent(harness)
     count = harness.chat_texts().count(row["text"])
     expect(count <= 1, "send_posted_twice", f"the AI's answer is in the chat {count} times")
     expect(count == 1, "send_failed", "the AI's answer is not in the chat")

@@ -15,9 +15,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -30,6 +32,7 @@ from avito_harness.n8n import control as flow_control
 from avito_harness.n8n.crm import CrmStore
 from avito_harness.n8n.flows.bat_in import contract_errors, extra_fields
 from avito_harness.n8n.flows.config import FlowConfig
+from avito_harness.n8n.real import RealFlows
 from avito_harness.n8n.state import N8nState
 from avito_harness.n8n.workflows import Workflows
 from avito_harness.scenario import apply_common, section
@@ -68,18 +71,16 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
     config = FlowConfig(mode=settings.n8n_mode, batch_window=settings.batch_window, gateway_url=settings.gateway_url,
                         gateway_api_key=settings.gateway_api_key, stt_url=settings.stt_url,
                         stt_api_key=settings.stt_api_key)
-    flows = Workflows(config, clock, CrmStore(crm_db or _crm_path(settings)))
-
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        flows.close()
+        app.state.flows.close()
 
     app = FastAPI(title="Fake n8n (avito-harness)", docs_url="/_sim/docs", openapi_url="/_sim/openapi.json",
                   lifespan=lifespan)
     app.state.n8n = state
     app.state.clock = clock
-    app.state.flows = flows
+    app.state.flows = Workflows(config, clock, CrmStore(crm_db or _crm_path(settings)))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -90,7 +91,7 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return JSONResponse({"code": 400, "message": problems}, status_code=400)
 
-    async def _trigger(request: Request, path: str, test_mode: bool) -> JSONResponse:
+    async def _trigger(request: Request, path: str, test_mode: bool) -> Response:
         path = path.strip("/")
         if path not in state.paths:
             return JSONResponse(
@@ -110,16 +111,28 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
         errors = contract_errors(body) if path == "avito" else None
         extras = extra_fields(body) if path == "avito" else None
         state.record(path, clock.now(), headers, body, test_mode, errors, extras)
+        flows = app.state.flows
+        if isinstance(flows, RealFlows):
+            return await _forward(flows, f"{'webhook-test' if test_mode else 'webhook'}/{path}", raw, ctype)
         if flows.config.mode == "flows" and path == "avito":
             flows.submit(body)
         return JSONResponse({"message": "Workflow was started"})
 
+    async def _forward(flows: RealFlows, path: str, raw: bytes, ctype: str) -> Response:
+        try:
+            answer = await anyio.to_thread.run_sync(flows.forward, path, raw, ctype)
+        except httpx.HTTPError as exc:
+            return JSONResponse({"code": 503, "message": f"n8n at {flows.upstream} unreachable: {type(exc).__name__}"},
+                                status_code=503)
+        return Response(answer.content, status_code=answer.status_code,
+                        media_type=answer.headers.get("content-type", "application/json"))
+
     @app.post("/webhook/{path:path}")
-    async def webhook(request: Request, path: str) -> JSONResponse:
+    async def webhook(request: Request, path: str) -> Response:
         return await _trigger(request, path, False)
 
     @app.post("/webhook-test/{path:path}")
-    async def webhook_test(request: Request, path: str) -> JSONResponse:
+    async def webhook_test(request: Request, path: str) -> Response:
         return await _trigger(request, path, True)
 
     @app.get("/healthz")
@@ -159,13 +172,13 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
 
     def reset(seed: int | None) -> None:
         state.reset()
-        flows.reset()
+        app.state.flows.reset()
         faults.reset(seed if seed is not None else settings.seed)
         journal.clear()
 
     def export() -> dict[str, Any]:
         rules = [{k: v for k, v in r.to_dict().items() if k not in ("seen", "fired", "id")} for r in faults.rules()]
-        return {"n8n": {"faults": rules, "paths": sorted(state.paths), "flows": flows.config.to_dict()}}
+        return {"n8n": {"faults": rules, "paths": sorted(state.paths), "flows": app.state.flows.config.to_dict()}}
 
     def load(doc: dict[str, Any]) -> None:
         apply_common(doc, clock, reset)
@@ -176,7 +189,7 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
             faults.add_dict(rule)
         if data.get("flows"):
             secrets = ("gateway_api_key", "stt_api_key")
-            flows.configure({k: v for k, v in data["flows"].items() if not (k in secrets and v == "***")})
+            app.state.flows.configure({k: v for k, v in data["flows"].items() if not (k in secrets and v == "***")})
 
     hooks = ControlHooks(service="n8n", clock=clock, faults=faults, journal=journal, reset=reset, export=export, load=load)
     app.state.control = hooks

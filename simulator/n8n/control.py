@@ -11,9 +11,11 @@ import asyncio
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+import httpx
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from avito_harness.n8n.real import RealFlows
 from avito_harness.n8n.workflows import Workflows
 
 __all__ = ["router"]
@@ -21,9 +23,14 @@ __all__ = ["router"]
 router = APIRouter(prefix="/_sim/flows", tags=["flows"])
 
 
-def _flows(request: Request) -> Workflows:
-    flows: Workflows = request.app.state.flows
+def _flows(request: Request) -> Workflows | RealFlows:
+    flows: Workflows | RealFlows = request.app.state.flows
     return flows
+
+
+def _config(flows: Workflows | RealFlows) -> dict[str, Any]:
+    """The settings, and which engine runs the workflows: ``python`` (light, virtual clock) or ``n8n`` (real)."""
+    return {**flows.config.to_dict(), "engine": "n8n" if isinstance(flows, RealFlows) else "python"}
 
 
 class OperatorAnswer(BaseModel):
@@ -33,13 +40,15 @@ class OperatorAnswer(BaseModel):
 
 @router.get("/config")
 async def get_config(request: Request) -> dict[str, Any]:
-    return _flows(request).config.to_dict()
+    return _config(_flows(request))
 
 
 @router.patch("/config")
 async def patch_config(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     try:
-        return _flows(request).configure(body).to_dict()
+        flows = _flows(request)
+        await anyio.to_thread.run_sync(flows.configure, body)
+        return _config(flows)
     except (TypeError, ValueError) as exc:
         raise HTTPException(400, f"invalid flow settings: {exc}") from None
 
@@ -102,3 +111,37 @@ async def wait(request: Request, kind: str = Query(..., min_length=1), count: in
     if len(found) < count:
         raise HTTPException(408, f"only {len(found)} of {count} '{kind}' event(s) within {timeout:g} s")
     return {"events": [e.to_dict() for e in found]}
+
+
+@router.get("/executions")
+async def executions(request: Request) -> dict[str, Any]:
+    """The real n8n's failed executions in this scenario (none with the Python flows: they have no executions)."""
+    flows = _flows(request)
+    if not isinstance(flows, RealFlows):
+        return {"failed": []}
+    failed = await anyio.to_thread.run_sync(flows.log.failed_executions)
+    return {"failed": [e.to_dict() | {"summary": e.describe()} for e in failed]}
+
+
+@router.post("/settle")
+async def settle(request: Request, timeout: float = Query(30.0, ge=0, le=120), batches: bool = True) -> dict[str, Any]:
+    """Real n8n: wait (real time, bounded) until no execution runs and (``batches``) no batch window is open."""
+    flows = _flows(request)
+    if isinstance(flows, RealFlows) and not await anyio.to_thread.run_sync(lambda: flows.idle(timeout, batches=batches)):
+        raise HTTPException(408, f"n8n was still busy after {timeout:g} s (an execution or a batch window)")
+    return {"ok": True}
+
+
+@router.api_route("/gateway/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+async def gateway_relay(request: Request, path: str) -> Response:
+    """A fixed URL for the scenario's gateway (its port changes per scenario): what a user's workflows call where
+    they name their production gateway's host (the ``urls`` of the workflow mapping file)."""
+    target = _flows(request).config.gateway_url
+    if not target:
+        raise HTTPException(503, "no gateway is attached to the harness yet")
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+    async with httpx.AsyncClient(timeout=60) as client:
+        answer = await client.request(request.method, f"{target.rstrip('/')}/{path}", params=request.query_params,
+                                      content=await request.body(), headers=headers)
+    return Response(answer.content, status_code=answer.status_code,
+                    media_type=answer.headers.get("content-type", "application/json"))

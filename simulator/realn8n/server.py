@@ -1,7 +1,7 @@
 """A real n8n process on loopback: workflows imported and published, started, ready when a webhook answers.
 
 n8n's CLI import leaves a workflow inactive and changes made while n8n runs do not take effect, so the
-order is: import, publish, then start. ``/healthz`` answers 200 before webhooks register, so readiness is
+order is: import (credentials, then every workflow in one call), publish, then start. ``/healthz`` answers 200 before webhooks register, so readiness is
 the named webhook path answering anything but 404. The task-runner broker gets its own port (it defaults
 to n8n's); telemetry, version checks and personalization are off; the user folder is a temporary dir.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -37,6 +38,7 @@ class N8nServerError(RuntimeError):
 class N8nServer:
     install: N8nInstall
     workflows: Sequence[Path] = ()  # n8n workflow JSON files (one workflow or a list each)
+    credentials: Path | None = None  # a JSON list of credentials with plain data (n8n encrypts them on import)
     ready_path: str | None = None  # a webhook path (POST) that must be registered before n8n counts as ready
     port: int = 0
     broker_port: int = 0
@@ -65,16 +67,36 @@ class N8nServer:
         if done.returncode != 0:
             raise N8nServerError(f"n8n {args[0]} failed: {(done.stderr or done.stdout).strip()[-800:]}")
 
+    def _publish(self, ids: list[str]) -> None:
+        """What ``n8n publish:workflow --id=X`` writes (its repository's publishVersion: the workflow's current
+        version becomes the active one), for every imported workflow in one transaction: the CLI takes one id per
+        call and each call boots n8n for about 4 s."""
+        with sqlite3.connect(self.home / ".n8n" / "database.sqlite" if self.home else ":memory:") as db:
+            for workflow_id in ids:
+                found = db.execute("SELECT w.versionId FROM workflow_entity w JOIN workflow_history h ON"
+                                   " h.workflowId = w.id AND h.versionId = w.versionId WHERE w.id = ?",
+                                   (workflow_id,)).fetchone()
+                if found is None:
+                    raise N8nServerError(f"workflow {workflow_id} was not imported (no current version)")
+                db.execute("UPDATE workflow_entity SET active = 1, activeVersionId = ? WHERE id = ?",
+                           (found[0], workflow_id))
+
     def start(self) -> N8nServer:
         if self.install.installed_version() != self.install.version:
             raise N8nServerError(f"n8n {self.install.version} is not installed: run `avito-harness n8n install`")
         if self.home is None:
             self.home, self._owned_home = Path(tempfile.mkdtemp(prefix="avito-harness-n8n-")), True
+        self.home.mkdir(parents=True, exist_ok=True)
         self.port, self.broker_port = self.port or free_port(), self.broker_port or free_port()
-        for path in self.workflows:
-            self._cli("import:workflow", f"--input={path}")
-            for workflow in _as_list(json.loads(Path(path).read_text(encoding="utf-8"))):
-                self._cli("publish:workflow", f"--id={workflow['id']}")
+        if self.credentials is not None:
+            self._cli("import:credentials", f"--input={self.credentials}")
+        if self.workflows:
+            folder = self.home / "import"
+            folder.mkdir(exist_ok=True)
+            for n, path in enumerate(self.workflows):
+                shutil.copy(path, folder / f"{n:03d}.json")
+            self._cli("import:workflow", "--separate", f"--input={folder}")
+            self._publish([str(w["id"]) for p in self.workflows for w in _as_list(json.loads(p.read_text("utf-8")))])
         started = _perf.monotonic()
         self.proc = subprocess.Popen([str(self.install.executable), "start"], env=self._env(), cwd=self.home,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,0 +1,103 @@
+"""The customer's real pipeline for the harness: Postgres with the CRM tables, n8n with credentials and workflows.
+
+``RealN8n(...).start(stt_url=..., gateway_api_key=..., relay_url=...)`` starts (or connects to) both and hands
+the fake n8n a :class:`~avito_harness.n8n.real.RealFlows`. Our workflows (``workflows/`` in the checkout,
+packaged as ``avito_harness.workflows``) find their services through credentials by name and the
+``crm_settings`` table; a user's exported workflows (``--workflows DIR``) are imported with their credentials
+and hosts mapped by a small file (see :mod:`avito_harness.realn8n.mapping`).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avito_harness.paths import workflows_dir
+from avito_harness.postgres import PostgresServer
+from avito_harness.realn8n.executions import ApiExecutions, Executions, SqliteExecutions
+from avito_harness.realn8n.install import N8nInstall
+from avito_harness.realn8n.mapping import CREDENTIALS, WorkflowMap, load_workflows
+from avito_harness.realn8n.server import N8nServer
+
+__all__ = ["RealN8n", "credentials"]
+
+DEFAULT_WINDOW = 2.0  # real seconds: the batch window the acceptance run gives the real Universal Batcher
+
+
+def credentials(*, postgres_url: str, gateway_api_key: str, stt_url: str, stt_api_key: str) -> list[dict[str, Any]]:
+    """The three credentials our workflows name, as ``n8n import:credentials`` takes them (n8n encrypts them)."""
+    from urllib.parse import urlparse
+
+    pg = urlparse(postgres_url)
+    return [
+        {"id": CREDENTIALS["postgres"][0], "name": CREDENTIALS["postgres"][1], "type": "postgres",
+         "data": {"host": pg.hostname or "127.0.0.1", "port": pg.port or 5432, "database": pg.path.lstrip("/"),
+                  "user": pg.username or "postgres", "password": pg.password or "", "ssl": "disable",
+                  "allowUnauthorizedCerts": False, "maxConnections": 20}},
+        {"id": CREDENTIALS["gateway_api_key"][0], "name": CREDENTIALS["gateway_api_key"][1], "type": "httpHeaderAuth",
+         "data": {"name": "X-API-Key", "value": gateway_api_key}},
+        {"id": CREDENTIALS["speech_to_text"][0], "name": CREDENTIALS["speech_to_text"][1], "type": "openAiApi",
+         "data": {"apiKey": stt_api_key, "url": f"{stt_url.rstrip('/')}/v1", "header": False}},
+    ]
+
+
+@dataclass
+class RealN8n:
+    install: N8nInstall | None = None  # None with n8n_url: a running n8n
+    n8n_url: str | None = None
+    n8n_api_key: str | None = None
+    postgres_url: str | None = None  # None: the harness starts its own server
+    workflows: Path | None = None  # None: ours
+    workflow_map: WorkflowMap = field(default_factory=WorkflowMap)
+    postgres: PostgresServer | None = None
+    server: N8nServer | None = None
+    executions: Executions | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        if self.server is not None:
+            return self.server.url
+        assert self.n8n_url
+        return self.n8n_url.rstrip("/")
+
+    @property
+    def crm_url(self) -> str:
+        if self.postgres is not None:
+            return self.postgres.url
+        assert self.postgres_url
+        return self.postgres_url
+
+    def start(self, *, stt_url: str, stt_api_key: str, gateway_api_key: str, relay_url: str) -> RealN8n:
+        """``relay_url`` stands for the gateway in a user's workflows (the scenario's gateway changes; it does not)."""
+        if self.postgres_url is None:
+            self.postgres = PostgresServer().start()
+            self.postgres.apply_schema()
+        if self.n8n_url is not None:
+            self.executions = ApiExecutions(self.n8n_url, self.n8n_api_key or "") if self.n8n_api_key else None
+            return self
+        assert self.install is not None
+        self._tmp = tempfile.TemporaryDirectory(prefix="avito-harness-n8n-")
+        folder = Path(self._tmp.name)
+        creds = folder / "credentials.json"
+        creds.write_text(json.dumps(credentials(postgres_url=self.crm_url, gateway_api_key=gateway_api_key,
+                                                stt_url=stt_url, stt_api_key=stt_api_key)), encoding="utf-8")
+        files = load_workflows(self.workflows or workflows_dir(), self.workflow_map,
+                               urls={"gateway": relay_url, "speech_to_text": f"{stt_url.rstrip('/')}/v1"},
+                               into=folder / "workflows")
+        self.server = N8nServer(self.install, workflows=files, credentials=creds, ready_path=self.workflow_map.webhook,
+                                home=folder / "home")
+        self.server.start()
+        self.executions = SqliteExecutions(folder / "home" / ".n8n" / "database.sqlite")
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
