@@ -207,13 +207,20 @@ def run_acceptance(options: RunOptions, console: Console) -> int:
 def root_causes(results: list[ScenarioResult]) -> list[tuple[str, str, list[ScenarioResult]]]:
     """Failed scenarios grouped by cause, biggest group first: (defect code, what was seen, scenarios)."""
     groups: dict[tuple[str, str], list[ScenarioResult]] = {}
+    first_seen: dict[tuple[str, str], str] = {}
     for r in results:
         if r.outcome != "failed":
             continue
         code = r.defect or "unclassified"
-        seen = r.anomaly if r.anomaly and (code in ROOT_CAUSES or code == "unclassified") else (r.error or "")
-        groups.setdefault((code, seen.splitlines()[0][:300] if seen else ""), []).append(r)
-    return [(code, seen, members) for (code, seen), members in
+        by_wire = bool(r.anomaly) and (code in ROOT_CAUSES or code == "unclassified")
+        seen = (r.anomaly if by_wire else r.error) or ""
+        seen = seen.splitlines()[0][:300] if seen else ""
+        # a named defect is one cause however each scenario words it; what the wire showed, or an unnamed failure,
+        # is told apart by what was seen
+        key = (code, seen if by_wire or code == "unclassified" else "")
+        groups.setdefault(key, []).append(r)
+        first_seen.setdefault(key, seen)
+    return [(key[0], first_seen[key], members) for key, members in
             sorted(groups.items(), key=lambda g: (-len(g[1]), g[0][0]))]
 
 

@@ -42,6 +42,8 @@ CATALOGUE: dict[str, str] = {
     "workflow_failed": "an n8n workflow execution failed (the report names the workflow, the node and n8n's message)",
     "workflow_send_refused": "BAT OUT Avito's call to the gateway was refused (e.g. no X-API-Key): the answer never "
                              "reached Avito",
+    "workflow_dropped_message": "a message n8n received never reached the Universal Batcher, and no rejection was "
+                                "recorded (a workflow stopped it silently)",
     "voice_not_transcribed": "BAT IN did not download and transcribe a voice message: its words never reach the AI",
     "unclassified": "a check failed that has no defect class of its own; read the error",
 }

@@ -49,6 +49,10 @@ class SimSettings(BaseModel):
     stt_url: str | None = None  # set when the fakes run as separate containers
     gateway_api_key: str = "test-api-key"
     crm_db: str | None = None  # None: a fresh SQLite file in a temporary directory
+    #: a real n8n running BatteryCRM's workflows: the fake n8n records each call, then forwards it there
+    n8n_upstream: str | None = None
+    n8n_api_key: str | None = None  # the real n8n's public API key, to read its executions
+    crm_url: str | None = None  # with n8n_upstream: the CRM's Postgres (postgresql://...)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> SimSettings:

@@ -61,3 +61,24 @@ settings.register_profile("dev", max_examples=25, deadline=None, suppress_health
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if __import__("os").environ.get("CI") else "dev")
+
+
+def installed_n8n() -> Any:
+    """The pinned n8n from the cache (``make test`` installs it when Node.js >= 20.19 is here), else skip saying why.
+    Under CI=true with a usable Node.js, a missing n8n is a broken pipeline: the test fails instead."""
+    import os
+
+    import pytest
+
+    from avito_harness.realn8n.install import MIN_NODE, N8nInstall, node_version
+
+    install = N8nInstall.default()
+    if install.installed_version() == install.version:
+        return install
+    node = node_version()
+    if node is None or node < MIN_NODE:
+        pytest.skip(f"real n8n needs Node.js >= {MIN_NODE[0]}.{MIN_NODE[1]} (here: {node or 'none'})")
+    reason = f"n8n {install.version} is not in {install.root}: `avito-harness n8n install` (make test does)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)

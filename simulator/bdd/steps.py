@@ -46,9 +46,8 @@ from avito_harness.gateway_process import GatewayProcess, free_port
 from avito_harness.leaks import leaked_piece, mask
 from avito_harness.n8n.workflows import from_seller
 from avito_harness.postgres import PostgresError
-from avito_harness.realn8n.install import N8nInstall
-from avito_harness.realn8n.mapping import MappingError, WorkflowMap
-from avito_harness.realn8n.pipeline import RealN8n
+from avito_harness.realn8n.mapping import MappingError
+from avito_harness.realn8n.pipeline import RealN8n, start_behind
 from avito_harness.realn8n.server import N8nServerError
 from avito_harness.remote import RemoteStack, parse_stack_urls
 from avito_harness.serve import ServedApp, serve_in_thread
@@ -161,20 +160,13 @@ def acceptance_stack(pytestconfig: pytest.Config, gateway_mode: str) -> Iterator
 def _real_n8n(pytestconfig: pytest.Config, stack: Stack) -> RealN8n:
     """n8n itself with BatteryCRM's workflows (or the user's) over a real Postgres, behind the fake n8n."""
     opt = pytestconfig.getoption
-    workflows, mapping = opt("--avito-workflows"), opt("--avito-workflows-map")
-    real = RealN8n(install=None if opt("--avito-n8n-url") else N8nInstall.default(), n8n_url=opt("--avito-n8n-url"),
-                   n8n_api_key=opt("--avito-n8n-api-key"), postgres_url=opt("--avito-postgres-url"),
-                   workflows=Path(workflows) if workflows else None,
-                   workflow_map=WorkflowMap.read(Path(mapping)) if mapping else WorkflowMap())
     try:
-        real.start(stt_url=stack.urls["stt"], stt_api_key=stack.settings.stt_api_key,
-                   gateway_api_key=opt("--avito-gateway-api-key") or "test-api-key",
-                   relay_url=f"{stack.urls['n8n']}/_sim/flows/gateway")
+        return start_behind(stack, gateway_api_key=opt("--avito-gateway-api-key") or "test-api-key",
+                            batch_window=REAL_BATCH_WINDOW, n8n_url=opt("--avito-n8n-url"),
+                            n8n_api_key=opt("--avito-n8n-api-key"), postgres_url=opt("--avito-postgres-url"),
+                            workflows=opt("--avito-workflows"), workflows_map=opt("--avito-workflows-map"))
     except (N8nServerError, PostgresError, MappingError) as exc:
-        real.stop()
         pytest.exit(f"real n8n could not start: {exc}", returncode=3)
-    stack.use_real_n8n(real.crm_url, real.url, real.executions, batch_window=REAL_BATCH_WINDOW)
-    return real
 
 
 def _command(pytestconfig: pytest.Config, port: int) -> list[str]:
@@ -327,15 +319,37 @@ def _failed_runs(harness: Harness) -> str:
 
 def _answer_sent(harness: Harness) -> dict[str, Any]:
     """The messages_history row of the answer BAT OUT Avito sent, or the defect that kept it from Avito."""
-    if not _has_event(harness, "sent", 15):
+    outcome = _first_of(harness, ("sent", "send_failed"), timeout=15)
+    if outcome is None or outcome["kind"] != "sent":
         refused = [h for h in harness.n8n.history() if h["status"] == "failed"]
         expect(not refused, "workflow_send_refused", f"BAT OUT Avito's send failed: {refused[0]['error'] if refused else ''}"
                f" (messages_history row {refused[0]['id'] if refused else ''}){_failed_runs(harness)}")
         expect(not _failed_runs(harness), "workflow_failed", f"no answer was sent{_failed_runs(harness)}")
         expect(False, "send_failed", "no answer was sent within 15 s and messages_history has no failed row")
-    (sent,) = harness.n8n.events("sent")
-    (row,) = [h for h in harness.n8n.history() if h["id"] == sent["data"]["history_id"]]
+    assert outcome is not None
+    (row,) = [h for h in harness.n8n.history() if h["id"] == outcome["data"]["history_id"]]
     return dict(row)
+
+
+def _first_of(harness: Harness, kinds: tuple[str, ...], timeout: float) -> dict[str, Any] | None:
+    """The first flow event of one of ``kinds`` (polled in real time, bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in harness.n8n.events() if e["kind"] in kinds]
+        if found or time.monotonic() >= deadline:
+            return found[0] if found else None
+        threading.Event().wait(0.1)
+
+
+def _dropped(harness: Harness) -> str:
+    """Why messages n8n received never reached the Universal Batcher: a failed run, or a workflow dropped them."""
+    if _failed_runs(harness):
+        return "workflow_failed"
+    voices = [r for r in harness.n8n.received("avito") if isinstance(r["body"], dict)
+              and (r["body"].get("media") or {}).get("has_voice")]
+    if voices and not harness.stack.stt.journal():
+        return "voice_not_transcribed"
+    return "workflow_dropped_message" if harness.n8n.flows().get("engine") == "n8n" else "unclassified"
 
 
 def _window_closes(harness: Harness) -> None:
@@ -579,7 +593,7 @@ def _(harness: Harness) -> None:
     expected = harness.customer_messages
     batched = harness.n8n.wait_event("batched", expected, timeout=10) if _has_event(harness, "batched", 10,
                                                                                        expected) else []
-    expect(len(batched) >= expected, "workflow_failed" if _failed_runs(harness) else "unclassified",
+    expect(len(batched) >= expected, _dropped(harness),
            f"{len(batched)} of {expected} message(s) reached the Universal Batcher{_failed_runs(harness)}")
     _window_closes(harness)
 
@@ -594,6 +608,8 @@ def _(harness: Harness, channel: str, text: str) -> None:
 def _(harness: Harness, text: str) -> None:
     (appeal,) = harness.n8n.appeals()
     harness.extra["operator"] = harness.n8n.answer(appeal["id"], text)
+    if harness.extra["operator"].get("success") is False:
+        harness.send_defect = "workflow_send_refused"  # the Message Router / BAT OUT said so itself
 
 
 # --- Then -----------------------------------------------------------------------------------------------
@@ -909,7 +925,9 @@ def _(harness: Harness, text: str) -> None:
 
 @then(parsers.parse('the customer\'s chat shows "{text}"'))
 def _(harness: Harness, text: str) -> None:
-    expect(text in harness.chat_texts(), harness.send_defect, f'"{text}" is not in the customer\'s chat')
+    refused = (harness.extra.get("operator") or {}).get("error")
+    expect(text in harness.chat_texts(), harness.send_defect, f'"{text}" is not in the customer\'s chat'
+           + (f": the operator's answer failed: {refused}" if refused else ""))
 
 
 @then("the customer's chat ends with a photo")

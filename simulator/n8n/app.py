@@ -36,7 +36,7 @@ from avito_harness.n8n.real import RealFlows
 from avito_harness.n8n.state import N8nState
 from avito_harness.n8n.workflows import Workflows
 from avito_harness.scenario import apply_common, section
-from avito_harness.settings import SimSettings
+from avito_harness.settings import SettingsError, SimSettings
 
 __all__ = ["create_app", "n8n_error_body"]
 
@@ -61,6 +61,19 @@ def _crm_path(settings: SimSettings) -> str:
     return str(Path(tempfile.mkdtemp(prefix="avito-harness-crm-")) / "crm.sqlite3")
 
 
+def _flows(settings: SimSettings, config: FlowConfig, clock: Clock, crm_db: str | None) -> Workflows | RealFlows:
+    """The Python flows, or (``SIM_N8N_UPSTREAM`` + ``SIM_CRM_URL``) a real n8n's, read from its Postgres."""
+    if settings.n8n_upstream is None:
+        return Workflows(config, clock, CrmStore(crm_db or _crm_path(settings)))
+    if not settings.crm_url:
+        raise SettingsError("SIM_N8N_UPSTREAM needs SIM_CRM_URL: the Postgres the real workflows write")
+    from avito_harness.n8n.crm_postgres import PostgresCrm
+    from avito_harness.realn8n.executions import ApiExecutions
+
+    executions = ApiExecutions(settings.n8n_upstream, settings.n8n_api_key) if settings.n8n_api_key else None
+    return RealFlows(config, PostgresCrm(settings.crm_url), settings.n8n_upstream, executions, clock.now)
+
+
 def create_app(settings: SimSettings | None = None, *, clock: Clock | None = None, crm_db: str | None = None) -> FastAPI:
     """The fake n8n; ``crm_db`` (or ``SIM_CRM_DB``) is the CRM's SQLite file, ``:memory:`` for unit tests."""
     settings = settings or SimSettings()
@@ -80,7 +93,7 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
                   lifespan=lifespan)
     app.state.n8n = state
     app.state.clock = clock
-    app.state.flows = Workflows(config, clock, CrmStore(crm_db or _crm_path(settings)))
+    app.state.flows = _flows(settings, config, clock, crm_db)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -19,10 +19,17 @@ from avito_harness.paths import workflows_dir
 from avito_harness.postgres import PostgresServer
 from avito_harness.realn8n.executions import ApiExecutions, Executions, SqliteExecutions
 from avito_harness.realn8n.install import N8nInstall
-from avito_harness.realn8n.mapping import CREDENTIALS, WorkflowMap, load_workflows
+from avito_harness.realn8n.mapping import (
+    CREDENTIALS,
+    MappingError,
+    WorkflowMap,
+    load_workflows,
+    read_workflows,
+)
 from avito_harness.realn8n.server import N8nServer
+from avito_harness.realn8n.validate import NodeCatalogue, workflow_problems
 
-__all__ = ["RealN8n", "credentials"]
+__all__ = ["RealN8n", "credentials", "start_behind"]
 
 DEFAULT_WINDOW = 2.0  # real seconds: the batch window the acceptance run gives the real Universal Batcher
 
@@ -85,9 +92,12 @@ class RealN8n:
         creds = folder / "credentials.json"
         creds.write_text(json.dumps(credentials(postgres_url=self.crm_url, gateway_api_key=gateway_api_key,
                                                 stt_url=stt_url, stt_api_key=stt_api_key)), encoding="utf-8")
-        files = load_workflows(self.workflows or workflows_dir(), self.workflow_map,
-                               urls={"gateway": relay_url, "speech_to_text": f"{stt_url.rstrip('/')}/v1"},
-                               into=folder / "workflows")
+        urls = {"gateway": relay_url, "speech_to_text": f"{stt_url.rstrip('/')}/v1"}
+        files = load_workflows(self.workflows or workflows_dir(), self.workflow_map, urls=urls, into=folder / "workflows")
+        problems = workflow_problems(read_workflows(folder / "workflows"), NodeCatalogue.from_install(self.install),
+                                     allowed_hosts=set(urls.values()))
+        if problems:
+            raise MappingError("the workflows cannot run in n8n " + self.install.version + ":\n  " + "\n  ".join(problems))
         self.server = N8nServer(self.install, workflows=files, credentials=creds, ready_path=self.workflow_map.webhook,
                                 home=folder / "home")
         self.server.start()
@@ -101,3 +111,21 @@ class RealN8n:
             self.postgres.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def start_behind(stack: Any, *, gateway_api_key: str, batch_window: float, n8n_url: str | None = None,
+                 n8n_api_key: str | None = None, postgres_url: str | None = None, workflows: str | None = None,
+                 workflows_map: str | None = None) -> RealN8n:
+    """Start (or reach) the real pipeline and put it behind ``stack``'s fake n8n; the caller stops it.
+    Raises :class:`N8nServerError`, :class:`~avito_harness.postgres.PostgresError` or :class:`MappingError`."""
+    real = RealN8n(install=None if n8n_url else N8nInstall.default(), n8n_url=n8n_url, n8n_api_key=n8n_api_key,
+                   postgres_url=postgres_url, workflows=Path(workflows) if workflows else None,
+                   workflow_map=WorkflowMap.read(Path(workflows_map)) if workflows_map else WorkflowMap())
+    try:
+        real.start(stt_url=stack.urls["stt"], stt_api_key=stack.settings.stt_api_key, gateway_api_key=gateway_api_key,
+                   relay_url=f"{stack.urls['n8n']}/_sim/flows/gateway")
+    except Exception:
+        real.stop()
+        raise
+    stack.use_real_n8n(real.crm_url, real.url, real.executions, batch_window=batch_window)
+    return real

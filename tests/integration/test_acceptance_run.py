@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,13 @@ def test_feature_options_that_cannot_work_are_refused(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no such directory" in missing.stdout
     alone = _run("--only-features")
     assert alone.returncode == 2 and "needs at least one --features" in alone.stdout
+
+
+def test_real_n8n_options_that_cannot_work_are_refused(tmp_path: Path) -> None:
+    light = _run("--workflows", str(tmp_path))
+    assert light.returncode == 2 and "--workflows need(s) --n8n real" in light.stdout
+    both = _run("--n8n", "real", "--n8n-url", "http://127.0.0.1:9", "--workflows", str(tmp_path))
+    assert both.returncode == 2 and "a running n8n (--n8n-url) has its own" in both.stdout
+    missing = subprocess.run([EXE, "run", "--n8n", "real"], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                             env={**os.environ, "AVITO_HARNESS_CACHE": str(tmp_path / "empty-cache")})
+    assert missing.returncode == 2 and "run `avito-harness n8n install` first" in missing.stdout

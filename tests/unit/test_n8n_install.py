@@ -44,3 +44,12 @@ def test_an_old_node_is_refused_naming_both_versions(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AVITO_HARNESS_CACHE", str(tmp_path / "cache"))
     assert main(["n8n", "install"]) == 1
     assert "needs Node.js >= 20.19" in capsys.readouterr().out
+
+
+def test_make_tests_install_steps_aside_without_a_usable_node(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(install, "node_version", lambda: None)
+    monkeypatch.setenv("AVITO_HARNESS_CACHE", str(tmp_path / "cache"))
+    assert main(["n8n", "install", "--if-node"]) == 0
+    assert "needs Node.js >= 20.19 (here: none); the real-n8n tests will be skipped" in capsys.readouterr().out
+    assert not (tmp_path / "cache").exists()
