@@ -8,6 +8,7 @@ COPY simulator simulator
 COPY gateway gateway
 COPY contracts contracts
 COPY features features
+COPY workflows workflows
 # the wheel's install: contracts, features and the step library ship inside the package
 RUN /venv/bin/pip install --no-cache-dir --upgrade pip && /venv/bin/pip install --no-cache-dir .
 

@@ -9,6 +9,9 @@ mode's defaults.
 from __future__ import annotations
 
 import argparse
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,13 @@ def root() -> Path:
                        "`avito-harness init --ci ... --docker` for a compose file that installs the wheel")
 
 
-def compose_services(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    doc = yaml.safe_load((path or root() / COMPOSE_FILE).read_text(encoding="utf-8"))
+def compose_services(path: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """The compose file's services with ``${NAME:-default}`` resolved as compose does (the environment, else the
+    default)."""
+    env = os.environ if environ is None else environ
+    text = (path or root() / COMPOSE_FILE).read_text(encoding="utf-8")
+    text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), text)
+    doc = yaml.safe_load(text)
     services: dict[str, dict[str, Any]] = doc["services"]
     return services
 

@@ -63,7 +63,7 @@ def _crm_path(settings: SimSettings) -> str:
 
 def _flows(settings: SimSettings, config: FlowConfig, clock: Clock, crm_db: str | None) -> Workflows | RealFlows:
     """The Python flows, or (``SIM_N8N_UPSTREAM`` + ``SIM_CRM_URL``) a real n8n's, read from its Postgres."""
-    if settings.n8n_upstream is None:
+    if not settings.n8n_upstream:  # unset, or empty (the compose file's default)
         return Workflows(config, clock, CrmStore(crm_db or _crm_path(settings)))
     if not settings.crm_url:
         raise SettingsError("SIM_N8N_UPSTREAM needs SIM_CRM_URL: the Postgres the real workflows write")

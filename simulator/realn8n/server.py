@@ -1,8 +1,9 @@
 """A real n8n process on loopback: workflows imported and published, started, ready when a webhook answers.
 
 n8n's CLI import leaves a workflow inactive and changes made while n8n runs do not take effect, so the
-order is: import (credentials, then every workflow in one call), publish, then start. ``/healthz`` answers 200 before webhooks register, so readiness is
-the named webhook path answering anything but 404. The task-runner broker gets its own port (it defaults
+order is: import (credentials, then every workflow in one call), publish, then start. ``/healthz`` answers 200
+before webhooks register, so readiness is the named webhook path being registered (asked with a GET, which
+runs nothing). The task-runner broker gets its own port (it defaults
 to n8n's); telemetry, version checks and personalization are off; the user folder is a temporary dir.
 """
 
@@ -93,10 +94,11 @@ class N8nServer:
         if self.workflows:
             folder = self.home / "import"
             folder.mkdir(exist_ok=True)
-            for n, path in enumerate(self.workflows):
-                shutil.copy(path, folder / f"{n:03d}.json")
+            workflows = [w for p in self.workflows for w in _as_list(json.loads(p.read_text("utf-8")))]
+            for n, workflow in enumerate(workflows):  # --separate takes one workflow per file
+                (folder / f"{n:03d}.json").write_text(json.dumps(workflow), encoding="utf-8")
             self._cli("import:workflow", "--separate", f"--input={folder}")
-            self._publish([str(w["id"]) for p in self.workflows for w in _as_list(json.loads(p.read_text("utf-8")))])
+            self._publish([str(w["id"]) for w in workflows])
         started = _perf.monotonic()
         self.proc = subprocess.Popen([str(self.install.executable), "start"], env=self._env(), cwd=self.home,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -113,8 +115,8 @@ class N8nServer:
             if self.proc is not None and self.proc.poll() is not None:
                 raise N8nServerError("n8n exited: " + "".join(self.output[-10:]).strip())
             try:
-                answer = httpx.post(probe, json={}, timeout=5) if self.ready_path else httpx.get(probe, timeout=5)
-                if answer.status_code != 404 and (self.ready_path or answer.status_code == 200):
+                answer = httpx.get(probe, timeout=5)
+                if _ready(answer, webhook=self.ready_path is not None):
                     return
             except httpx.HTTPError:
                 pass
@@ -132,6 +134,14 @@ class N8nServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _ready(answer: httpx.Response, *, webhook: bool) -> bool:
+    """A GET of a webhook n8n registered for POST names the method ("not registered for GET requests"); an
+    unregistered one says "is not registered". A GET runs nothing, where a probing POST would start the workflow."""
+    if not webhook:
+        return answer.status_code == 200
+    return answer.status_code != 404 or "not registered for GET" in answer.text
 
 
 def _as_list(doc: object) -> list[dict[str, object]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,21 +13,47 @@ import yaml
 from avito_gateway.settings import GatewaySettings
 from avito_harness.cli import _parser
 from avito_harness.docker_stack import COMPOSE_FILE, compose_services, docker_client
+from avito_harness.realn8n.mapping import CREDENTIALS
 from avito_harness.settings import SimSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = compose_services(ROOT / COMPOSE_FILE)
 
 
+REAL_N8N = {"postgres", "n8n-real"}  # profile real-n8n
+
+
 def test_compose_file_has_the_whole_stack_and_a_one_shot_acceptance_run() -> None:
-    assert set(SERVICES) == {"avito", "n8n", "stt", "gateway", "acceptance"}
+    assert set(SERVICES) == {"avito", "n8n", "stt", "gateway", "acceptance"} | REAL_N8N
+    assert all(SERVICES[name].get("profiles") == ["real-n8n"] for name in REAL_N8N)
+    assert not any(SERVICES[name].get("profiles") for name in set(SERVICES) - REAL_N8N)
     acceptance = SERVICES["acceptance"]
     assert {s for s, c in acceptance["depends_on"].items() if c["condition"] == "service_healthy"} == {
         "avito", "n8n", "stt", "gateway"}
     assert "ports" not in acceptance  # nothing to publish: it runs and exits
     for name in ("avito", "n8n", "stt", "gateway"):
         assert SERVICES[name]["healthcheck"]["test"][0] == "CMD"
-    assert SERVICES["gateway"]["image"] == "${GATEWAY_IMAGE:-avito-harness:local}"
+    assert SERVICES["gateway"]["image"] == "avito-harness:local"  # ${GATEWAY_IMAGE:-...}, resolved as compose does
+    assert compose_services(ROOT / COMPOSE_FILE, {"GATEWAY_IMAGE": "my/gw:1"})["gateway"]["image"] == "my/gw:1"
+
+
+def test_the_real_n8n_profile_pins_its_images_and_imports_our_workflows() -> None:
+    """n8n (the pinned official image) and Postgres; the fake n8n forwards to n8n when the env file says so."""
+    assert SERVICES["n8n-real"]["image"].endswith("n8nio/n8n:2.8.4")
+    assert re.fullmatch(r"postgres:\d+\.\d+-alpine", SERVICES["postgres"]["image"])
+    assert "./workflows:/harness/workflows:ro" in SERVICES["n8n-real"]["volumes"]
+    script = SERVICES["n8n-real"]["command"][0]
+    assert script.index("import:credentials") < script.index("import:workflow") < script.index("publish:workflow") \
+        < script.index("n8n start")
+    assert SERVICES["n8n-real"]["environment"]["N8N_RUNNERS_BROKER_PORT"] != "5678"
+    env_file = dict(line.split("=", 1) for line in (ROOT / "docker-compose.real-n8n.env").read_text().splitlines()
+                    if line and not line.startswith("#"))
+    assert env_file["COMPOSE_PROFILES"] == "real-n8n"
+    tap = compose_services(ROOT / COMPOSE_FILE, env_file)["n8n"]["environment"]
+    settings = SimSettings.from_env({k: str(v) for k, v in tap.items()})
+    assert settings.n8n_upstream == "http://n8n-real:5678" and settings.crm_url and "@postgres:5432/" in settings.crm_url
+    credentials = yaml.safe_load(ROOT.joinpath(COMPOSE_FILE).read_text())["configs"]["n8n-credentials"]["content"]
+    assert {(c["id"], c["name"]) for c in json.loads(credentials)} == set(CREDENTIALS.values())
 
 
 @pytest.mark.parametrize("name", ["avito", "n8n", "stt", "acceptance"])
@@ -71,7 +98,7 @@ def test_dockerfile_is_multi_stage_non_root_and_installs_the_package_with_its_da
     assert len(re.findall(r"^FROM ", dockerfile, re.M)) >= 2
     assert re.search(r"^USER harness", dockerfile, re.M) and "useradd" in dockerfile
     build = dockerfile.split("\nFROM ")[1]  # the first stage
-    for path in ("simulator", "gateway", "contracts", "features"):  # what the package is built from
+    for path in ("simulator", "gateway", "contracts", "features", "workflows"):  # what the package is built from
         assert f"COPY {path} {path}" in build
     assert "pip install --no-cache-dir ." in build
     assert "COPY tests" not in dockerfile and "AVITO_HARNESS_CONTRACTS" not in dockerfile  # nothing read from a tree
