@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import time as _perf
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -248,8 +249,9 @@ def _print(console: Console, results: list[ScenarioResult], elapsed: float, opti
     if options.n8n == "real":
         target += f" · real n8n ({options.n8n_url or 'started by the harness'}, workflows: {options.workflows or 'ours'})"
     table = Table(title=f"Avito rollout acceptance run: {target}", header_style="bold")
-    for column in ("stage", "passed", "failed", "skipped", "time"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
+    real = options.n8n == "real"
+    for column in ("stage", "passed", "failed", "skipped", "time", *(("n8n executions",) if real else ())):
+        table.add_column(column, justify="left" if column in ("stage", "n8n executions") else "right")
     order = [*STAGES.values(), "Avito errors", "other"]
     for stage in order:
         mine = [r for r in results if r.stage == stage]
@@ -258,7 +260,8 @@ def _print(console: Console, results: list[ScenarioResult], elapsed: float, opti
         counts = {k: sum(1 for r in mine if r.outcome == k) for k in ("passed", "failed", "skipped")}
         mark = "[green]✔[/green]" if not counts["failed"] else "[red]✘[/red]"
         table.add_row(f"{mark} {stage}", str(counts["passed"]), str(counts["failed"]) if counts["failed"] else "",
-                      str(counts["skipped"]) if counts["skipped"] else "", f"{sum(r.duration for r in mine):.1f} s")
+                      str(counts["skipped"]) if counts["skipped"] else "", f"{sum(r.duration for r in mine):.1f} s",
+                      *((_executions_cell(mine),) if real else ()))
     console.print(table)
     for r in results:
         if r.outcome == "skipped":
@@ -285,6 +288,20 @@ def _print(console: Console, results: list[ScenarioResult], elapsed: float, opti
     colour = "red" if counts["failed"] else "green"
     console.print(f"[{colour}]{counts['passed']} passed, {counts['failed']} failed[/{colour}], "
                   f"{counts['skipped']} skipped in {elapsed:.1f} s")
+
+
+EXECUTION = re.compile(r"n8n execution\s+#(\d+) .+?: (\w+)")
+
+
+def _executions_cell(results: list[ScenarioResult]) -> str:
+    """The real n8n's executions these scenarios caused, from their transcripts: ids to look up in n8n."""
+    runs = [(int(m.group(1)), m.group(2)) for r in results for m in EXECUTION.finditer(r.transcript)]
+    if not runs:
+        return "none"
+    failed = [i for i, status in runs if status != "success"]
+    ids = sorted(i for i, _ in runs)
+    return f"{len(runs)} (#{ids[0]}…#{ids[-1]})" + (f", failed: {', '.join(f'#{i}' for i in failed[:5])}" if failed
+                                                   else ", all success")
 
 
 def _html(results: list[ScenarioResult], elapsed: float) -> str:
