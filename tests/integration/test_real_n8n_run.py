@@ -49,7 +49,7 @@ def test_every_stage_passes_through_real_n8n_with_execution_ids(tmp_path: Path) 
     assert done.returncode == 0, done.stdout[-4000:]
     assert {s["stage"] for s in scenarios} == STAGES and all(s["outcome"] == "passed" for s in scenarios)
     assert "real n8n (started by the harness, workflows: ours)" in done.stdout
-    assert "n8n executions" in done.stdout and done.stdout.count("all success") == len(STAGES)  # per stage
+    assert "n8n executions" in done.stdout and "all success" in done.stdout and "failed: #" not in done.stdout
     e2e = [s for s in scenarios if s["stage"] in ("4 routing", "5 end to end")]
     for scenario in e2e:  # the workflows ran in n8n: each scenario names the executions it caused
         assert "n8n execution        #" in scenario["transcript"] and "BAT IN Avito: success" in scenario["transcript"]
