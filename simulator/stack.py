@@ -18,6 +18,8 @@ from avito_harness.client import AvitoSim, N8nSim, SttSim
 from avito_harness.clock import DEFAULT_START, Clock, FakeClock, SystemClock
 from avito_harness.control import ControlHooks
 from avito_harness.n8n.app import create_app as create_n8n_app
+from avito_harness.n8n.crm_postgres import PostgresCrm
+from avito_harness.n8n.real import RealFlows
 from avito_harness.scenario import apply_common, validate_scenario
 from avito_harness.serve import ServedApp, ServeError, serve_in_thread
 from avito_harness.settings import SimSettings
@@ -104,9 +106,6 @@ class Stack:
 
     def use_real_n8n(self, crm_url: str, n8n_url: str, executions: Any, *, batch_window: float) -> None:
         """Forward the fake n8n's webhooks to a real n8n whose workflows keep the CRM in ``crm_url`` (Postgres)."""
-        from avito_harness.n8n.crm_postgres import PostgresCrm
-        from avito_harness.n8n.real import RealFlows
-
         app = self.apps["n8n"]
         light = app.state.flows
         config = light.initial.merged({"batch_window": batch_window})

@@ -304,12 +304,13 @@ def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario
     request.node.user_properties.append(("feature", feature.name))
 
 
-def _has_event(harness: Harness, kind: str, timeout: float, count: int = 1) -> bool:
+def _events(harness: Harness, kind: str, timeout: float, count: int = 1) -> list[dict[str, Any]]:
+    """The flow events of ``kind`` once ``count`` happened, or the ones there are after ``timeout``."""
     try:
-        harness.n8n.wait_event(kind, count, timeout=timeout)
-    except Exception:  # noqa: BLE001 - the control answers 408 when it did not happen
-        return False
-    return True
+        found: list[dict[str, Any]] = harness.n8n.wait_event(kind, count, timeout=timeout)
+    except Exception:  # noqa: BLE001 - the control answers 408 when they did not happen
+        found = harness.n8n.events(kind)
+    return found
 
 
 def _failed_runs(harness: Harness) -> str:
@@ -591,8 +592,7 @@ def _(harness: Harness) -> None:
 @when("the batching window closes")
 def _(harness: Harness) -> None:
     expected = harness.customer_messages
-    batched = harness.n8n.wait_event("batched", expected, timeout=10) if _has_event(harness, "batched", 10,
-                                                                                       expected) else []
+    batched = _events(harness, "batched", 10, expected)
     expect(len(batched) >= expected, _dropped(harness),
            f"{len(batched)} of {expected} message(s) reached the Universal Batcher{_failed_runs(harness)}")
     _window_closes(harness)
@@ -844,7 +844,7 @@ def _(harness: Harness, text: str) -> None:
 
 @then(parsers.parse('n8n transcribed the voice message as "{text}"'))
 def _(harness: Harness, text: str) -> None:
-    found = harness.n8n.wait_event("transcribed", timeout=15) if _has_event(harness, "transcribed", 15) else []
+    found = _events(harness, "transcribed", 15)
     asked = harness.stack.stt.journal()
     expect(bool(found), "voice_not_transcribed", "n8n never transcribed the voice message: speech-to-text was "
            + (f"asked {len(asked)} time(s) ({asked[0]['method']} {asked[0]['path']} -> {asked[0]['status']})" if asked

@@ -14,6 +14,7 @@ import json
 import threading
 import time as _perf
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -128,7 +129,7 @@ class RealFlows:
     forwards = True
 
     def __init__(self, config: FlowConfig, crm: PostgresCrm, upstream: str, executions: Executions | None,
-                 clock_now: Any) -> None:
+                 clock_now: Callable[[], float]) -> None:
         self.initial, self.config, self.crm, self.upstream = config, config, crm, upstream.rstrip("/")
         self.executions, self.clock_now = executions, clock_now
         self.http = httpx.Client(timeout=30)

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from avito_harness.paths import workflows_dir
 from avito_harness.postgres import PostgresServer
@@ -36,8 +37,6 @@ DEFAULT_WINDOW = 2.0  # real seconds: the batch window the acceptance run gives 
 
 def credentials(*, postgres_url: str, gateway_api_key: str, stt_url: str, stt_api_key: str) -> list[dict[str, Any]]:
     """The three credentials our workflows name, as ``n8n import:credentials`` takes them (n8n encrypts them)."""
-    from urllib.parse import urlparse
-
     pg = urlparse(postgres_url)
     return [
         {"id": CREDENTIALS["postgres"][0], "name": CREDENTIALS["postgres"][1], "type": "postgres",
@@ -81,8 +80,7 @@ class RealN8n:
     def start(self, *, stt_url: str, stt_api_key: str, gateway_api_key: str, relay_url: str) -> RealN8n:
         """``relay_url`` stands for the gateway in a user's workflows (the scenario's gateway changes; it does not)."""
         if self.postgres_url is None:
-            self.postgres = PostgresServer().start()
-            self.postgres.apply_schema()
+            self.postgres = PostgresServer().start()  # the tables: PostgresCrm applies the schema on connecting
         if self.n8n_url is not None:
             self.executions = ApiExecutions(self.n8n_url, self.n8n_api_key or "") if self.n8n_api_key else None
             return self
