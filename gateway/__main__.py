@@ -8,7 +8,8 @@ import sys
 
 import uvicorn
 
-from avito_gateway.app import create_app
+from avito_gateway.accounts import load_accounts
+from avito_gateway.app import create_app, open_store
 from avito_gateway.settings import ConfigError, load_settings
 
 __all__ = ["main"]
@@ -17,7 +18,13 @@ __all__ = ["main"]
 def main() -> int:
     try:
         settings = load_settings().check_data_dir()
+        load_accounts(settings)
     except ConfigError as exc:
+        print(f"avito-gateway: {exc}", file=sys.stderr)
+        return 2
+    try:
+        open_store(settings).close()  # the database answers (and has our tables) before we listen
+    except ConnectionError as exc:
         print(f"avito-gateway: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,25 +13,42 @@ import httpx
 from fastapi import FastAPI
 
 from avito_gateway import __version__
+from avito_gateway.accounts import Account, load_accounts
 from avito_gateway.avito_client import AvitoClient
 from avito_gateway.clock import Clock, SystemClock
-from avito_gateway.deps import Services
+from avito_gateway.deps import Deployment, Services
 from avito_gateway.errors import StorageError, install_error_handlers
 from avito_gateway.inbound import Inbound
 from avito_gateway.limits import BodyLimitMiddleware
 from avito_gateway.logsafe import install_access_log_redaction
 from avito_gateway.messaging import Messenger
 from avito_gateway.outbox import Forwarder
-from avito_gateway.ratelimit import SlidingWindowLimiter
+from avito_gateway.ratelimit import Limiter, SharedLimiter, SlidingWindowLimiter
 from avito_gateway.retention import Retention
 from avito_gateway.routes import chats, health, send, webhooks
 from avito_gateway.settings import GatewaySettings
-from avito_gateway.store import GatewayStore
+from avito_gateway.store import SqliteStore, Store
 from avito_gateway.webhook_auth import WebhookAuth
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "open_store"]
 
 DB_NAME = "gateway.sqlite3"
+
+
+def open_store(settings: GatewaySettings) -> Store:
+    """Postgres when DATABASE_URL is set (replicas share it), else the SQLite file in DATA_DIR."""
+    if settings.database_url:
+        from avito_gateway.store_postgres import PostgresStore
+
+        return PostgresStore(settings.database_url, connect_timeout=settings.connection_timeout)
+    return SqliteStore(settings.data_dir / DB_NAME)
+
+
+def _limiter(settings: GatewaySettings, store: Store, account: Account, clock: Clock) -> Limiter:
+    if store.shared:  # the limit is the deployment's: every replica counts in the same log
+        return SharedLimiter(store, f"account:{account.name}", settings.rate_limit_requests,
+                             settings.rate_limit_window, clock)
+    return SlidingWindowLimiter(settings.rate_limit_requests, settings.rate_limit_window, clock)
 
 
 def create_app(
@@ -42,22 +62,34 @@ def create_app(
     """Build the gateway. Transports replace the network in tests; ``run_forwarder=False`` leaves
     forwarding to explicit ``POST /api/outbox/flush`` calls."""
     settings.check()
+    accounts = load_accounts(settings)
     clock = clock or SystemClock()
+    owner = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = GatewayStore(settings.data_dir / DB_NAME)
-        avito = AvitoClient(settings, clock, transport=avito_transport)
-        limiter = SlidingWindowLimiter(settings.rate_limit_requests, settings.rate_limit_window, clock)
-        messenger = Messenger(settings, store, avito, limiter, clock)
-        forwarder = Forwarder(settings, store, avito, clock, transport=n8n_transport)
-        webhook_auth = WebhookAuth(settings, store)
+        store = open_store(settings)
+        served: list[Services] = []
+        deployment = Deployment(served)
+        inbound = Inbound(settings, store, clock, deployment.by_user_id,
+                          lambda: [s.account.user_id for s in deployment.accounts])
+        forwarder = Forwarder(settings, store, clock, deployment.by_user_id, owner=owner, transport=n8n_transport)
+        for account in accounts:
+            avito = AvitoClient(settings, clock, account, transport=avito_transport)
+            limiter = _limiter(settings, store, account, clock)
+            served.append(Services(
+                settings, clock, store, avito, limiter, Messenger(settings, store, avito, limiter, clock, account),
+                inbound, forwarder, WebhookAuth(settings, store, account, clock), account,
+                None if len(accounts) == 1 else [account.user_id or 0],
+            ))
+        deployment.reindex()
         retention = Retention(settings, store, clock)
-        app.state.services = Services(settings, clock, store, avito, limiter, messenger,
-                                      Inbound(settings, store, messenger, clock), forwarder, webhook_auth)
+        app.state.deployment = deployment
+        app.state.services = deployment.default
         app.state.retention = retention
         install_access_log_redaction()
-        webhook_auth.warn_if_open()
+        for s in served:
+            s.webhook_auth.warn_if_open()
         if run_forwarder:
             forwarder.start()
         retention.start()
@@ -66,7 +98,8 @@ def create_app(
         finally:
             await retention.stop()
             await forwarder.stop()
-            await avito.close()
+            for s in served:
+                await s.avito.close()
             store.close()
 
     app = FastAPI(
@@ -80,7 +113,7 @@ def create_app(
 
     def webhook_too_large(size: int) -> None:
         try:
-            app.state.services.store.record_rejected(f"body too large: {size} bytes", "", clock.now())
+            app.state.deployment.default.store.record_rejected(f"body too large: {size} bytes", "", clock.now())
         except StorageError:
             pass  # Avito still gets its 200; /health shows the failed write
 

@@ -1,4 +1,4 @@
-"""Talking to Avito: one OAuth token (single flight), a connection cap, retries, error mapping.
+"""Talking to Avito for one account: its OAuth token (single flight), a connection cap, retries, error mapping.
 
 Callers never see tokens. A cached client-credentials token is refreshed
 ``TOKEN_REFRESH_MARGIN`` seconds before it expires by exactly one request,
@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from avito_gateway.accounts import Account
 from avito_gateway.clock import Clock, sleep
 from avito_gateway.errors import AvitoApiError, InvalidRequestError, avito_error, avito_transport_error
 from avito_gateway.settings import GatewaySettings
@@ -48,8 +49,9 @@ class TokenState:
 
 
 class AvitoClient:
-    def __init__(self, settings: GatewaySettings, clock: Clock, *, transport: httpx.AsyncBaseTransport | None = None):
-        self.settings, self.clock = settings, clock
+    def __init__(self, settings: GatewaySettings, clock: Clock, account: Account, *,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        self.settings, self.clock, self.account = settings, clock, account
         self.http = httpx.AsyncClient(
             base_url=settings.avito_api_base_url.rstrip("/"),
             timeout=settings.connection_timeout,
@@ -60,7 +62,7 @@ class AvitoClient:
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._token = TokenState()
         self._token_lock = asyncio.Lock()
-        self._user_id = settings.avito_user_id
+        self._user_id = account.user_id
         self._rng = random.Random()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -99,8 +101,8 @@ class AvitoClient:
     async def _fetch_token(self) -> None:
         data = {
             "grant_type": "client_credentials",
-            "client_id": self.settings.avito_client_id,
-            "client_secret": self.settings.avito_client_secret,
+            "client_id": self.account.client_id,
+            "client_secret": self.account.client_secret,
         }
         response = await self._send("POST", "/token", data=data)
         if response.status_code != 200:

@@ -1,4 +1,9 @@
-"""``/webhook/avito``: validate, deduplicate, classify, persist; forwarding happens in the outbox.
+"""``/webhook/avito``: validate, route to its account, deduplicate, classify, persist; forwarding happens in
+the outbox.
+
+A webhook belongs to the account whose ``user_id`` it carries; on an account's secret path it must carry
+that account's ``user_id``, on the plain path it goes to whichever account has it (and whose plain path is
+open).
 
 Avito gets 200 for everything it sends (its probe ``{}`` included), fast:
 the handler only parses and writes one SQLite transaction. What is refused
@@ -12,15 +17,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from avito_gateway.clock import Clock
 from avito_gateway.errors import StorageError
 from avito_gateway.logsafe import safe
-from avito_gateway.messaging import Messenger
 from avito_gateway.normalize import FORWARDED, Kind, classify, normalize
 from avito_gateway.settings import GatewaySettings
-from avito_gateway.store import GatewayStore
+from avito_gateway.store import Store
 from avito_gateway.webhook_body import Refused, read_webhook
+
+if TYPE_CHECKING:
+    from avito_gateway.deps import Services
 
 __all__ = ["Inbound", "Outcome"]
 
@@ -29,41 +38,51 @@ Outcome = str  # "probe" | "rejected" | "duplicate" | Kind
 
 
 class Inbound:
-    def __init__(self, settings: GatewaySettings, store: GatewayStore, messenger: Messenger, clock: Clock) -> None:
-        self.settings, self.store, self.messenger, self.clock = settings, store, messenger, clock
+    def __init__(self, settings: GatewaySettings, store: Store, clock: Clock,
+                 route: Callable[[int], Services | None], served: Callable[[], list[int | None]]) -> None:
+        self.settings, self.store, self.clock = settings, store, clock
+        self._route, self._served = route, served
 
-    def _reject(self, reason: str, raw: bytes) -> Outcome:
-        self.store.record_rejected(reason, raw.decode("utf-8", errors="replace"), self.clock.now())
+    def _reject(self, reason: str, raw: bytes, account: int | None = None) -> Outcome:
+        self.store.record_rejected(reason, raw.decode("utf-8", errors="replace"), self.clock.now(), account)
         log.warning("webhook refused: %s", safe(reason))
         return "rejected"
 
-    def receive(self, raw: bytes) -> Outcome:
-        """Classify and store one delivery. Raises only :class:`StorageError` (the database refused the write)."""
+    def receive(self, raw: bytes, via: Services | None = None) -> Outcome:
+        """Classify and store one delivery (``via``: the account whose secret path it came on; None: the plain
+        path). Raises only :class:`StorageError` (the database refused the write)."""
         try:
-            return self._receive(raw)
+            return self._receive(raw, via)
         except StorageError:
             raise
         except Exception as exc:  # a body nobody foresaw: refused and on record, never a 500 to Avito
             log.warning("webhook could not be processed: %s", safe(repr(exc)))
             return self._reject(f"could not be processed: {type(exc).__name__}", raw)
 
-    def _receive(self, raw: bytes) -> Outcome:
+    def _receive(self, raw: bytes, via: Services | None) -> Outcome:
         try:
             read = read_webhook(raw)
         except Refused as exc:
-            return self._reject(str(exc), raw)
+            return self._reject(str(exc), raw, via.account.user_id if via else None)
         if read is None:
             return "probe"
         body, value = read
-        expected = self.settings.avito_user_id
-        if expected is not None and value.user_id != expected:
-            return self._reject(f"webhook for account {value.user_id}, this gateway serves {expected}", raw)
+        owner = self._route(value.user_id)
+        if owner is None:
+            served = ", ".join(str(u) for u in self._served())
+            return self._reject(f"webhook for account {value.user_id}, this gateway serves {served}", raw)
+        if via is not None and owner is not via:
+            return self._reject(f"webhook for account {value.user_id} came on the secret path of account "
+                                f"{via.account.user_id} ({via.account.name})", raw, via.account.user_id)
+        if via is None and not owner.webhook_auth.plain_path_open():
+            return self._reject(f"account {owner.account.name} takes webhooks only on its secret path", raw,
+                                value.user_id)
         try:  # what n8n will get must be buildable and encodable now, not fail later in the outbox
             json.dumps(normalize(body), allow_nan=False, ensure_ascii=False).encode("utf-8")
         except Exception as exc:
-            return self._reject(f"message cannot be normalized: {type(exc).__name__}: {exc}", raw)
+            return self._reject(f"message cannot be normalized: {type(exc).__name__}: {exc}", raw, value.user_id)
         text = value.content.get("text") if isinstance(value.content.get("text"), str) else None
-        kind: Kind = classify(body["payload"]["value"], our_send=self.messenger.is_echo(value.id, value.chat_id, text))
+        kind: Kind = classify(body["payload"]["value"], our_send=owner.messenger.is_echo(value.id, value.chat_id, text))
         new = self.store.record_inbound(
             account=value.user_id, message_id=value.id, chat_id=value.chat_id, author_id=value.author_id,
             kind=kind, raw=body, now=self.clock.now(), forward=kind in FORWARDED,

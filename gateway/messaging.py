@@ -1,7 +1,10 @@
 """Outbound sends: never posted twice.
 
 * ``Idempotency-Key``: the first request's result is stored and returned for
-  every repeat (n8n retries on timeout); a concurrent repeat waits for it.
+  every repeat (n8n retries on timeout); a concurrent repeat waits for it, in
+  this process or on another replica (the key is claimed in the shared store
+  with a lease: a replica that died mid-send leaves the key to the next one
+  once ``IDEMPOTENCY_LEASE_SECONDS`` have passed). Keys are per account.
 * When a send fails in a way that leaves its fate unknown (timeout, dropped
   connection, 5xx), the gateway reads the chat's latest messages to see
   whether it landed before sending again.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,12 +23,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from avito_gateway.accounts import Account
 from avito_gateway.avito_client import AvitoClient, segment
 from avito_gateway.clock import Clock, sleep
 from avito_gateway.errors import AvitoApiError, GatewayError, InvalidRequestError, RateLimitedError
-from avito_gateway.ratelimit import SlidingWindowLimiter
+from avito_gateway.ratelimit import Limiter
 from avito_gateway.settings import GatewaySettings
-from avito_gateway.store import GatewayStore
+from avito_gateway.store import Store
 
 __all__ = ["Messenger", "MAX_TEXT"]
 
@@ -32,20 +37,28 @@ MAX_TEXT = 1000
 #: How much older (seconds, by Avito's clock) than the chat's newest message a message may be and still be our send.
 LANDED_WINDOW = 120
 RECENT_SEND_TTL = 120
+#: How often a request polls for the answer to its key while another replica is sending it.
+KEY_POLL_MIN, KEY_POLL_MAX = 0.01, 0.25
 
 Result = tuple[int, dict[str, Any]]
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
 
 
 class Messenger:
     def __init__(
         self,
         settings: GatewaySettings,
-        store: GatewayStore,
+        store: Store,
         avito: AvitoClient,
-        limiter: SlidingWindowLimiter,
+        limiter: Limiter,
         clock: Clock,
+        account: Account,
     ) -> None:
         self.settings, self.store, self.avito, self.limiter, self.clock = settings, store, avito, limiter, clock
+        self.account = account
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._key_users: dict[str, int] = {}
         self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -62,10 +75,15 @@ class Messenger:
         if self.store.is_our_send(message_id):
             return True
         sent_at = self._recent.get((chat_id, text or ""))
-        return sent_at is not None and self.clock.now() - sent_at < RECENT_SEND_TTL
+        if sent_at is not None and self.clock.now() - sent_at < RECENT_SEND_TTL:
+            return True
+        return self.store.shared and self.store.sending_since(chat_id, _text_hash(text or ""),
+                                                              self.clock.now() - RECENT_SEND_TTL)
 
     def _remember(self, chat_id: str, text: str) -> None:
         now = self.clock.now()
+        if self.store.shared:  # another replica may receive the echo
+            self.store.note_sending(chat_id, _text_hash(text), now)
         while self._recent and now - next(iter(self._recent.values())) >= RECENT_SEND_TTL:
             self._recent.popitem(last=False)  # oldest first: O(1) per send however busy the gateway is
         self._recent[(chat_id, text)] = now
@@ -80,6 +98,8 @@ class Messenger:
             raise InvalidRequestError("Idempotency-Key must be 1 to 200 characters",
                                       details={"fields": {"Idempotency-Key": "1 to 200 characters"}})
         fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        if not self.account.is_default:  # one account's key never finds another's answer
+            key = f"{self.account.name}\x1f{key}"
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         self._key_users[key] = self._key_users.get(key, 0) + 1
         try:
@@ -91,15 +111,26 @@ class Messenger:
                 del self._key_users[key], self._key_locks[key]
 
     async def _once(self, key: str, fingerprint: str, run: Callable[[], Awaitable[Result]]) -> Result:
-        stored = self.store.idempotent_result(key)
-        if stored is not None:
-            seen_fingerprint, status, body = stored
-            if seen_fingerprint != fingerprint:
-                raise InvalidRequestError("Idempotency-Key was already used for a different request",
-                                          status=422, code="idempotency_key_reused")
-            if status is not None and body is not None:
-                return status, {**body, "idempotent_replay": True}
-        self.store.claim_idempotency(key, fingerprint, self.clock.now())
+        lease = self.settings.idempotency_lease_seconds
+        give_up = time.monotonic() + lease + self.settings.connection_timeout
+        poll = KEY_POLL_MIN
+        while True:
+            stored = self.store.idempotency(key)
+            if stored is not None:
+                if stored.fingerprint != fingerprint:
+                    raise InvalidRequestError("Idempotency-Key was already used for a different request",
+                                              status=422, code="idempotency_key_reused")
+                if stored.status is not None and stored.response is not None:
+                    return stored.status, {**stored.response, "idempotent_replay": True}
+            now = self.clock.now()
+            if self.store.claim_idempotency(key, fingerprint, now, now + lease):
+                break
+            # another replica is sending this very request: its answer will be ours
+            if time.monotonic() >= give_up:
+                raise GatewayError("a request with this Idempotency-Key is still in progress elsewhere", status=409,
+                                   code="idempotency_in_progress", retryable=True, retry_after=1.0)
+            await asyncio.sleep(poll)
+            poll = min(KEY_POLL_MAX, poll * 2)
         try:
             status, body = await run()
         except GatewayError as exc:

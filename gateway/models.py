@@ -49,6 +49,7 @@ class HealthAnswer(_Open):
     outbox_oldest_pending_age: float | None = None
     forward_failures_in_a_row: int | None = None
     webhook_auth: Literal["open", "secret_path"] | None = None
+    store: Literal["sqlite", "postgres"] | None = None
     reason: str | None = None
 
 
@@ -63,6 +64,8 @@ class InfoAnswer(_Open):
     n8n_configured: bool
     webhook_secret_set: bool
     webhook_auth: Literal["open", "secret_path"] | None = None
+    accounts: int | None = None
+    store: Literal["sqlite", "postgres"] | None = None
 
 
 class TokenState(_Open):

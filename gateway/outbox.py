@@ -1,8 +1,11 @@
 """The forwarder: normalizes stored customer messages and delivers them to n8n.
 
-A background task takes due outbox items (the oldest pending one per chat,
-so each chat keeps its order) and forwards up to ``OUTBOX_CONCURRENCY`` chats
-at once: a slow or failing chat never holds the others back. Each item is
+A background task claims due outbox items (the oldest pending one per chat,
+so each chat keeps its order, also across replicas; a claim is a lease of
+``OUTBOX_LEASE_SECONDS``, so a killed replica's items return to the others)
+and forwards up to ``OUTBOX_CONCURRENCY`` chats at once: a slow or failing
+chat never holds the others back. Each item goes to its account's n8n URL,
+with its account's Avito client for the enrichment reads. Each item is
 normalized (the chat read that fills in the customer's name has a small time
 budget and a cache; for voice, a fresh voice link from Avito), POSTed to
 ``N8N_WEBHOOK_URL`` and marked delivered. Any failure of one item, whatever
@@ -19,17 +22,21 @@ import asyncio
 import functools
 import logging
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from avito_gateway.avito_client import AvitoClient, segment
+from avito_gateway.avito_client import segment
 from avito_gateway.clock import Clock
 from avito_gateway.errors import GatewayError, StorageError
 from avito_gateway.logsafe import safe
 from avito_gateway.normalize import normalize
 from avito_gateway.settings import GatewaySettings
-from avito_gateway.store import GatewayStore, OutboxItem
+from avito_gateway.store import OutboxItem, Store
+
+if TYPE_CHECKING:
+    from avito_gateway.deps import Services
 
 __all__ = ["Forwarder", "VOICE_LINK_TTL"]
 
@@ -48,13 +55,16 @@ class Forwarder:
     def __init__(
         self,
         settings: GatewaySettings,
-        store: GatewayStore,
-        avito: AvitoClient,
+        store: Store,
         clock: Clock,
+        route: Callable[[int], Services | None],
         *,
+        owner: str,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.settings, self.store, self.avito, self.clock = settings, store, avito, clock
+        self.settings, self.store, self.clock, self._route = settings, store, clock, route
+        #: This process's name on its claims.
+        self.owner = owner
         limits = httpx.Limits(max_connections=settings.outbox_concurrency,
                               max_keepalive_connections=settings.outbox_concurrency)
         self.http = httpx.AsyncClient(timeout=settings.n8n_timeout, transport=transport, limits=limits)
@@ -63,7 +73,7 @@ class Forwarder:
         self._in_flight: dict[str, asyncio.Task[None]] = {}  # chat id -> its delivery under way
         #: Items n8n accepted whose "delivered" mark the database refused: never posted again by this process.
         self._unmarked: dict[int, float] = {}
-        self._chats: OrderedDict[str, tuple[float, dict[str, Any] | None]] = OrderedDict()
+        self._chats: OrderedDict[tuple[int, str], tuple[float, dict[str, Any] | None]] = OrderedDict()
         self._store_backoff = 0.0
         self._store_resume_at = 0.0
         #: Failed forwards in a row (any item); /health reads it.
@@ -84,6 +94,10 @@ class Forwarder:
             except (asyncio.CancelledError, Exception):
                 pass
         await self.http.aclose()
+        try:
+            self.store.release_claims(self.owner)  # a clean stop hands its unfinished items over at once
+        except StorageError:
+            pass
 
     async def _loop(self) -> None:
         while True:
@@ -116,20 +130,27 @@ class Forwarder:
         if free <= 0 or now < self._store_resume_at:
             return []
         try:
-            due = self.store.due(now, limit=free + len(self._in_flight) + len(self._unmarked))
+            due = self.store.claim(now, free, self.owner, self.settings.outbox_lease_seconds)
         except StorageError as exc:
             self._store_failed(exc)
             return []
         started: list[asyncio.Task[None]] = []
+        skipped = []
         for item in due:
-            if item.chat_id in self._in_flight or item.id in self._unmarked:
+            if item.id in self._unmarked:
+                continue  # n8n has it; only its mark is missing (the claim keeps the others off it)
+            if item.chat_id in self._in_flight:
+                skipped.append(item.id)  # its chat's previous item is still finishing here
                 continue
-            if len(started) >= free:
-                break
             task = asyncio.create_task(self._deliver(item), name=f"outbox-{item.id}")
             self._in_flight[item.chat_id] = task
             task.add_done_callback(functools.partial(self._finished, item.chat_id))
             started.append(task)
+        if skipped:
+            try:
+                self.store.release_claims(self.owner, skipped)
+            except StorageError as exc:
+                self._store_failed(exc)
         return started
 
     def _finished(self, chat_id: str, _task: asyncio.Task[None]) -> None:
@@ -158,7 +179,13 @@ class Forwarder:
             del self._unmarked[item_id]
             self._store_backoff = 0.0
 
-    async def _payload(self, item: OutboxItem) -> dict[str, Any]:
+    def _account(self, item: OutboxItem) -> Services:
+        found = self._route(item.account)
+        if found is None:
+            raise _NotDelivered(f"no account serves Avito user {item.account} any more (ACCOUNTS_FILE)")
+        return found
+
+    async def _payload(self, item: OutboxItem, account: Services) -> dict[str, Any]:
         payload = item.payload
         value = item.raw["payload"]["value"]
         voice_stale = (
@@ -168,12 +195,12 @@ class Forwarder:
         )
         if payload is not None and not voice_stale:
             return payload
-        chat = await self._chat(str(value["chat_id"]))
+        chat = await self._chat(account, str(value["chat_id"]))
         voice_url, expires = None, None
         if value.get("type") == "voice":
             voice_id = value["content"]["voice"]["voice_id"]
-            user_id = await self.avito.user_id()
-            urls = await self.avito.request(
+            user_id = await account.avito.user_id()
+            urls = await account.avito.request(
                 "GET", f"/messenger/v1/accounts/{user_id}/getVoiceFiles", params={"voice_ids": voice_id}, retry=True
             )
             voice_url = (urls.get("voices_urls") or {}).get(voice_id) if isinstance(urls, dict) else None
@@ -181,21 +208,24 @@ class Forwarder:
                 raise _NotDelivered(f"Avito gave no link for voice {safe(voice_id, 80)}")
             expires = self.clock.now() + VOICE_LINK_TTL
         payload = normalize(item.raw, chat=chat, voice_url=voice_url, voice_url_expires_at=expires)
+        if account.account.tenant is not None:
+            payload["meta"]["tenant"] = account.account.tenant
         self.store.save_payload(item.id, payload)
         return payload
 
-    async def _chat(self, chat_id: str) -> dict[str, Any] | None:
+    async def _chat(self, account: Services, chat_id: str) -> dict[str, Any] | None:
         """The chat, for the customer's name and item: cached, read within ENRICH_TIMEOUT, never retried.
         A slow or failing read leaves the name empty rather than holding the message back."""
         now = self.clock.now()
-        cached = self._chats.get(chat_id)
+        cache_key = (account.account.user_id or 0, chat_id)
+        cached = self._chats.get(cache_key)
         if cached is not None and now - cached[0] < (CHAT_CACHE_TTL if cached[1] is not None else CHAT_MISS_TTL):
             return cached[1]
         chat: dict[str, Any] | None = None
         try:
-            user_id = await self.avito.user_id()
+            user_id = await account.avito.user_id()
             found = await asyncio.wait_for(
-                self.avito.request("GET", f"/messenger/v2/accounts/{user_id}/chats/{segment(chat_id)}", retry=False,
+                account.avito.request("GET", f"/messenger/v2/accounts/{user_id}/chats/{segment(chat_id)}", retry=False,
                                    patient=False),
                 timeout=self.settings.enrich_timeout,
             )
@@ -203,8 +233,8 @@ class Forwarder:
         except (GatewayError, TimeoutError) as exc:
             reason = exc.message if isinstance(exc, GatewayError) else f"no answer within {self.settings.enrich_timeout:g} s"
             log.warning("chat %s not read for the customer's name: %s", safe(chat_id, 80), safe(reason))
-        self._chats[chat_id] = (now, chat)
-        self._chats.move_to_end(chat_id)
+        self._chats[cache_key] = (now, chat)
+        self._chats.move_to_end(cache_key)
         while len(self._chats) > CHAT_CACHE_SIZE:
             self._chats.popitem(last=False)
         return chat
@@ -212,14 +242,16 @@ class Forwarder:
     async def _deliver(self, item: OutboxItem) -> None:
         started = self.clock.now()
         try:
-            if not self.settings.n8n_webhook_url:
-                raise _NotDelivered("N8N_WEBHOOK_URL is not set")
-            payload = await self._payload(item)
-            response = await self.http.post(
-                self.settings.n8n_webhook_url,
-                json=payload,
-                headers={"Idempotency-Key": f"avito-{payload['meta']['external_message_id']}"},
-            )
+            account = self._account(item)
+            target = account.account.n8n_webhook_url
+            if not target:
+                raise _NotDelivered("N8N_WEBHOOK_URL is not set" if account.account.is_default
+                                    else f"account {account.account.name} has no n8n_webhook_url (nor N8N_WEBHOOK_URL)")
+            payload = await self._payload(item, account)
+            headers = {"Idempotency-Key": f"avito-{payload['meta']['external_message_id']}"}
+            if account.account.tenant is not None:
+                headers["X-Tenant"] = account.account.tenant
+            response = await self.http.post(target, json=payload, headers=headers)
             if not 200 <= response.status_code < 300:
                 raise _NotDelivered(f"n8n answered {response.status_code}: {safe(response.text, 200)}")
         except asyncio.CancelledError:

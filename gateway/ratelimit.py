@@ -1,17 +1,31 @@
-"""The gateway's own rate limit: a sliding-window log on the injectable clock.
+"""The gateway's own rate limit per Avito account: a sliding-window log on the injectable clock.
 
 Exact under steady traffic: a request is allowed when fewer than ``limit``
 requests were allowed in the last ``window`` seconds, whatever the rhythm.
+One process keeps the log in memory (:class:`SlidingWindowLimiter`); replicas
+sharing a database keep it there (:class:`SharedLimiter`), so the limit holds
+for the deployment, not per process.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from typing import Protocol
 
 from avito_gateway.clock import Clock
+from avito_gateway.store import Store
 
-__all__ = ["SlidingWindowLimiter"]
+__all__ = ["Limiter", "SlidingWindowLimiter", "SharedLimiter"]
+
+
+class Limiter(Protocol):
+    limit: int
+    window: float
+
+    def acquire(self, n: int = 1) -> float | None: ...
+
+    def remaining(self) -> int: ...
 
 
 class SlidingWindowLimiter:
@@ -45,3 +59,18 @@ class SlidingWindowLimiter:
         with self._lock:
             self._forget_old(now)
             return self.limit - len(self._allowed)
+
+
+class SharedLimiter:
+    """The same log in the shared database, one per ``scope`` (an account): every replica counts every send."""
+
+    def __init__(self, store: Store, scope: str, limit: int, window: float, clock: Clock) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("limit >= 1 and window > 0")
+        self.store, self.scope, self.limit, self.window, self.clock = store, scope, limit, window, clock
+
+    def acquire(self, n: int = 1) -> float | None:
+        return self.store.take_slots(self.scope, n, self.clock.now(), self.limit, self.window)
+
+    def remaining(self) -> int:
+        return self.store.slots_remaining(self.scope, self.clock.now(), self.limit, self.window)

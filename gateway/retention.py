@@ -10,7 +10,7 @@ from avito_gateway.clock import Clock
 from avito_gateway.errors import StorageError
 from avito_gateway.logsafe import safe
 from avito_gateway.settings import GatewaySettings
-from avito_gateway.store import GatewayStore
+from avito_gateway.store import Store
 
 __all__ = ["Retention"]
 
@@ -21,7 +21,7 @@ LOOK_EVERY = 1.0
 
 
 class Retention:
-    def __init__(self, settings: GatewaySettings, store: GatewayStore, clock: Clock) -> None:
+    def __init__(self, settings: GatewaySettings, store: Store, clock: Clock) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self._next_at = clock.now() + settings.retention_sweep_interval
         self._task: asyncio.Task[None] | None = None

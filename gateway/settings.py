@@ -70,6 +70,14 @@ class GatewaySettings(BaseSettings):
     retention_seconds: float = Field(3 * 24 * 3600, gt=0, description="delivered items and raw bodies kept this long")
     retention_sweep_interval: float = Field(600, gt=0)
     rejected_keep: int = Field(10_000, ge=1, description="refused webhooks kept on record (newest)")
+    database_url: str | None = Field(None, description="postgresql://...: the store for several replicas; unset: "
+                                                         "a SQLite file in DATA_DIR (one process)")
+    accounts_file: Path | None = Field(None, description="more Avito accounts (YAML or JSON), see avito_gateway.accounts")
+    replica_id: str | None = Field(None, max_length=100, description="names this process's outbox claims; "
+                                                                      "default: host, pid and a random suffix")
+    outbox_lease_seconds: float = Field(60.0, ge=1, description="a claimed outbox item returns to the others after this")
+    idempotency_lease_seconds: float = Field(120.0, ge=1, description="a send under way on another replica is waited "
+                                                                       "for this long before this one takes it over")
     webhook_plain_path: Literal["auto", "allow", "deny"] = Field(
         "auto", description="POST /webhook/avito without the secret: auto = until the gateway subscribed itself")
 
@@ -81,9 +89,12 @@ class GatewaySettings(BaseSettings):
         return value
 
     def check(self) -> GatewaySettings:
-        for name in REQUIRED:
-            if not getattr(self, name.lower()).strip():
-                raise ConfigError(f"{name} is not set: the gateway needs it to start")
+        if self.accounts_file is None or self.avito_client_id.strip():  # the environment's account: all three
+            for name in REQUIRED:
+                if not getattr(self, name.lower()).strip():
+                    raise ConfigError(f"{name} is not set: the gateway needs it to start")
+        if self.database_url is not None and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("DATABASE_URL must be a postgresql:// URL (unset: a SQLite file in DATA_DIR)")
         if self.api_key != self.api_key.strip():
             raise ConfigError("API_KEY has surrounding spaces: HTTP strips them from headers, so no caller could match it")
         if self.webhook_secret is not None and not _SECRET_RE.fullmatch(self.webhook_secret):

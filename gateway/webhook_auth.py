@@ -1,9 +1,13 @@
 """Who may deliver webhooks: Avito does not sign them, so the gateway's URL carries a secret path segment.
 
 * ``WEBHOOK_SECRET`` set: only ``/webhook/avito/<secret>`` is served (``mode = "secret_path"``).
-* Not set: a secret is generated once and kept in ``DATA_DIR/webhook-secret``; when the gateway subscribes
-  its own receiver it subscribes the secret path. The plain ``/webhook/avito`` stays open for an existing
-  subscription until then (``WEBHOOK_PLAIN_PATH=auto``), always (``allow``) or never (``deny``).
+* Not set: a secret is generated once and kept in ``DATA_DIR/webhook-secret`` (in the shared database when
+  replicas share one, so all of them accept it); when the gateway subscribes its own receiver it subscribes
+  the secret path. The plain ``/webhook/avito`` stays open for an existing subscription until then
+  (``WEBHOOK_PLAIN_PATH=auto``), always (``allow``) or never (``deny``).
+
+Every account has its own secret (``webhook_secret`` in ``ACCOUNTS_FILE``, or generated), so a secret path
+names the account its webhooks belong to.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from avito_gateway.accounts import Account
+from avito_gateway.clock import Clock
 from avito_gateway.settings import GatewaySettings
-from avito_gateway.store import GatewayStore
+from avito_gateway.store import Store
 
 __all__ = ["WebhookAuth", "RECEIVER_PATH", "SECRET_FILE"]
 
@@ -25,6 +31,8 @@ log = logging.getLogger("gateway.webhook")
 RECEIVER_PATH = "/webhook/avito"
 SECRET_FILE = "webhook-secret"
 _SUBSCRIBED_FLAG = "subscribed_with_secret"
+#: How often (seconds) a replica looks whether another one subscribed with the secret path.
+_FLAG_REFRESH = 5.0
 
 
 def _load_or_create(path: Path) -> str:
@@ -42,16 +50,29 @@ def _load_or_create(path: Path) -> str:
 
 
 class WebhookAuth:
-    def __init__(self, settings: GatewaySettings, store: GatewayStore) -> None:
-        self.configured = bool(settings.webhook_secret)
-        self.secret = settings.webhook_secret or _load_or_create(settings.data_dir / SECRET_FILE)
+    def __init__(self, settings: GatewaySettings, store: Store, account: Account, clock: Clock) -> None:
+        self.configured = bool(account.webhook_secret)
+        self.account, self.store, self.clock = account, store, clock
+        if account.webhook_secret:
+            self.secret = account.webhook_secret
+        elif account.is_default and not store.shared:
+            self.secret = _load_or_create(settings.data_dir / SECRET_FILE)
+        else:
+            self.secret = store.meta_once(f"webhook_secret:{account.name}", secrets.token_urlsafe(24))
         self.plain_setting = "deny" if self.configured else settings.webhook_plain_path
-        self.store = store
-        self._subscribed = store.get_meta(_SUBSCRIBED_FLAG) is not None  # read once: every plain webhook asks
+        self._flag = _SUBSCRIBED_FLAG if account.is_default else f"{_SUBSCRIBED_FLAG}:{account.name}"
+        self._subscribed = store.get_meta(self._flag) is not None  # cached: every plain webhook asks
+        self._looked_at = clock.monotonic()
+
+    def _subscribed_now(self) -> bool:
+        if not self._subscribed and self.store.shared and self.clock.monotonic() - self._looked_at >= _FLAG_REFRESH:
+            self._looked_at = self.clock.monotonic()
+            self._subscribed = self.store.get_meta(self._flag) is not None  # another replica may have subscribed
+        return self._subscribed
 
     def plain_path_open(self) -> bool:
         if self.plain_setting == "auto":
-            return not self._subscribed
+            return not self._subscribed_now()
         return self.plain_setting == "allow"
 
     @property
@@ -71,7 +92,7 @@ class WebhookAuth:
 
     def subscribed(self, url: str) -> None:
         if self.secret in url and self.plain_setting == "auto" and not self._subscribed:
-            self.store.set_meta(_SUBSCRIBED_FLAG, "1")
+            self.store.set_meta(self._flag, "1")
             self._subscribed = True
             log.info("subscribed with the secret path: the plain /webhook/avito now answers 404")
 
@@ -80,5 +101,6 @@ class WebhookAuth:
 
     def warn_if_open(self) -> None:
         if self.mode == "open":
-            log.warning("webhook authenticity: POST /webhook/avito is open to anyone who can reach this gateway; "
-                        "subscribe through POST /api/webhook/subscribe (it uses a secret path) or set WEBHOOK_SECRET")
+            log.warning("webhook authenticity (account %s): POST /webhook/avito is open to anyone who can reach this gateway; "
+                        "subscribe through POST /api/webhook/subscribe (it uses a secret path) or set WEBHOOK_SECRET",
+                        self.account.name)

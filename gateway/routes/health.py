@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from avito_gateway import __version__
-from avito_gateway.deps import Services, require_api_key, services
+from avito_gateway.deps import Services, deployment, require_api_key, services
 from avito_gateway.errors import GatewayError
 from avito_gateway.models import ERRORS, HealthAnswer, InfoAnswer, TokenAnswer
 
@@ -20,7 +20,7 @@ router = APIRouter()
 
 
 @router.get("/health", tags=["monitoring"], response_model=HealthAnswer, responses={503: {"model": HealthAnswer}})
-async def health(s: Services = Depends(services)) -> JSONResponse:
+async def health(request: Request, s: Services = Depends(services)) -> JSONResponse:
     """``healthy`` (200) only when the gateway can work and is keeping up; else 503 with the reason.
 
     ``unhealthy``: storage cannot be written (a failed write, or less free disk than STORAGE_MIN_FREE_BYTES)
@@ -33,12 +33,15 @@ async def health(s: Services = Depends(services)) -> JSONResponse:
     if not checks["storage"]:
         problems.append(f"storage is not writable: {s.store.write_error}" if s.store.write_error
                         else f"storage is not writable (free disk {free} bytes)")
-    try:
-        await s.avito.token()
-        checks["avito_token"] = True
-    except GatewayError as exc:
-        checks["avito_token"] = False
-        problems.append(f"cannot obtain an Avito token: {exc.message}")
+    accounts = deployment(request).accounts
+    checks["avito_token"] = True
+    for account in accounts:
+        try:
+            await account.avito.token()
+        except GatewayError as exc:
+            checks["avito_token"] = False
+            whose = "" if len(accounts) == 1 else f" for account {account.account.name}"
+            problems.append(f"cannot obtain an Avito token{whose}: {exc.message}")
     checks["n8n_configured"] = bool(s.settings.n8n_webhook_url)
     counts = s.store.counts()
     oldest = s.store.oldest_pending()
@@ -55,7 +58,7 @@ async def health(s: Services = Depends(services)) -> JSONResponse:
         "status": status, "checks": checks,
         "outbox_pending": counts.get("outbox_pending", 0), "outbox_dead": counts.get("outbox_dead", 0),
         "outbox_oldest_pending_age": round(age, 3), "forward_failures_in_a_row": failures,
-        "webhook_auth": s.webhook_auth.mode,
+        "webhook_auth": s.webhook_auth.mode, "store": s.store.engine,
     }
     if problems or lagging:
         body["reason"] = "; ".join(problems + lagging)
@@ -70,7 +73,7 @@ def _free_bytes(path: Path) -> int:
 
 
 @router.get("/info", tags=["monitoring"], response_model=InfoAnswer)
-async def info(s: Services = Depends(services)) -> dict[str, Any]:
+async def info(request: Request, s: Services = Depends(services)) -> dict[str, Any]:
     st = s.settings
     return {
         "service": "avito-messenger-api",
@@ -83,6 +86,8 @@ async def info(s: Services = Depends(services)) -> dict[str, Any]:
         "n8n_configured": bool(st.n8n_webhook_url),
         "webhook_secret_set": bool(st.webhook_secret),
         "webhook_auth": s.webhook_auth.mode,
+        "accounts": len(deployment(request).accounts),
+        "store": s.store.engine,
     }
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from avito_gateway.deps import Services, require_api_key, services
+from avito_gateway.deps import Services, deployment, require_api_key, services
 from avito_gateway.errors import InvalidRequestError, NotFoundError
 from avito_gateway.models import (
     ERRORS,
@@ -66,26 +66,26 @@ async def subscriptions(s: Services = Depends(services)) -> dict[str, Any]:
 async def inbound(kind: str | None = Query(None, pattern="^(customer|echo|seller_reply|system)$"),
                   limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
     """Messages Avito delivered, newest first, with how each was classified."""
-    records = s.store.inbound(kind, limit)
-    return {"success": True, "counts": s.store.counts(), "messages": [
+    records = s.store.inbound(kind, limit, s.scope)
+    return {"success": True, "counts": s.store.counts(s.scope), "messages": [
         {"id": r.id, "kind": r.kind, "message_id": r.message_id, "chat_id": r.chat_id, "author_id": r.author_id,
          "received_at": r.received_at, "type": r.raw["payload"]["value"].get("type")} for r in records]}
 
 
 @router.get("/inbound/rejected", tags=["inbound"], response_model=RejectedAnswer, responses=ERRORS["api"])
 async def rejected(limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
-    return {"success": True, "rejected": s.store.rejected(limit)}
+    return {"success": True, "rejected": s.store.rejected(limit, s.scope)}
 
 
 @router.get("/outbox", tags=["outbox"], response_model=OutboxAnswer, responses=ERRORS["api"])
 async def outbox(status: str | None = Query(None, pattern="^(pending|delivered|dead)$"),
                  limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
-    return {"success": True, "items": [i.to_dict() for i in s.store.outbox(status, limit)]}
+    return {"success": True, "items": [i.to_dict() for i in s.store.outbox(status, limit, s.scope)]}
 
 
 @router.post("/outbox/dead/replay", tags=["outbox"], response_model=ReplayAnswer, responses=ERRORS["api"])
 async def replay_all(s: Services = Depends(services)) -> dict[str, Any]:
-    count = s.store.replay(None, s.clock.now())
+    count = s.store.replay(None, s.clock.now(), s.scope)
     s.forwarder.wake.set()
     return {"success": True, "replayed": count}
 
@@ -93,7 +93,7 @@ async def replay_all(s: Services = Depends(services)) -> dict[str, Any]:
 @router.post("/outbox/{item_id}/replay", tags=["outbox"], response_model=ReplayAnswer,
              responses={**ERRORS["api"], 404: {"model": ErrorAnswer}})
 async def replay_one(item_id: int, s: Services = Depends(services)) -> dict[str, Any]:
-    if not s.store.replay(item_id, s.clock.now()):  # ids past SQLite's range are simply not there
+    if not s.store.replay(item_id, s.clock.now(), s.scope):  # ids past SQL's range are simply not there
         raise NotFoundError(f"no dead letter {item_id}")
     s.forwarder.wake.set()
     return {"success": True, "replayed": 1}
@@ -105,8 +105,8 @@ async def flush(s: Services = Depends(services)) -> dict[str, Any]:
     return {"success": True, "attempted": await s.forwarder.run_once()}
 
 
-async def _receive(request: Request, s: Services) -> JSONResponse:
-    outcome = s.inbound.receive(await request.body())
+async def _receive(request: Request, s: Services, via: Services | None) -> JSONResponse:
+    outcome = s.inbound.receive(await request.body(), via)
     if outcome in FORWARDED:
         s.forwarder.wake.set()
     return JSONResponse({"ok": True})
@@ -114,15 +114,18 @@ async def _receive(request: Request, s: Services) -> JSONResponse:
 
 @receiver.post("/webhook/avito", response_model=Ack, responses={404: {"model": ErrorAnswer}})
 async def avito_webhook(request: Request, s: Services = Depends(services)) -> JSONResponse:
-    """Avito's deliveries (no API key: Avito cannot send one). Open only until the gateway subscribed itself
-    with its secret path (or as WEBHOOK_PLAIN_PATH says); then 404, like any unknown path."""
-    if not s.webhook_auth.plain_path_open():
+    """Avito's deliveries (no API key: Avito cannot send one), routed by the payload's ``user_id``. Open only
+    until the gateway subscribed itself with its secret path (or as WEBHOOK_PLAIN_PATH says); then 404, like
+    any unknown path (with several accounts: 404 once no account takes plain deliveries)."""
+    if not any(a.webhook_auth.plain_path_open() for a in deployment(request).accounts):
         raise NotFoundError("Not Found")
-    return await _receive(request, s)
+    return await _receive(request, s, None)
 
 
 @receiver.post("/webhook/avito/{secret}", include_in_schema=False)
-async def avito_webhook_with_secret(secret: str, request: Request, s: Services = Depends(services)) -> JSONResponse:
-    if not s.webhook_auth.accepts(secret):
+async def avito_webhook_with_secret(secret: str, request: Request) -> JSONResponse:
+    """An account's secret path: the webhook must be that account's."""
+    owner = deployment(request).by_secret(secret)
+    if owner is None:
         raise NotFoundError("Not Found")
-    return await _receive(request, s)
+    return await _receive(request, owner, owner)
