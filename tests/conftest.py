@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
+import pytest
 import schemathesis
 
 #: The acceptance run's step library is product code; tests/bdd runs the repository's features through it.
@@ -82,3 +84,37 @@ def installed_n8n() -> Any:
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+POSTGRES_MISSING = "no PostgreSQL server binaries here: apt-get install postgresql (.ci/run does)"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL server per test process (xdist worker), started by the project itself."""
+    import os
+
+    from avito_harness.postgres import PostgresServer, find_binaries
+
+    if find_binaries() is None:
+        if os.environ.get("CI") == "true":  # CI installs it: missing there is a broken pipeline, not a skip
+            pytest.fail(POSTGRES_MISSING)
+        pytest.skip(POSTGRES_MISSING)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh, empty database on the session's server for one test."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = postgres_server.url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
