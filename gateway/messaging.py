@@ -72,13 +72,12 @@ class Messenger:
     # --- echo bookkeeping ---------------------------------------------------
     def is_echo(self, message_id: str, chat_id: str, text: str | None) -> bool:
         """Our own send coming back: known id, or a send still in flight with the same words."""
-        if self.store.is_our_send(message_id):
-            return True
         sent_at = self._recent.get((chat_id, text or ""))
         if sent_at is not None and self.clock.now() - sent_at < RECENT_SEND_TTL:
             return True
-        return self.store.shared and self.store.sending_since(chat_id, _text_hash(text or ""),
-                                                              self.clock.now() - RECENT_SEND_TTL)
+        if self.store.shared:  # the send may be under way on another replica
+            return self.store.sent_or_sending(message_id, chat_id, _text_hash(text or ""), self.clock.now() - RECENT_SEND_TTL)
+        return self.store.is_our_send(message_id)
 
     def _remember(self, chat_id: str, text: str) -> None:
         now = self.clock.now()

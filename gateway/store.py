@@ -211,24 +211,37 @@ class Store(ABC):
     def _vacuum(self) -> None:
         """Give freed space back (engines that need it)."""
 
+    @abstractmethod
+    def _single(self, sql: str, params: Sequence[Any]) -> tuple[list[Any], int]:
+        """One statement, atomic on its own (no BEGIN/COMMIT round trips): its rows and its row count."""
+
+    @contextmanager
+    def _tracked(self, probe: bool = False) -> Iterator[None]:
+        """A failed write is remembered in :attr:`write_error` until a real (non-probe) write succeeds: a probe
+        can fit in pages that are already there while real writes need new ones."""
+        try:
+            yield
+        except self._errors() as exc:
+            self.write_error = f"{type(exc).__name__}: {exc}".strip()
+            raise StorageError(f"storage write failed: {exc}".strip()) from None
+        if not probe:
+            self.write_error = None
+
     @contextmanager
     def _tx(self, *, probe: bool = False) -> Iterator[Any]:
-        """One write transaction. A failure is remembered in :attr:`write_error` until a real (non-probe) write
-        succeeds: a probe can fit in pages that are already there while real writes need new ones."""
-        with self._lock:
+        """One write transaction of several statements."""
+        with self._lock, self._tracked(probe):
+            db = self._begin()
             try:
-                db = self._begin()
-                try:
-                    yield db
-                except BaseException:
-                    self._end(db, commit=False)
-                    raise
-                self._end(db, commit=True)
-            except self._errors() as exc:
-                self.write_error = f"{type(exc).__name__}: {exc}".strip()
-                raise StorageError(f"storage write failed: {exc}".strip()) from None
-            if not probe:
-                self.write_error = None
+                yield db
+            except BaseException:
+                self._end(db, commit=False)
+                raise
+            self._end(db, commit=True)
+
+    def _write(self, sql: str, params: Sequence[Any] = (), *, probe: bool = False) -> tuple[list[Any], int]:
+        with self._lock, self._tracked(probe):
+            return self._single(sql, params)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -240,9 +253,9 @@ class Store(ABC):
     def writable(self, now: float) -> bool:
         """A committed probe write succeeds and no real write has failed since the last one that succeeded."""
         try:
-            with self._tx(probe=True) as db:
-                self._exec(db, "DELETE FROM health_probe")
-                self._exec(db, "INSERT INTO health_probe (k, v, pad) VALUES (?, ?, ?)", (f"health-{now}", now, "x" * 4096))
+            self._write("INSERT INTO health_probe (k, v, pad) VALUES ('health', ?, ?)"
+                        " ON CONFLICT (k) DO UPDATE SET v = excluded.v, pad = excluded.pad",
+                        (now, f"{now}-{'x' * 4096}"), probe=True)
         except StorageError:
             return False
         return self.write_error is None
@@ -252,9 +265,7 @@ class Store(ABC):
         return None if not rows else str(rows[0]["v"])
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._tx() as db:
-            self._exec(db, "INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-                       (key, value))
+        self._write("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", (key, value))
 
     def meta_once(self, key: str, value: str) -> str:
         """Set ``key`` unless some process already did; returns the value that won (one for every replica)."""
@@ -283,9 +294,8 @@ class Store(ABC):
             return True
 
     def record_rejected(self, reason: str, body: str, now: float, account: int | None = None) -> None:
-        with self._tx() as db:
-            self._exec(db, "INSERT INTO rejected (received_at, reason, body, account) VALUES (?, ?, ?, ?)",
-                       (now, reason[:500], body[:REJECTED_BODY_CHARS], account))
+        self._write("INSERT INTO rejected (received_at, reason, body, account) VALUES (?, ?, ?, ?)",
+                    (now, reason[:500], body[:REJECTED_BODY_CHARS], account))
 
     def inbound(self, kind: str | None = None, limit: int = 100, accounts: Sequence[int] | None = None) -> list[InboundRecord]:
         where, params = _account_filter("account", accounts)
@@ -353,9 +363,8 @@ class Store(ABC):
     def release_claims(self, owner: str, ids: Sequence[int] | None = None) -> int:
         """Give back what ``owner`` claimed and did not finish (all of it: a replica stopping cleanly)."""
         only = "" if ids is None else f" AND id IN ({', '.join('?' for _ in ids) or 'NULL'})"
-        with self._tx() as db:
-            return int(self._exec(db, "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
-                                      f" WHERE claimed_by = ? AND status = 'pending'{only}", (owner, *(ids or ()))).rowcount)
+        return self._write("UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
+                           f" WHERE claimed_by = ? AND status = 'pending'{only}", (owner, *(ids or ())))[1]
 
     def outbox(self, status: str | None = None, limit: int = 100, accounts: Sequence[int] | None = None) -> list[OutboxItem]:
         where, params = _account_filter("i.account", accounts)
@@ -365,15 +374,13 @@ class Store(ABC):
         return [self._item(r) for r in rows]
 
     def save_payload(self, item_id: int, payload: dict[str, Any]) -> None:
-        with self._tx() as db:
-            self._exec(db, "UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload, ensure_ascii=False), item_id))
+        self._write("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload, ensure_ascii=False), item_id))
 
     def delivered(self, item_id: int, now: float) -> None:
         """Delivered: the prepared payload is dropped at once (the raw webhook stays until the retention sweep)."""
-        with self._tx() as db:
-            self._exec(db, "UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1,"
-                           " last_error = NULL, payload = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
-                       (now, item_id))
+        self._write("UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1,"
+                    " last_error = NULL, payload = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+                    (now, item_id))
 
     def oldest_pending(self) -> float | None:
         """When the oldest item still waiting for n8n arrived (None: nothing waits)."""
@@ -381,13 +388,9 @@ class Store(ABC):
         return None if not rows or rows[0]["t"] is None else float(rows[0]["t"])
 
     def failed(self, item_id: int, error: str, next_at: float, dead: bool) -> None:
-        with self._tx() as db:
-            self._exec(
-                db,
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, status = ?,"
-                " claimed_by = NULL, claimed_until = NULL WHERE id = ? AND status = 'pending'",
-                (error[:500], next_at, "dead" if dead else "pending", item_id),
-            )
+        self._write("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, status = ?,"
+                    " claimed_by = NULL, claimed_until = NULL WHERE id = ? AND status = 'pending'",
+                    (error[:500], next_at, "dead" if dead else "pending", item_id))
 
     def replay(self, item_id: int | None, now: float, accounts: Sequence[int] | None = None) -> int:
         """Dead letters (one, or all) back to pending, due now, with a fresh attempt count."""
@@ -397,28 +400,31 @@ class Store(ABC):
         sql = ("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, claimed_by = NULL,"
                " claimed_until = NULL WHERE status = 'dead'"
                f" AND inbound_id IN (SELECT id FROM inbound WHERE 1=1{owned})")
-        with self._tx() as db:
-            if item_id is None:
-                return int(self._exec(db, sql, (now, *params)).rowcount)
-            return int(self._exec(db, sql + " AND id = ?", (now, *params, item_id)).rowcount)
+        if item_id is None:
+            return self._write(sql, (now, *params))[1]
+        return self._write(sql + " AND id = ?", (now, *params, item_id))[1]
 
     # --- our sends ---------------------------------------------------------
     def record_sent(self, message_id: str, chat_id: str, text: str | None, now: float) -> None:
-        with self._tx() as db:
-            self._exec(db, "INSERT INTO sent (message_id, chat_id, text, created_at) VALUES (?, ?, ?, ?)"
-                           " ON CONFLICT (message_id) DO NOTHING", (message_id, chat_id, text, now))
+        self._write("INSERT INTO sent (message_id, chat_id, text, created_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (message_id) DO NOTHING", (message_id, chat_id, text, now))
 
     def is_our_send(self, message_id: str) -> bool:
         return bool(self._rows("SELECT 1 AS one FROM sent WHERE message_id = ?", (message_id,)))
 
     def note_sending(self, chat_id: str, text_hash: str, now: float) -> None:
         """A send about to be posted, so that any replica recognises its echo before Avito answered it."""
-        with self._tx() as db:
-            self._exec(db, "INSERT INTO recent_sends (chat_id, text_hash, at) VALUES (?, ?, ?)", (chat_id, text_hash, now))
+        self._write("INSERT INTO recent_sends (chat_id, text_hash, at) VALUES (?, ?, ?)", (chat_id, text_hash, now))
 
     def sending_since(self, chat_id: str, text_hash: str, since: float) -> bool:
         return bool(self._rows("SELECT 1 AS one FROM recent_sends WHERE chat_id = ? AND text_hash = ? AND at > ?",
                                (chat_id, text_hash, since)))
+
+    def sent_or_sending(self, message_id: str, chat_id: str, text_hash: str, since: float) -> bool:
+        """:meth:`is_our_send` or :meth:`sending_since`, in one round trip."""
+        return bool(self._rows("SELECT 1 AS one FROM sent WHERE message_id = ?"
+                               " UNION ALL SELECT 1 AS one FROM recent_sends WHERE chat_id = ? AND text_hash = ? AND at > ?",
+                               (message_id, chat_id, text_hash, since)))
 
     def is_seller_reply(self, message_id: str) -> bool:
         """A message our account wrote in the Avito app (it came as a webhook, and we did not send it)."""
@@ -440,25 +446,20 @@ class Store(ABC):
 
     def claim_idempotency(self, key: str, fingerprint: str, now: float, until: float | None = None) -> bool:
         """The key is ours to run: newly inserted, or left unfinished by a process whose claim ran out."""
-        with self._tx() as db:
-            cur = self._exec(db, "INSERT INTO idempotency (key, fingerprint, created_at, claimed_until)"
-                                 " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING", (key, fingerprint, now, until))
-            if cur.rowcount == 1:
-                return True
-            cur = self._exec(db, "UPDATE idempotency SET claimed_until = ?, created_at = ? WHERE key = ?"
-                                 " AND fingerprint = ? AND status IS NULL"
-                                 " AND (claimed_until IS NULL OR claimed_until <= ?)",
-                             (until, now, key, fingerprint, now))
-            return int(cur.rowcount) == 1
+        rows, _ = self._write(
+            "INSERT INTO idempotency (key, fingerprint, created_at, claimed_until) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET claimed_until = excluded.claimed_until, created_at = excluded.created_at"
+            " WHERE idempotency.fingerprint = excluded.fingerprint AND idempotency.status IS NULL"
+            " AND (idempotency.claimed_until IS NULL OR idempotency.claimed_until <= ?) RETURNING key",
+            (key, fingerprint, now, until, now))
+        return len(rows) == 1
 
     def finish_idempotency(self, key: str, status: int, response: dict[str, Any]) -> None:
-        with self._tx() as db:
-            self._exec(db, "UPDATE idempotency SET status = ?, response = ?, claimed_until = NULL WHERE key = ?",
-                       (status, json.dumps(response, ensure_ascii=False), key))
+        self._write("UPDATE idempotency SET status = ?, response = ?, claimed_until = NULL WHERE key = ?",
+                    (status, json.dumps(response, ensure_ascii=False), key))
 
     def release_idempotency(self, key: str) -> None:
-        with self._tx() as db:
-            self._exec(db, "DELETE FROM idempotency WHERE key = ? AND status IS NULL", (key,))
+        self._write("DELETE FROM idempotency WHERE key = ? AND status IS NULL", (key,))
 
     # --- shared rate limit -------------------------------------------------
     def take_slots(self, scope: str, n: int, now: float, limit: int, window: float) -> float | None:
@@ -554,6 +555,10 @@ class SqliteStore(Store):
 
     def _exec(self, db: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return db.execute(sql, tuple(params))
+
+    def _single(self, sql: str, params: Sequence[Any]) -> tuple[list[Any], int]:
+        cursor = self._db.execute(sql, tuple(params))  # autocommit: the statement is its own transaction
+        return cursor.fetchall(), cursor.rowcount
 
     def _errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)

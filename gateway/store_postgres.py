@@ -10,13 +10,14 @@ dropped is replaced on the next call (the failed call is a :class:`StorageError`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
-from avito_gateway.store import Store
+from avito_gateway.store import OutboxItem, Store
 
 __all__ = ["PostgresStore", "SCHEMA_NAME"]
 
@@ -140,6 +141,38 @@ class PostgresStore(Store):
 
     def _exec(self, db: psycopg.Connection[dict[str, Any]], sql: str, params: Sequence[Any] = ()) -> Any:
         return db.execute(_pg(sql), tuple(params))
+
+    def _single(self, sql: str, params: Sequence[Any]) -> tuple[list[Any], int]:
+        cursor = self._conn().execute(_pg(sql), tuple(params))  # autocommit: one round trip, atomic
+        return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+
+    # One statement each for the two hot paths (every webhook, every forward): no BEGIN/COMMIT round trips.
+    def record_inbound(
+        self, *, account: int, message_id: str, chat_id: str, author_id: int | None, kind: str, raw: dict[str, Any],
+        now: float, forward: bool,
+    ) -> bool:
+        rows, _ = self._write(
+            "WITH ins AS (INSERT INTO inbound (account, message_id, chat_id, author_id, kind, received_at, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, message_id) DO NOTHING RETURNING id),"
+            " box AS (INSERT INTO outbox (inbound_id, chat_id, next_attempt_at, created_at)"
+            " SELECT id, ?, ?, ? FROM ins WHERE ? RETURNING id)"
+            " SELECT (SELECT COUNT(*) FROM ins) AS stored, (SELECT COUNT(*) FROM box) AS queued",
+            (account, message_id, chat_id, author_id, kind, now, json.dumps(raw, ensure_ascii=False),
+             chat_id, now, now, forward))
+        return bool(rows[0]["stored"])
+
+    def claim(self, now: float, limit: int, owner: str, lease: float) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
+        rows, _ = self._write(
+            "WITH heads AS (SELECT MIN(id) AS id FROM outbox WHERE status = 'pending' GROUP BY chat_id),"
+            " pick AS (SELECT o.id FROM outbox o JOIN heads h ON h.id = o.id WHERE o.next_attempt_at <= ?"
+            " AND (o.claimed_until IS NULL OR o.claimed_until <= ?) ORDER BY o.id LIMIT ? FOR UPDATE OF o SKIP LOCKED),"
+            " claimed AS (UPDATE outbox SET claimed_by = ?, claimed_until = ? FROM pick WHERE outbox.id = pick.id"
+            " RETURNING outbox.*)"
+            " SELECT c.*, i.raw, i.account FROM claimed c JOIN inbound i ON i.id = c.inbound_id ORDER BY c.id",
+            (now, now, limit, owner, now + lease))
+        return [self._item(r) for r in rows]
 
     def _errors(self) -> tuple[type[BaseException], ...]:
         return (psycopg.Error,)

@@ -208,6 +208,8 @@ class JournalMiddleware:
                 entry.raw_body = {"truncated": True, "bytes": size}
             entry.duration_ms = round((_perf.perf_counter() - started) * 1000, 3)
             entry.fault = scope.get("state", {}).get("fault")
+            if entry.account is None:  # known only once the handler read the body (a token's client_id)
+                entry.account = scope.get("state", {}).get("account")
             hint = scope.get("state", {}).get("hint")
             if hint:
                 entry.extra["hint"] = hint

@@ -82,6 +82,7 @@ async def _token(request: Request) -> JSONResponse:
     (grant,) = _require(params, "grant_type")
     client_id, client_secret = _require(params, "client_id", "client_secret")
     state = backend.by_credentials(client_id, client_secret)
+    request.state.account = state.user_id
     answer: dict[str, Any]
     if grant == "client_credentials":
         answer = backend.tokens.client_credentials(state.user_id)

@@ -78,7 +78,7 @@ class N8nInstall:
         npm = shutil.which("npm")
         if npm is None:
             raise InstallError("npm is not on PATH (it comes with Node.js)")
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_root()
         (self.root / "package.json").write_text(json.dumps(package_manifest(self.version), indent=1), encoding="utf-8")
         log_path = log or self.root / "install.log"
         with log_path.open("w", encoding="utf-8") as out:
@@ -88,3 +88,12 @@ class N8nInstall:
             tail = log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
             raise InstallError(f"npm install failed (exit {done.returncode}); the end of {log_path}:\n{tail}")
         return True
+
+    def _make_root(self) -> None:
+        """The cache directory; a symlink whose target is gone (a moved or wiped cache) is replaced."""
+        if self.root.is_symlink() and not self.root.exists():
+            self.root.unlink()
+        if self.root.exists() and not self.root.is_dir():
+            raise InstallError(f"{self.root} is in the way: it is not a directory (remove it, or set "
+                               "AVITO_HARNESS_CACHE to another place)")
+        self.root.mkdir(parents=True, exist_ok=True)

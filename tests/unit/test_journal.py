@@ -18,6 +18,9 @@ def test_every_request_is_recorded_with_status_and_account(api: Any, auth: dict[
         ("GET", f"/messenger/v2/accounts/{USER}/chats/u2i-nope", 404),
     ]
     assert entries[1]["account"] == USER
+    assert entries[0]["account"] == USER  # the token request is the account whose credentials it carried
+    api.post("/token", params={"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"})
+    assert api.get("/_sim/journal").json()["requests"][-1]["account"] is None  # unknown credentials: no account
 
 
 def test_secrets_never_appear(api: Any, auth: dict[str, str]) -> None:

@@ -53,3 +53,39 @@ def test_make_tests_install_steps_aside_without_a_usable_node(monkeypatch: pytes
     assert main(["n8n", "install", "--if-node"]) == 0
     assert "needs Node.js >= 20.19 (here: none); the real-n8n tests will be skipped" in capsys.readouterr().out
     assert not (tmp_path / "cache").exists()
+
+
+def _fake_npm(monkeypatch: pytest.MonkeyPatch, target: N8nInstall) -> list[Path]:
+    """npm that 'installs' by writing the package files, so ensure() runs its whole path offline."""
+    ran: list[Path] = []
+
+    def run(args: list[str], cwd: Path, **_: object) -> object:
+        ran.append(Path(cwd))
+        (target.root / "node_modules" / "n8n").mkdir(parents=True)
+        (target.root / "node_modules" / "n8n" / "package.json").write_text(json.dumps({"version": N8N_VERSION}))
+        target.executable.parent.mkdir(parents=True, exist_ok=True)
+        target.executable.write_text("#!/bin/sh\n")
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(install, "node_version", lambda: (20, 19))
+    monkeypatch.setattr(install.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(install.subprocess, "run", run)
+    return ran
+
+
+def test_a_cache_link_whose_target_is_gone_is_replaced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    target = N8nInstall(tmp_path / "cache" / "n8n")
+    target.root.parent.mkdir()
+    target.root.symlink_to(tmp_path / "wiped")  # the cache pointed at a directory that was removed
+    ran = _fake_npm(monkeypatch, target)
+    assert target.ensure() is True
+    assert ran == [target.root] and target.root.is_dir() and not target.root.is_symlink()
+    assert target.installed_version() == N8N_VERSION
+
+
+def test_a_file_in_the_caches_place_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    target = N8nInstall(tmp_path / "n8n")
+    target.root.write_text("not a directory")
+    _fake_npm(monkeypatch, target)
+    with pytest.raises(InstallError, match="is in the way: it is not a directory"):
+        target.ensure()
