@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Ack",
@@ -163,6 +163,8 @@ class OutboxItemAnswer(_Open):
     created_at: float
     delivered_at: float | None
     message_id: str | None
+    claimed_by: str | None = Field(None, description="the replica (REPLICA_ID) forwarding it now")
+    claimed_until: float | None = Field(None, description="when that claim lapses if the replica dies")
 
 
 class OutboxAnswer(_Open):

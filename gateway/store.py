@@ -127,6 +127,8 @@ class OutboxItem:
     delivered_at: float | None
     raw: dict[str, Any]
     account: int = 0
+    claimed_by: str | None = None  # the replica forwarding it now
+    claimed_until: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +141,8 @@ class OutboxItem:
             "created_at": self.created_at,
             "delivered_at": self.delivered_at,
             "message_id": self.raw.get("payload", {}).get("value", {}).get("id"),
+            "claimed_by": self.claimed_by,
+            "claimed_until": self.claimed_until,
         }
 
 
@@ -333,7 +337,7 @@ class Store(ABC):
         return OutboxItem(
             row["id"], row["inbound_id"], row["chat_id"], row["status"], row["attempts"], row["next_attempt_at"],
             row["last_error"], json.loads(row["payload"]) if row["payload"] else None, row["created_at"],
-            row["delivered_at"], json.loads(row["raw"]), row["account"],
+            row["delivered_at"], json.loads(row["raw"]), row["account"], row["claimed_by"], row["claimed_until"],
         )
 
     def due(self, now: float, limit: int = 50) -> list[OutboxItem]:
