@@ -8,6 +8,7 @@ time, after a warm-up. Results: a table, and bench/results/latest.json.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +34,7 @@ from bench.loadgen import Result, load, percentile
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 USER = 100000001
+WEBHOOK_SECRET = "bench-webhook-secret"
 console = Console(highlight=False)
 
 
@@ -57,7 +60,12 @@ def process(cmd: list[str], env: dict[str, str], health: str) -> Iterator[float]
         yield _wait(health)
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            console.print(f"[red]{Path(cmd[0]).name} did not stop within 10 s of SIGTERM: killed[/red]")
+            proc.kill()
+            proc.wait(10)
 
 
 def fake(service: str, port: int, **env: str) -> Any:
@@ -100,18 +108,22 @@ def _form_token_fix(r: Result) -> dict[str, Any]:
     return summary
 
 
+def gateway_env(url: dict[str, str], port: int) -> dict[str, str]:
+    """Our gateway against the bench's fakes, limits lifted, one webhook secret for every replica."""
+    return {"API_KEY": "bench-key", "AVITO_CLIENT_ID": "sim-client-id", "AVITO_CLIENT_SECRET": "sim-client-secret",
+            "AVITO_USER_ID": str(USER), "AVITO_API_BASE_URL": url["avito"],
+            "N8N_WEBHOOK_URL": f"{url['n8n']}/webhook/avito", "SERVER_PORT": str(port),
+            "RATE_LIMIT_REQUESTS": "10000000", "OUTBOX_POLL_INTERVAL": "0.01", "WEBHOOK_SECRET": WEBHOOK_SECRET}
+
+
 @contextmanager
-def full_stack(**gateway_env: str) -> Iterator[dict[str, str]]:
+def full_stack(**extra_env: str) -> Iterator[dict[str, str]]:
     ports = {n: free_port() for n in ("avito", "n8n", "gateway")}
     url = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
     with fake("avito", ports["avito"], SIM_PUBLIC_HOST=url["avito"]), \
             fake("n8n", ports["n8n"], SIM_N8N_MODE="record"), \
-            process([str(BIN / "avito-gateway")], {
-                "API_KEY": "bench-key", "AVITO_CLIENT_ID": "sim-client-id", "AVITO_CLIENT_SECRET": "sim-client-secret",
-                "AVITO_USER_ID": str(USER), "AVITO_API_BASE_URL": url["avito"],
-                "N8N_WEBHOOK_URL": f"{url['n8n']}/webhook/avito", "SERVER_PORT": str(ports["gateway"]),
-                "RATE_LIMIT_REQUESTS": "10000000", "OUTBOX_POLL_INTERVAL": "0.01", **gateway_env,
-            }, f"{url['gateway']}/health"):
+            process([str(BIN / "avito-gateway")], {**gateway_env(url, ports["gateway"]), **extra_env},
+                    f"{url['gateway']}/health"):
         yield url
 
 
@@ -168,6 +180,73 @@ def bench_webhooks() -> dict[str, Any]:
         }
 
 
+def _hook(message_id: str, chat_id: str) -> dict[str, Any]:
+    """A v3 text webhook as Avito posts it."""
+    value = {"id": message_id, "chat_id": chat_id, "user_id": USER, "author_id": 424242, "created": 1_700_000_000,
+             "type": "text", "chat_type": "u2i", "content": {"text": f"ingest {message_id}"}}
+    return {"id": f"hook-{message_id}", "version": "v3.0.0", "timestamp": 1_700_000_000,
+            "payload": {"type": "message", "value": value}}
+
+
+def _ingest(urls: list[str], chats: list[str], tag: str, total: int = 3000, concurrency: int = 16) -> dict[str, Any]:
+    """``total`` webhooks straight to the replicas' secret path at once, ``concurrency`` connections split over
+    them; every message a new one (nothing is deduplicated away)."""
+    shares = [concurrency // len(urls) + (1 if n < concurrency % len(urls) else 0) for n in range(len(urls))]
+    outcomes: list[Result] = []
+
+    def run(n: int) -> None:
+        outcomes.append(load(f"ingest {tag} replica {n}", "POST", f"{urls[n]}/webhook/avito/{WEBHOOK_SECRET}",
+                             concurrency=shares[n], requests=total // len(urls), seconds=60, warmup=5,
+                             body=lambda k: _hook(f"{tag}-{n}-{k}", chats[k % len(chats)])))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(urls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    answers = sorted(ms for r in outcomes for ms in r.latencies_ms)
+    requests, seconds = sum(r.requests for r in outcomes), max(r.seconds for r in outcomes)
+    return {"replicas": len(urls), "concurrency": concurrency, "requests": requests,
+            "errors": sum(r.errors for r in outcomes), "rps": round(requests / seconds, 1),
+            "p50_ms": round(percentile(answers, 50), 3), "p99_ms": round(percentile(answers, 99), 3)}
+
+
+def bench_replicas() -> dict[str, Any]:
+    """Webhook ingest: 1 gateway on SQLite, then 1 and 3 replicas sharing one Postgres (a fresh database each)."""
+    from avito_harness.postgres import PostgresError, PostgresServer
+
+    out: dict[str, Any] = {}
+    with full_stack() as url:  # its gateway (SQLite) is the first figure; the fakes serve the replicas too
+        chats = [c["id"] for c in httpx.get(f"{url['avito']}/_sim/accounts/{USER}").json()["chats"]]
+        out["sqlite_1"] = _ingest([url["gateway"]], chats, "sqlite")
+        try:
+            server = PostgresServer().start()
+        except PostgresError as exc:
+            out["postgres"] = f"not measured: {exc}"
+            return out
+        try:
+            for count in (1, 3):
+                database = f"bench_{count}"
+                with psycopg.connect(server.url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as db:
+                    db.execute(f'CREATE DATABASE "{database}"')
+                with replica_set(url, server.url.rsplit("/", 1)[0] + f"/{database}", count) as urls:
+                    out[f"postgres_{count}"] = _ingest(urls, chats, f"pg{count}")
+        finally:
+            server.stop()
+    return out
+
+
+@contextmanager
+def replica_set(url: dict[str, str], database_url: str, count: int) -> Iterator[list[str]]:
+    ports = [free_port() for _ in range(count)]
+    with contextlib.ExitStack() as stack:
+        for n, port in enumerate(ports):
+            stack.enter_context(process([str(BIN / "avito-gateway")], {
+                **gateway_env(url, port), "DATABASE_URL": database_url, "REPLICA_ID": f"bench-{n}",
+            }, f"http://127.0.0.1:{port}/health"))
+        yield [f"http://127.0.0.1:{port}" for port in ports]
+
+
 def bench_starts() -> dict[str, float]:
     port = free_port()
     with fake("avito", port) as cold:
@@ -191,13 +270,15 @@ def bench_starts() -> dict[str, float]:
 def main() -> int:
     results: list[dict[str, Any]] = []
     console.print(f"machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}")
-    console.print("1/4 fake Avito ...")
+    console.print("1/5 fake Avito ...")
     bench_fake_avito(results)
-    console.print("2/4 gateway send vs direct ...")
+    console.print("2/5 gateway send vs direct ...")
     overhead = bench_gateway_send(results)
-    console.print("3/4 webhook ingest ...")
+    console.print("3/5 webhook ingest ...")
     webhooks = bench_webhooks()
-    console.print("4/4 cold start and acceptance run ...")
+    console.print("4/5 webhook ingest: SQLite, 1 and 3 replicas on Postgres ...")
+    replicas = bench_replicas()
+    console.print("5/5 cold start and acceptance run ...")
     starts = bench_starts()
     table = Table(title="avito-harness bench (loopback, load from this process)")
     for column in ("name", "c", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"):
@@ -215,10 +296,20 @@ def main() -> int:
     }
     for name, value in {**overhead, **webhooks, **starts}.items():
         console.print(f"  {name}: {value}")
+    ingest = Table(title="webhook ingest (3000 new messages straight to the gateways, 16 connections in all)")
+    for column in ("store", "replicas", "requests", "errors", "req/s", "p50 ms", "p99 ms"):
+        ingest.add_column(column, justify="left" if column == "store" else "right")
+    for key, row in replicas.items():
+        if isinstance(row, dict):
+            ingest.add_row(key.split("_")[0], str(row["replicas"]), str(row["requests"]), str(row["errors"]),
+                           f"{row['rps']:.0f}", f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}")
+        else:
+            console.print(f"  {key}: {row}")
+    console.print(ingest)
     for name, (value, met) in targets.items():
         console.print(f"  {'[green]met[/green]' if met else '[red]missed[/red]'}  {name}: {value}")
     out = {"cores": os.cpu_count(), "python": platform.python_version(), "results": results, "gateway": overhead,
-           "webhooks": webhooks, "starts": starts, "targets": {k: {"value": v, "met": m} for k, (v, m) in targets.items()}}
+           "webhooks": webhooks, "ingest": replicas, "starts": starts, "targets": {k: {"value": v, "met": m} for k, (v, m) in targets.items()}}
     path = ROOT / "bench" / "results" / "latest.json"
     path.write_text(json.dumps(out, indent=1), encoding="utf-8")
     console.print(f"written: {path}")

@@ -79,12 +79,16 @@ class Forwarder:
         #: Failed forwards in a row (any item); /health reads it.
         self.failures_in_a_row = 0
         self.last_error: str | None = None
+        self._stopping = False
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="gateway-outbox")
 
     async def stop(self) -> None:
+        self._stopping = True  # the loop ends even if a cancellation is lost (below)
+        self.wake.set()
         tasks = [t for t in (self._task, *self._in_flight.values()) if t is not None]
         for task in tasks:
             task.cancel()
@@ -100,14 +104,17 @@ class Forwarder:
             pass
 
     async def _loop(self) -> None:
-        while True:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives just as the wake-up
+        # does (the loop ran on, and a SIGTERM never ended the process)
+        while not self._stopping:
             self.wake.clear()
             try:
                 self._dispatch()
             except Exception as exc:  # never let one pass end forwarding for good
                 log.warning("outbox pass failed: %s", safe(repr(exc)))
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout=self.settings.outbox_poll_interval)
+                async with asyncio.timeout(self.settings.outbox_poll_interval):
+                    await self.wake.wait()
             except TimeoutError:
                 pass
 

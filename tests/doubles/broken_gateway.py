@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -387,6 +388,9 @@ def build(name: str, port: int) -> Any:
         avito_gateway.app.SlidingWindowLimiter = NeverRefuses if name == "limiter_off" else WindowRestartsOnEveryRequest  # type: ignore[misc]
     if name == "open_without_key":
         avito_gateway.settings.REQUIRED = ("AVITO_CLIENT_ID", "AVITO_CLIENT_SECRET")  # type: ignore[misc]
+        accounts = avito_gateway.app.load_accounts  # the account gets a key nobody knows; /api asks for none
+        avito_gateway.app.load_accounts = lambda s: accounts(  # type: ignore[attr-defined]
+            s.model_copy(update={"api_key": s.api_key or secrets.token_hex(16)}))
     app: Any = create_app(load_settings(server_port=port), avito_transport=avito, n8n_transport=n8n)
     wrappers: dict[str, Callable[[Any], Any]] = {
         "probe_400": probe_400, "bad_json_500": bad_json_500, "token_preview": token_preview,

@@ -324,3 +324,33 @@ def test_a_redelivered_message_never_makes_a_second_appeal_message_or_answer(gat
     assert len(sim.n8n.history()) == 1
     answers = [m for m in sim.avito.chat(USER, chat)["messages"] if m["direction"] == "out"]
     assert len(answers) == len(ours_before) + 1, "the customer got the answer twice"
+
+
+# --- stopping -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("turns", range(4))
+def test_a_stop_that_lands_as_the_forwarder_wakes_still_stops_it(tmp_path: Path, turns: int) -> None:
+    """SIGTERM arriving on the same loop turn as a wake-up (a message just stored, a delivery just finished): on
+    Python 3.11 ``asyncio.wait_for`` dropped that cancel and the gateway never exited. Every turn offset is tried."""
+    import asyncio
+
+    from avito_gateway.clock import SystemClock
+    from avito_gateway.outbox import Forwarder
+    from avito_gateway.settings import GatewaySettings
+    from avito_gateway.store import SqliteStore
+
+    settings = GatewaySettings(_env_file=None, api_key="k", avito_client_id="i", avito_client_secret="s",  # type: ignore[call-arg]
+                               data_dir=str(tmp_path), outbox_poll_interval=30)
+
+    async def stop_on_wake() -> bool:
+        forwarder = Forwarder(settings, SqliteStore(tmp_path / "gateway.db"), SystemClock(), lambda _: None, owner="t")
+        forwarder.start()
+        await asyncio.sleep(0.05)  # waiting for work
+        forwarder.wake.set()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        stopping = asyncio.ensure_future(forwarder.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=2)
+        return bool(done)
+
+    assert asyncio.run(stop_on_wake()), "the forwarder kept running after stop()"

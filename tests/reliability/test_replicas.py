@@ -122,6 +122,44 @@ def test_2000_webhooks_three_copies_each_one_replica_killed(sim: Stack, postgres
           f"claim(s), recovered in {recovered:.2f} s (lease 3 s); CRM rows 2000, each once")
 
 
+def test_a_replica_stopped_with_sigterm_exits_at_once_and_hands_its_claims_over(sim: Stack, postgres_url: str,
+                                                                               tmp_path: Path) -> None:
+    """A rolling deploy: SIGTERM while n8n is slow and the replica holds claims. It exits within seconds and
+    gives its claims back, so the other replica delivers them long before the lease (60 s) would have."""
+    chat_ids = chats(sim, USER, 6)
+    sim.n8n.add_fault(route="POST /webhook/avito", effect="delay", delay=0.3, times=None, required=False)
+    held = "SELECT COUNT(*) FROM avito_gateway.outbox WHERE claimed_by = 'replica-1' AND status = 'pending'"
+    with replicas(sim, postgres_url, tmp_path, count=2, OUTBOX_LEASE_SECONDS="60") as procs:
+        for k in range(10):
+            for chat in chat_ids:
+                body = webhook(f"t-{chat[-6:]}-{k}", chat, f"перед выкладкой {k}")
+                assert httpx.post(f"{procs[0].url}/webhook/avito/{SECRET}", json=body).status_code == 200
+        for _ in range(100):
+            if sql(postgres_url, held)[0][0] > 0:
+                break
+            pause.wait(0.02)
+        holding = sql(postgres_url, held)[0][0]
+        assert procs[0].proc is not None
+        stopped_at = time.monotonic()
+        procs[0].proc.terminate()
+        exit_code = procs[0].proc.wait(10)
+        exit_seconds = time.monotonic() - stopped_at
+        left_held = sql(postgres_url, held)[0][0]
+        received = sim.n8n.wait_for(60, timeout=30, path="avito")
+        waiting = "SELECT COUNT(*) FROM avito_gateway.outbox WHERE status <> 'delivered'"
+        while sql(postgres_url, waiting)[0][0] and time.monotonic() - stopped_at < 30:
+            pause.wait(0.05)  # n8n records a call when it arrives: done means marked delivered by replica-2
+        all_in = time.monotonic() - stopped_at
+        assert sql(postgres_url, waiting)[0][0] == 0
+    assert holding > 0, "replica-1 held no claim when it was stopped: the stop proved nothing"
+    assert exit_code in (0, -15) and exit_seconds < 5, f"replica-1 took {exit_seconds:.1f} s to exit"
+    assert left_held == 0  # handed over on the way out, not left for the lease
+    assert len({r["body"]["meta"]["external_message_id"] for r in received}) == 60
+    assert all_in < 30 < 60
+    print(f"\nreplicas: SIGTERM with {holding} claim(s) held: exited in {exit_seconds:.2f} s, claims handed over, "
+          f"all 60 at n8n {all_in:.1f} s after the stop (lease 60 s)")
+
+
 def test_300_idempotent_sends_each_raced_on_two_replicas_post_once(sim: Stack, postgres_url: str,
                                                                     tmp_path: Path) -> None:
     chat = chats(sim, USER, 1)[0]

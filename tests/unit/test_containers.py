@@ -21,15 +21,25 @@ SERVICES = compose_services(ROOT / COMPOSE_FILE)
 
 
 REAL_N8N = {"postgres", "n8n-real"}  # profile real-n8n
+REPLICAS = {"postgres", "gateway-1", "gateway-2", "gateway-3", "gateway-lb"}  # profile replicas
+
+
+def _env_file(name: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in (ROOT / name).read_text().splitlines()
+                if line and not line.startswith("#"))
 
 
 def test_compose_file_has_the_whole_stack_and_a_one_shot_acceptance_run() -> None:
-    assert set(SERVICES) == {"avito", "n8n", "stt", "gateway", "acceptance"} | REAL_N8N
-    assert all(SERVICES[name].get("profiles") == ["real-n8n"] for name in REAL_N8N)
-    assert not any(SERVICES[name].get("profiles") for name in set(SERVICES) - REAL_N8N)
+    assert set(SERVICES) == {"avito", "n8n", "stt", "gateway", "acceptance"} | REAL_N8N | REPLICAS
+    for name in REAL_N8N | REPLICAS:
+        assert set(SERVICES[name]["profiles"]) == {p for p, group in (("real-n8n", REAL_N8N), ("replicas", REPLICAS))
+                                                   if name in group}
+    assert not any(SERVICES[name].get("profiles") for name in set(SERVICES) - REAL_N8N - REPLICAS)
     acceptance = SERVICES["acceptance"]
-    assert {s for s, c in acceptance["depends_on"].items() if c["condition"] == "service_healthy"} == {
-        "avito", "n8n", "stt", "gateway"}
+    required = {s for s, c in acceptance["depends_on"].items() if c["condition"] == "service_healthy"
+                and c.get("required", True)}
+    assert required == {"avito", "n8n", "stt", "gateway"}
+    assert acceptance["depends_on"]["gateway-lb"] == {"condition": "service_healthy", "required": False}
     assert "ports" not in acceptance  # nothing to publish: it runs and exits
     for name in ("avito", "n8n", "stt", "gateway"):
         assert SERVICES[name]["healthcheck"]["test"][0] == "CMD"
@@ -46,14 +56,55 @@ def test_the_real_n8n_profile_pins_its_images_and_imports_our_workflows() -> Non
     assert script.index("import:credentials") < script.index("import:workflow") < script.index("publish:workflow") \
         < script.index("n8n start")
     assert SERVICES["n8n-real"]["environment"]["N8N_RUNNERS_BROKER_PORT"] != "5678"
-    env_file = dict(line.split("=", 1) for line in (ROOT / "docker-compose.real-n8n.env").read_text().splitlines()
-                    if line and not line.startswith("#"))
+    env_file = _env_file("docker-compose.real-n8n.env")
     assert env_file["COMPOSE_PROFILES"] == "real-n8n"
     tap = compose_services(ROOT / COMPOSE_FILE, env_file)["n8n"]["environment"]
     settings = SimSettings.from_env({k: str(v) for k, v in tap.items()})
     assert settings.n8n_upstream == "http://n8n-real:5678" and settings.crm_url and "@postgres:5432/" in settings.crm_url
     credentials = yaml.safe_load(ROOT.joinpath(COMPOSE_FILE).read_text())["configs"]["n8n-credentials"]["content"]
     assert {(c["id"], c["name"]) for c in json.loads(credentials)} == set(CREDENTIALS.values())
+
+
+def test_the_replicas_profile_runs_three_gateways_on_one_postgres_behind_nginx() -> None:
+    """Every replica is the gateway service plus a shared store: the same Postgres (with the credentials the
+    postgres service creates), the same webhook secret, its own REPLICA_ID; nginx balances over exactly them."""
+    replicas = [SERVICES[f"gateway-{n}"] for n in (1, 2, 3)]
+    known = {name.upper() for name in GatewaySettings.model_fields}
+    pg = SERVICES["postgres"]["environment"]
+    expected_url = f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
+    for n, replica in enumerate(replicas, 1):
+        env = {k: str(v) for k, v in replica["environment"].items()}
+        assert set(env) <= known, f"unknown to the gateway: {set(env) - known}"
+        assert {k: v for k, v in env.items() if k not in {"DATABASE_URL", "REPLICA_ID", "WEBHOOK_SECRET",
+                "PUBLIC_WEBHOOK_URL"}} == {k: str(v) for k, v in SERVICES["gateway"]["environment"].items()}
+        settings = GatewaySettings(**{k.lower(): v for k, v in env.items()})  # valid as a whole, DATABASE_URL too
+        assert settings.database_url == expected_url and settings.replica_id == f"gateway-{n}"
+        assert env["PUBLIC_WEBHOOK_URL"] == "http://gateway-lb:8765/webhook/avito"
+        assert replica["depends_on"]["postgres"] == {"condition": "service_healthy"}
+        assert replica["ports"] == [] and replica["command"] == ["avito-gateway"]  # reached only through nginx
+    assert len({r["environment"]["WEBHOOK_SECRET"] for r in replicas}) == 1  # Avito's deliveries fit any replica
+    assert len({r["environment"]["REPLICA_ID"] for r in replicas}) == 3
+
+    lb = SERVICES["gateway-lb"]
+    assert re.fullmatch(r"nginx:\d+\.\d+\.\d+-alpine", lb["image"])
+    assert set(lb["depends_on"]) == {"gateway-1", "gateway-2", "gateway-3"}
+    config = yaml.safe_load(ROOT.joinpath(COMPOSE_FILE).read_text())["configs"]["gateway-lb"]["content"]
+    upstream = re.findall(r"server (gateway-\d):(\d+)", config)
+    assert upstream == [(f"gateway-{n}", "8765") for n in (1, 2, 3)]
+    assert re.search(r"listen (\d+);", config).group(1) == lb["ports"][0].rsplit(":", 1)[1] == "8765"  # type: ignore[union-attr]
+    assert "non_idempotent" not in config  # a send that reached one replica is never posted again by another
+    # compose interpolates $name in configs: nginx's variables must be written $$name
+    assert not re.search(r"(?<!\$)\$(?!\$)\w", config), "an nginx $variable compose would replace"
+
+
+def test_the_replicas_env_file_points_the_run_and_n8n_at_the_balancer() -> None:
+    env_file = _env_file("docker-compose.replicas.env")
+    assert env_file["COMPOSE_PROFILES"] == "replicas"
+    services = compose_services(ROOT / COMPOSE_FILE, env_file)
+    assert "--gateway-url http://gateway-lb:8765" in " ".join(services["acceptance"]["command"])
+    assert services["n8n"]["environment"]["SIM_GATEWAY_URL"] == "http://gateway-lb:8765"
+    assert "gateway-lb" in services["avito"]["environment"]["SIM_WEBHOOK_ALLOWED_HOSTS"].split(",")
+    _parser().parse_args(services["acceptance"]["command"][1:])
 
 
 @pytest.mark.parametrize("name", ["avito", "n8n", "stt", "acceptance"])

@@ -55,6 +55,8 @@ def test_a_secret_may_come_from_the_environment(tmp_path: Path, monkeypatch: pyt
     ([SHOP, {**SHOP, "name": "south", "user_id": 3, "client_id": "s"}], {}, "an API key is given to two accounts"),
     ([SHOP, {**SHOP, "name": "south", "api_keys": ["south"]}], {}, "user_id 200000002 is given to two accounts"),
     ([SHOP, {**SHOP, "api_keys": ["south"], "user_id": 3}], {}, "account name 'north' is used twice"),
+    ([SHOP], {"avito_client_id": "i", "avito_client_secret": "s", "avito_user_id": 1},
+     "API_KEY is not set"),
     ([{**SHOP, "client_secrett": "typo"}], {}, "client_secrett: Extra inputs are not permitted"),
     ([{**SHOP, "api_keys": []}], {}, "api_keys is required"),
     ([{**SHOP, "api_keys": [" padded "]}], {}, "surrounding spaces"),
