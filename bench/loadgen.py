@@ -83,12 +83,14 @@ async def _worker(host: str, port: int, make: Callable[[int], bytes], deadline: 
 
 
 def load(name: str, method: str, url: str, *, concurrency: int, requests: int = 3000, seconds: float = 10.0,
-         headers: dict[str, str] | None = None, body: Callable[[int], object] | None = None, warmup: int = 20) -> Result:
-    """``requests`` calls (at most ``seconds``) from ``concurrency`` keep-alive connections."""
+         headers: dict[str, str] | None = None, body: Callable[[int], object] | None = None, warmup: int = 20,
+         raw: bytes | None = None) -> Result:
+    """``requests`` calls (at most ``seconds``) from ``concurrency`` keep-alive connections; each body is
+    ``body(n)`` as JSON, or ``raw`` as it is."""
     base_headers = {"Content-Type": "application/json", **(headers or {})}
 
     def make(n: int) -> bytes:
-        payload = json.dumps(body(n), ensure_ascii=False).encode() if body else b""
+        payload = raw if raw is not None else json.dumps(body(n), ensure_ascii=False).encode() if body else b""
         return _request(method, url, base_headers, payload)[2]
 
     host, port, _ = _request(method, url, base_headers, b"")

@@ -201,11 +201,13 @@ def _embedded_app(stack: Any, api_key: str, data_dir: Path) -> Any:
     if not found:
         pytest.fail(f"no embedded gateway is installed (entry point {EMBEDDED_GROUP}/ours): use --avito-gateway-cmd")
     factory = found[0]
+    # connection_timeout: the one scenario that waits it out stays short, and a loaded CI machine answering in
+    # half a second is not mistaken for Avito hanging
     settings = {
         "api_key": api_key, "avito_client_id": stack.settings.avito_client_id,
         "avito_client_secret": stack.settings.avito_client_secret, "avito_user_id": USER,
         "avito_api_base_url": stack.urls["avito"], "n8n_webhook_url": f"{stack.urls['n8n']}/webhook/avito",
-        "data_dir": data_dir, "connection_timeout": 0.5, "max_retries": 1, "retry_min_wait": 1, "retry_max_wait": 4,
+        "data_dir": data_dir, "connection_timeout": 2, "max_retries": 1, "retry_min_wait": 1, "retry_max_wait": 4,
         "outbox_poll_interval": 0.01,
     }
     return factory.load()(settings, stack.clock)

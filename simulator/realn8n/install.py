@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["N8N_VERSION", "InstallError", "N8nInstall", "cache_dir", "node_version", "package_manifest"]
+__all__ = ["N8N_VERSION", "InstallError", "N8nInstall", "NpmInstall", "cache_dir", "node_version", "package_manifest"]
 
 N8N_VERSION = "2.8.4"
 MIN_NODE = (20, 19)  # n8n 2.8.4's engines: node >=20.19 <=24.x
@@ -35,8 +35,7 @@ def cache_dir() -> Path:
 
 
 def package_manifest(version: str = N8N_VERSION) -> dict[str, object]:
-    return {"name": "avito-harness-n8n", "private": True, "description": "n8n for avito-harness (generated)",
-            "dependencies": {"n8n": version}, "overrides": {"xlsx": "0.18.5"}}
+    return N8nInstall(Path(), version=version).manifest()
 
 
 def node_version() -> tuple[int, int] | None:
@@ -49,21 +48,34 @@ def node_version() -> tuple[int, int] | None:
 
 
 @dataclass(frozen=True)
-class N8nInstall:
-    root: Path
-    version: str = N8N_VERSION
+class NpmInstall:
+    """One pinned npm package in a directory of its own (under the user cache), installed once."""
 
-    @classmethod
-    def default(cls) -> N8nInstall:
-        return cls(cache_dir() / f"n8n-{N8N_VERSION}")
+    root: Path
+    package: str
+    version: str
+    min_node: tuple[int, int] = (18, 0)
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    def manifest(self) -> dict[str, object]:
+        manifest: dict[str, object] = {"name": f"avito-harness-{self.package}", "private": True,
+                                       "description": f"{self.package} for avito-harness (generated)",
+                                       "dependencies": {self.package: self.version}}
+        if self.overrides:
+            manifest["overrides"] = dict(self.overrides)
+        return manifest
 
     @property
-    def executable(self) -> Path:
-        return self.root / "node_modules" / ".bin" / "n8n"
+    def package_dir(self) -> Path:
+        return self.root / "node_modules" / self.package
+
+    def _complete(self) -> bool:
+        """What else must be there for the install to count (the package's program)."""
+        return True
 
     def installed_version(self) -> str | None:
-        manifest = self.root / "node_modules" / "n8n" / "package.json"
-        if not (manifest.is_file() and self.executable.exists()):
+        manifest = self.package_dir / "package.json"
+        if not (manifest.is_file() and self._complete()):
             return None
         return str(json.loads(manifest.read_text(encoding="utf-8")).get("version"))
 
@@ -72,14 +84,15 @@ class N8nInstall:
         if self.installed_version() == self.version:
             return False
         node = node_version()
-        if node is None or node < MIN_NODE:
+        if node is None or node < self.min_node:
             have = "no node on PATH" if node is None else f"node {node[0]}.{node[1]}"
-            raise InstallError(f"n8n {self.version} needs Node.js >= {MIN_NODE[0]}.{MIN_NODE[1]} ({have})")
+            raise InstallError(f"{self.package} {self.version} needs Node.js >= {self.min_node[0]}.{self.min_node[1]} "
+                               f"({have})")
         npm = shutil.which("npm")
         if npm is None:
             raise InstallError("npm is not on PATH (it comes with Node.js)")
         self._make_root()
-        (self.root / "package.json").write_text(json.dumps(package_manifest(self.version), indent=1), encoding="utf-8")
+        (self.root / "package.json").write_text(json.dumps(self.manifest(), indent=1), encoding="utf-8")
         log_path = log or self.root / "install.log"
         with log_path.open("w", encoding="utf-8") as out:
             done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--omit=dev", "--loglevel=error"],
@@ -97,3 +110,22 @@ class N8nInstall:
             raise InstallError(f"{self.root} is in the way: it is not a directory (remove it, or set "
                                "AVITO_HARNESS_CACHE to another place)")
         self.root.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class N8nInstall(NpmInstall):
+    package: str = "n8n"
+    version: str = N8N_VERSION
+    min_node: tuple[int, int] = MIN_NODE
+    overrides: tuple[tuple[str, str], ...] = (("xlsx", "0.18.5"),)
+
+    @classmethod
+    def default(cls) -> N8nInstall:
+        return cls(cache_dir() / f"n8n-{N8N_VERSION}")
+
+    @property
+    def executable(self) -> Path:
+        return self.root / "node_modules" / ".bin" / "n8n"
+
+    def _complete(self) -> bool:
+        return self.executable.exists()
