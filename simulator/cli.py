@@ -15,26 +15,21 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
-from avito_harness.avito.app import create_app as create_avito_app
-from avito_harness.demo.app import create_app as create_demo_app
-from avito_harness.demo.script import play
-from avito_harness.gateway_process import GatewayProcess, GatewayProcessError, free_port
-from avito_harness.n8n.app import create_app as create_n8n_app
-from avito_harness.postgres import PostgresError
-from avito_harness.realn8n.mapping import MappingError
-from avito_harness.realn8n.pipeline import start_behind
-from avito_harness.realn8n.server import N8nServerError
-from avito_harness.scenario import read_scenario
-from avito_harness.serve import ServedApp, ServeError, serve_in_thread
 from avito_harness.settings import SettingsError, SimSettings
-from avito_harness.stack import Stack, StackError, make_clock
-from avito_harness.stt.app import create_app as create_stt_app
+
+if TYPE_CHECKING:
+    from avito_harness.gateway_process import GatewayProcess
+    from avito_harness.serve import ServedApp
+    from avito_harness.stack import Stack
+
+# Each command imports what it runs: `serve avito` (a container's process) starts without loading the other
+# fakes, the demo, the real-n8n pipeline or Postgres drivers.
 
 __all__ = ["main"]
 
@@ -218,10 +213,11 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     except SettingsError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    clock = make_clock(settings)
-    factories: dict[str, Callable[..., Any]] = {"avito": create_avito_app, "n8n": create_n8n_app,
-                                                "stt": create_stt_app}
-    app = factories[args.service](settings, clock=clock)
+    from avito_harness.clock import clock_from
+    from avito_harness.serve import ServeError, serve_in_thread
+
+    clock = clock_from(settings.clock, settings.clock_start)
+    app = _factory(args.service)(settings, clock=clock)
     port = getattr(settings, f"{args.service}_port")
     stop = _stop_on_signals()
     try:
@@ -237,7 +233,21 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _factory(service: str) -> Callable[..., Any]:
+    if service == "avito":
+        from avito_harness.avito.app import create_app as create_avito_app
+        return create_avito_app
+    if service == "n8n":
+        from avito_harness.n8n.app import create_app as create_n8n_app
+        return create_n8n_app
+    from avito_harness.stt.app import create_app as create_stt_app
+    return create_stt_app
+
+
 def _serve_demo(stack: Stack, gateway_url: str | None, host: str, port: int) -> ServedApp:
+    from avito_harness.demo.app import create_app as create_demo_app
+    from avito_harness.serve import serve_in_thread
+
     app = create_demo_app(stack.urls["avito"], stack.urls["n8n"], user_id=stack.settings.avito_user_id,
                           gateway_url=gateway_url)
     return serve_in_thread(app, name="demo", host=host, port=port)
@@ -245,6 +255,11 @@ def _serve_demo(stack: Stack, gateway_url: str | None, host: str, port: int) -> 
 
 def run_demo(args: argparse.Namespace, console: Console) -> int:
     """The stack with our gateway, a short batching window, the page, and the scripted conversation."""
+    from avito_harness.demo.script import play
+    from avito_harness.gateway_process import GatewayProcessError
+    from avito_harness.serve import ServeError
+    from avito_harness.stack import Stack, StackError
+
     settings = SimSettings.from_env(os.environ, avito_port=0, n8n_port=0, stt_port=0, batch_window=args.batch_window,
                                     n8n_mode="flows")
     stop = _stop_on_signals()
@@ -277,6 +292,8 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
 def _start_gateway(stack: Stack, api_key: str, port: int) -> GatewayProcess:
     """Our gateway as a separate process (port 0: a free one), wired to the fakes and subscribed to the fake
     Avito's webhooks."""
+    from avito_harness.gateway_process import GatewayProcess, free_port
+
     s = stack.settings
     gateway = GatewayProcess(
         avito_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
@@ -289,6 +306,15 @@ def _start_gateway(stack: Stack, api_key: str, port: int) -> GatewayProcess:
 
 
 def run_sim(args: argparse.Namespace, console: Console) -> int:
+    from avito_harness.gateway_process import GatewayProcessError
+    from avito_harness.postgres import PostgresError
+    from avito_harness.realn8n.mapping import MappingError
+    from avito_harness.realn8n.pipeline import start_behind
+    from avito_harness.realn8n.server import N8nServerError
+    from avito_harness.scenario import read_scenario
+    from avito_harness.serve import ServeError
+    from avito_harness.stack import Stack, StackError
+
     try:
         settings = _settings(args)
         scenario = read_scenario(args.scenario) if args.scenario else None

@@ -223,3 +223,13 @@ def SystemClock() -> Clock:  # noqa: N802 - reads like the class it stands for
 def FakeClock(start: float = DEFAULT_START) -> Clock:  # noqa: N802
     """A frozen clock for tests: time moves only with advance()."""
     return Clock(frozen_at=start)
+
+
+def clock_from(mode: str, start: float | None) -> Clock:
+    """The clock ``SIM_CLOCK`` names: ``frozen`` (virtual, moved by the harness) or the system's, optionally set."""
+    if mode == "frozen":
+        return FakeClock(start or DEFAULT_START)
+    clock = SystemClock()
+    if start is not None:
+        clock.set_time(start)
+    return clock

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from avito_harness.avito.app import create_app as create_avito_app
 from avito_harness.client import AvitoSim, N8nSim, SttSim
-from avito_harness.clock import DEFAULT_START, Clock, FakeClock, SystemClock
+from avito_harness.clock import Clock, clock_from
 from avito_harness.control import ControlHooks
 from avito_harness.n8n.app import create_app as create_n8n_app
 from avito_harness.n8n.crm_postgres import PostgresCrm
@@ -33,12 +33,7 @@ class StackError(RuntimeError):
 
 
 def make_clock(settings: SimSettings) -> Clock:
-    if settings.clock == "frozen":
-        return FakeClock(settings.clock_start or DEFAULT_START)
-    clock = SystemClock()
-    if settings.clock_start is not None:
-        clock.set_time(settings.clock_start)
-    return clock
+    return clock_from(settings.clock, settings.clock_start)
 
 
 class Stack:
