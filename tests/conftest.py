@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import jsonschema
@@ -62,16 +63,12 @@ settings.register_profile("dev", max_examples=25, deadline=None, suppress_health
 # CI explores the same examples on every run (a red build is reproducible); local runs explore new ones
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci" if __import__("os").environ.get("CI") else "dev")
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def installed_n8n() -> Any:
     """The pinned n8n from the cache (``make test`` installs it when Node.js >= 20.19 is here), else skip saying why.
     Under CI=true with a usable Node.js, a missing n8n is a broken pipeline: the test fails instead."""
-    import os
-
-    import pytest
-
     from avito_harness.realn8n.install import MIN_NODE, N8nInstall, node_version
 
     install = N8nInstall.default()
@@ -80,7 +77,11 @@ def installed_n8n() -> Any:
     node = node_version()
     if node is None or node < MIN_NODE:
         pytest.skip(f"real n8n needs Node.js >= {MIN_NODE[0]}.{MIN_NODE[1]} (here: {node or 'none'})")
-    reason = f"n8n {install.version} is not in {install.root}: `avito-harness n8n install` (make test does)"
+    missing(f"n8n {install.version} is not in {install.root}: `avito-harness n8n install` (make test does)")
+
+
+def missing(reason: str) -> NoReturn:
+    """A real part (n8n, Postgres) is not here: skipped on a laptop; under CI, which installs it, a failure."""
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
@@ -92,14 +93,10 @@ POSTGRES_MISSING = "no PostgreSQL server binaries here: apt-get install postgres
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
     """One real PostgreSQL server per test process (xdist worker), started by the project itself."""
-    import os
-
     from avito_harness.postgres import PostgresServer, find_binaries
 
     if find_binaries() is None:
-        if os.environ.get("CI") == "true":  # CI installs it: missing there is a broken pipeline, not a skip
-            pytest.fail(POSTGRES_MISSING)
-        pytest.skip(POSTGRES_MISSING)
+        missing(POSTGRES_MISSING)
     with PostgresServer() as server:
         yield server
 
