@@ -1,0 +1,96 @@
+"""Outbox claims under any interleaving of two replicas: claiming, delivering, failing, dying (no release) and
+time passing. Whatever happens, a claim hands out only the oldest pending item of its chat, never one another
+replica holds under a live lease, and once everyone works again every item is delivered, in per-chat order."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from avito_gateway.store import OutboxItem, SqliteStore
+
+USER = 100000001
+LEASE = 10.0
+OWNERS = ("replica-a", "replica-b")
+
+operations = st.lists(st.one_of(
+    st.tuples(st.just("claim"), st.sampled_from(OWNERS), st.integers(1, 4)),
+    st.tuples(st.just("deliver"), st.sampled_from(OWNERS), st.integers(0, 3)),
+    st.tuples(st.just("fail"), st.sampled_from(OWNERS), st.integers(0, 3)),
+    st.tuples(st.just("release"), st.sampled_from(OWNERS), st.just(0)),  # a clean stop
+    st.tuples(st.just("die"), st.sampled_from(OWNERS), st.just(0)),  # SIGKILL: its claims stay until the lease
+    st.tuples(st.just("wait"), st.just(""), st.integers(1, 15)),
+), max_size=40)
+chats = st.lists(st.sampled_from(["chat-1", "chat-2", "chat-3"]), min_size=1, max_size=12)
+
+
+def _check_claim(before: list[OutboxItem], got: list[OutboxItem], owner: str, now: float) -> None:
+    pending = [i for i in before if i.status == "pending"]
+    for item in got:
+        earlier = [i.id for i in pending if i.chat_id == item.chat_id and i.id < item.id]
+        assert not earlier, f"{owner} got item {item.id} while {earlier} of its chat still wait"
+        was = next(i for i in before if i.id == item.id)
+        held_by_other = was.claimed_by not in (None, owner) and (was.claimed_until or 0) > now
+        assert not held_by_other, f"{owner} got item {item.id}, held by {was.claimed_by} until {was.claimed_until}"
+        assert item.next_attempt_at <= now  # not before its retry is due
+    assert len({i.chat_id for i in got}) == len(got)  # one item per chat at a time
+
+
+@settings(max_examples=150, deadline=None)
+@given(chat_of=chats, ops=operations)
+def test_claims_keep_order_and_never_share_a_live_item(chat_of: list[str], ops: list[tuple[str, str, int]]) -> None:
+    store = SqliteStore(Path(tempfile.mkdtemp(prefix="claims-")) / "gateway.db")
+    now = 1_000.0
+    for n, chat in enumerate(chat_of):
+        store.record_inbound(account=USER, message_id=f"m{n}", chat_id=chat, author_id=7, kind="customer",
+                             raw={"payload": {"value": {"id": f"m{n}"}}}, now=now, forward=True)
+    held: dict[str, list[OutboxItem]] = {owner: [] for owner in OWNERS}
+    first_delivery: dict[str, list[int]] = {}
+
+    def deliver(item: OutboxItem) -> None:
+        store.delivered(item.id, now)
+        order = first_delivery.setdefault(item.chat_id, [])
+        if item.id not in order:
+            order.append(item.id)
+
+    def everything() -> list[OutboxItem]:
+        return store.outbox(limit=1000)
+
+    for op, owner, arg in ops:
+        if op == "claim":
+            before = everything()
+            got = store.claim(now, arg, owner, LEASE)
+            _check_claim(before, got, owner, now)
+            held[owner] += got
+        elif op in ("deliver", "fail") and held[owner]:
+            item = held[owner].pop(arg % len(held[owner]))
+            if op == "deliver":
+                deliver(item)
+            else:
+                store.failed(item.id, "n8n answered 500", now + 5, dead=False)
+        elif op == "release":
+            store.release_claims(owner)
+            held[owner] = []
+        elif op == "die":
+            held[owner] = []
+        elif op == "wait":
+            now += arg
+
+    # everyone works again: whatever was claimed by the dead comes back after the lease
+    for _ in range(len(chat_of) * 4 + 4):
+        now += LEASE
+        for owner in OWNERS:
+            before = everything()
+            got = store.claim(now, 10, owner, LEASE)
+            _check_claim(before, got, owner, now)
+            for item in got:
+                deliver(item)
+    final: list[Any] = everything()
+    assert all(i.status == "delivered" for i in final), [(i.id, i.status) for i in final]
+    for chat, order in first_delivery.items():
+        assert order == sorted(order), f"{chat} delivered out of order: {order}"
+    assert sorted(i for order in first_delivery.values() for i in order) == sorted(i.id for i in final)
