@@ -93,6 +93,9 @@ def test_the_replicas_profile_runs_three_gateways_on_one_postgres_behind_nginx()
     assert upstream == [(f"gateway-{n}", "8765") for n in (1, 2, 3)]
     assert re.search(r"listen (\d+);", config).group(1) == lb["ports"][0].rsplit(":", 1)[1] == "8765"  # type: ignore[union-attr]
     assert "non_idempotent" not in config  # a send that reached one replica is never posted again by another
+    # only an unreachable replica passes a request on: a replica's own 502/504 (Avito failed) is the answer, not
+    # a reason to ask another replica (which would hide the error the acceptance run checks for)
+    assert re.search(r"proxy_next_upstream ([^;]*);", config).group(1) == "error"  # type: ignore[union-attr]
     # compose interpolates $name in configs: nginx's variables must be written $$name
     assert not re.search(r"(?<!\$)\$(?!\$)\w", config), "an nginx $variable compose would replace"
 
