@@ -90,7 +90,6 @@ def test_2000_webhooks_three_copies_each_one_replica_killed(sim: Stack, postgres
         ingest_seconds = time.monotonic() - started
         watcher.join()
         recovered = killed.get("recovered")
-        print(f"\ningest {ingest_seconds:.1f} s, claims at kill {killed.get('claims')}, recovered {recovered}")
         received = sim.n8n.wait_for(2000, timeout=60, path="avito")
         for _ in range(100):  # what is still in flight on the survivors
             pending = sql(postgres_url, "SELECT COUNT(*) FROM avito_gateway.outbox WHERE status <> 'delivered'")[0][0]
