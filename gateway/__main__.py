@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
+from typing import IO
 
 import uvicorn
 
 from avito_gateway.accounts import load_accounts
 from avito_gateway.app import create_app, open_store
-from avito_gateway.settings import ConfigError, load_settings
+from avito_gateway.settings import ConfigError, GatewaySettings, load_settings
 
 __all__ = ["main"]
 
@@ -23,8 +25,9 @@ def main() -> int:
         print(f"avito-gateway: {exc}", file=sys.stderr)
         return 2
     try:
+        held = _own_data_dir(settings)  # noqa: F841 - held (locked) for the life of the process
         open_store(settings).close()  # the database answers (and has our tables) before we listen
-    except ConnectionError as exc:
+    except (ConnectionError, ConfigError) as exc:
         print(f"avito-gateway: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -38,6 +41,30 @@ def main() -> int:
     print(f"avito-gateway listening on http://{settings.server_host}:{sock.getsockname()[1]}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _own_data_dir(settings: GatewaySettings) -> IO[str] | None:
+    """One gateway per SQLite file: a second process on the same DATA_DIR would take over the first one's outbox
+    claims on opening (the file belongs to one process). Replicas share a Postgres store instead."""
+    if settings.database_url is not None:
+        return None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    handle = (settings.data_dir / "gateway.lock").open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        other = handle.read().strip() or "?"
+        handle.close()
+        raise ConfigError(f"DATA_DIR {str(settings.data_dir)!r} is in use by another gateway (pid {other}): one "
+                          "process per SQLite file; for several replicas set DATABASE_URL=postgresql://...") from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def _listen(host: str, port: int) -> socket.socket:

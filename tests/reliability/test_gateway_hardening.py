@@ -303,6 +303,30 @@ def test_unusable_settings_stop_the_gateway_before_it_listens(tmp_path: Path, en
     assert named in line
 
 
+def test_a_second_gateway_on_the_same_sqlite_file_is_refused(sim: Stack, tmp_path: Path) -> None:
+    """Two processes on one DATA_DIR would take each other's outbox claims: the second is refused, naming the
+    first one's pid and the way to run replicas; the first keeps serving."""
+    first = GatewayProcess(avito_url=sim.urls["avito"], n8n_webhook_url=f"{sim.urls['n8n']}/webhook/avito",
+                           client_id="sim-client-id", client_secret="sim-client-secret", user_id=USER,
+                           api_key=API_KEY, port=free_port(), data_dir=str(tmp_path / "d"))
+    first.start()
+    try:
+        done = _gateway_cli({"AVITO_API_BASE_URL": sim.urls["avito"]}, tmp_path)
+        assert first.proc is not None
+        assert done.returncode == 2 and "listening on" not in done.stdout, done.stderr
+        assert f"is in use by another gateway (pid {first.proc.pid})" in done.stderr
+        assert "DATABASE_URL" in done.stderr
+        assert httpx.get(f"{first.url}/health").status_code == 200
+    finally:
+        first.stop()
+    # the lock goes with the process: the next gateway on the same data starts
+    again = GatewayProcess(avito_url=sim.urls["avito"], n8n_webhook_url=f"{sim.urls['n8n']}/webhook/avito",
+                           client_id="sim-client-id", client_secret="sim-client-secret", user_id=USER,
+                           api_key=API_KEY, port=free_port(), data_dir=str(tmp_path / "d"))
+    again.start()
+    again.stop()
+
+
 # --- 9. at-least-once delivery meets an idempotent CRM ----------------------------------------------------------------
 
 def test_a_redelivered_message_never_makes_a_second_appeal_message_or_answer(gateway: GatewayHandle,
