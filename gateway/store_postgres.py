@@ -91,6 +91,13 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+def _params(params: Sequence[Any]) -> tuple[Any, ...]:
+    """PostgreSQL text cannot hold NUL: a hostile body, a sent text or an error message carrying one is stored with
+    U+FFFD in its place (SQLite keeps it), instead of failing the write and, for a webhook, asking Avito to
+    deliver the same poison again and again."""
+    return tuple(p.replace("\x00", "\ufffd") if isinstance(p, str) and "\x00" in p else p for p in params)
+
+
 class PostgresStore(Store):
     shared = True
     engine = "postgres"
@@ -137,13 +144,13 @@ class PostgresStore(Store):
             db.execute("ROLLBACK")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self._conn().execute(_pg(sql), tuple(params)).fetchall()
+        return self._conn().execute(_pg(sql), _params(params)).fetchall()
 
     def _exec(self, db: psycopg.Connection[dict[str, Any]], sql: str, params: Sequence[Any] = ()) -> Any:
-        return db.execute(_pg(sql), tuple(params))
+        return db.execute(_pg(sql), _params(params))
 
     def _single(self, sql: str, params: Sequence[Any]) -> tuple[list[Any], int]:
-        cursor = self._conn().execute(_pg(sql), tuple(params))  # autocommit: one round trip, atomic
+        cursor = self._conn().execute(_pg(sql), _params(params))  # autocommit: one round trip, atomic
         return (cursor.fetchall() if cursor.description else []), cursor.rowcount
 
     # One statement each for the two hot paths (every webhook, every forward): no BEGIN/COMMIT round trips.

@@ -257,3 +257,21 @@ def test_two_shops_at_once_nothing_crosses_between_them(sim: Stack, postgres_url
     tokens = Counter(e["account"] for e in sim.avito.journal(method="POST", path="/token") if e["status"] == 200)
     assert set(tokens) == {USER, shop2} and max(tokens.values()) <= 3  # one token per account per replica
     print(f"\nreplicas: 2 shops, 400 webhooks + 200 sends over 3 replicas: nothing crossed; tokens fetched {dict(tokens)}")
+
+
+def test_a_webhook_with_a_nul_byte_on_postgres_is_refused_not_retried_forever(sim: Stack, postgres_url: str,
+                                                                           tmp_path: Path) -> None:
+    """PostgreSQL cannot store NUL in text: the refusal is still recorded and Avito still gets its 200 (a 503
+    would have it deliver the poison again and again), and the next message goes through."""
+    chat = chats(sim, USER, 1)[0]
+    with replicas(sim, postgres_url, tmp_path, count=1) as (proc,):
+        hook = f"{proc.url}/webhook/avito/{SECRET}"
+        poison = b'{"id": "x", "payload": {"type": "message", "value": {"id": "a\x00b"}}}'
+        answer = httpx.post(hook, content=poison, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 200, answer.text
+        refused = httpx.get(f"{proc.url}/api/inbound/rejected", headers={"X-API-Key": API_KEY}).json()
+        assert any("\ufffd" in (r.get("body") or "") for r in refused["rejected"]), refused
+        assert httpx.post(hook, json=webhook("after-nul", chat, "дальше")).status_code == 200
+        (received,) = sim.n8n.wait_for(1, timeout=15, path="avito")
+        assert httpx.get(f"{proc.url}/health").json()["status"] == "healthy"
+    assert received["body"]["meta"]["external_message_id"] == "after-nul"

@@ -163,3 +163,17 @@ def test_a_write_that_fails_is_a_storage_error_remembered_until_a_write_succeeds
     assert store.writable(2.0) is False  # a probe alone does not clear it
     put(store, "m1", "c1")
     assert store.write_error is None and store.writable(3.0)
+
+
+def test_text_with_nul_bytes_is_stored_not_refused(store: Store) -> None:
+    """A hostile body with a NUL byte is refused and recorded, never a failed write (which would make Avito
+    deliver it again and again); PostgreSQL cannot hold NUL in text, so there it becomes U+FFFD."""
+    store.record_rejected("not JSON: a NUL byte", '{"id": "a\x00b"}', 1000.0, ACCOUNT)
+    (row,) = store.rejected()
+    assert row["body"].replace("\ufffd", "\x00") == '{"id": "a\x00b"}'
+    store.record_sent("sent-1", "c1", "привет\x00", 1000.0)
+    assert store.is_our_send("sent-1")
+    put(store, "m1", "c1")
+    (item,) = store.claim(1000.0, 1, "replica-a", 60)
+    store.failed(item.id, "n8n answered 500: \x00\x00", 1005.0, dead=False)
+    assert store.outbox()[0].last_error is not None and store.write_error is None
