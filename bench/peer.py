@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -89,6 +90,7 @@ def server(cmd: list[str], health: str, env: dict[str, str] | None = None) -> It
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
+            print(f"{Path(cmd[0]).name} did not stop within 10 s of SIGTERM: killed", file=sys.stderr)
             proc.kill()
             proc.wait(10)
 

@@ -15,7 +15,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -39,34 +38,11 @@ WEBHOOK_SECRET = "bench-webhook-secret"
 console = Console(highlight=False)
 
 
-def _wait(url: str, timeout: float = 30) -> float:
-    started = time.perf_counter()
-    waiter = threading.Event()
-    while time.perf_counter() - started < timeout:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        waiter.wait(0.01)
-    raise RuntimeError(f"{url} did not answer")
-
-
 @contextmanager
 def process(cmd: list[str], env: dict[str, str], health: str) -> Iterator[float]:
     """A server process; yields its start-to-healthy time."""
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=tempfile.mkdtemp(prefix="avito-bench-"))
-    try:
-        yield _wait(health)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            console.print(f"[red]{Path(cmd[0]).name} did not stop within 10 s of SIGTERM: killed[/red]")
-            proc.kill()
-            proc.wait(10)
+    with peer.server(cmd, health, env) as (_, ready):
+        yield ready
 
 
 def fake(service: str, port: int, **env: str) -> Any:

@@ -108,8 +108,6 @@ def load_accounts(settings: GatewaySettings) -> tuple[Account, ...]:
     Raises :class:`ConfigError` naming the problem."""
     accounts: list[Account] = []
     if settings.avito_client_id.strip():
-        if not settings.api_key.strip():
-            raise ConfigError("API_KEY is not set: the account of AVITO_CLIENT_ID needs a key to be called")
         accounts.append(Account(DEFAULT_ACCOUNT, settings.avito_client_id, settings.avito_client_secret,
                                 settings.avito_user_id, (settings.api_key,), settings.n8n_webhook_url, None,
                                 settings.webhook_secret))

@@ -196,11 +196,6 @@ class Store(ABC):
     def _errors(self) -> tuple[type[BaseException], ...]: ...
 
     @abstractmethod
-    def _claimable_heads(self, db: Any, now: float, limit: int) -> list[int]:
-        """Inside a transaction: ids of due, unclaimed items that are their chat's oldest pending one, locked
-        against other replicas' claims."""
-
-    @abstractmethod
     def _lock_scope(self, db: Any, scope: str) -> None:
         """Inside a transaction: serialise rate-limit decisions for ``scope`` between processes."""
 
@@ -349,20 +344,10 @@ class Store(ABC):
         )
         return [self._item(r) for r in rows]
 
+    @abstractmethod
     def claim(self, now: float, limit: int, owner: str, lease: float) -> list[OutboxItem]:
         """Claim up to ``limit`` due items for ``owner`` until ``now + lease``: each the oldest pending item of its
         chat, none claimed by anyone else (a lapsed claim is free again)."""
-        if limit <= 0:
-            return []
-        with self._tx() as db:
-            ids = self._claimable_heads(db, now, limit)
-            if not ids:
-                return []
-            marks = ", ".join("?" for _ in ids)
-            self._exec(db, f"UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN ({marks})",
-                       (owner, now + lease, *ids))
-            rows = self._exec(db, f"{self._ITEM_SQL} WHERE o.id IN ({marks}) ORDER BY o.id", ids).fetchall()
-        return [self._item(r) for r in rows]
 
     def release_claims(self, owner: str, ids: Sequence[int] | None = None) -> int:
         """Give back what ``owner`` claimed and did not finish (all of it: a replica stopping cleanly)."""
@@ -420,12 +405,8 @@ class Store(ABC):
         """A send about to be posted, so that any replica recognises its echo before Avito answered it."""
         self._write("INSERT INTO recent_sends (chat_id, text_hash, at) VALUES (?, ?, ?)", (chat_id, text_hash, now))
 
-    def sending_since(self, chat_id: str, text_hash: str, since: float) -> bool:
-        return bool(self._rows("SELECT 1 AS one FROM recent_sends WHERE chat_id = ? AND text_hash = ? AND at > ?",
-                               (chat_id, text_hash, since)))
-
     def sent_or_sending(self, message_id: str, chat_id: str, text_hash: str, since: float) -> bool:
-        """:meth:`is_our_send` or :meth:`sending_since`, in one round trip."""
+        """:meth:`is_our_send`, or a send of these words to this chat noted (by any replica) since ``since``."""
         return bool(self._rows("SELECT 1 AS one FROM sent WHERE message_id = ?"
                                " UNION ALL SELECT 1 AS one FROM recent_sends WHERE chat_id = ? AND text_hash = ? AND at > ?",
                                (message_id, chat_id, text_hash, since)))
@@ -567,12 +548,21 @@ class SqliteStore(Store):
     def _errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
 
-    def _claimable_heads(self, db: sqlite3.Connection, now: float, limit: int) -> list[int]:
-        rows = db.execute(
-            "SELECT id FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY chat_id)"
-            " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?",
-            (now, now, limit)).fetchall()
-        return [int(r["id"]) for r in rows]
+    def claim(self, now: float, limit: int, owner: str, lease: float) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
+        with self._tx() as db:  # BEGIN IMMEDIATE: no other writer between choosing the heads and marking them
+            ids = [int(r["id"]) for r in db.execute(
+                "SELECT id FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY chat_id)"
+                " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?",
+                (now, now, limit)).fetchall()]
+            if not ids:
+                return []
+            marks = ", ".join("?" for _ in ids)
+            self._exec(db, f"UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN ({marks})",
+                       (owner, now + lease, *ids))
+            rows = self._exec(db, f"{self._ITEM_SQL} WHERE o.id IN ({marks}) ORDER BY o.id", ids).fetchall()
+        return [self._item(r) for r in rows]
 
     def _lock_scope(self, db: sqlite3.Connection, scope: str) -> None:
         pass  # BEGIN IMMEDIATE already holds the file's write lock

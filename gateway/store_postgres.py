@@ -184,15 +184,6 @@ class PostgresStore(Store):
     def _errors(self) -> tuple[type[BaseException], ...]:
         return (psycopg.Error,)
 
-    def _claimable_heads(self, db: psycopg.Connection[dict[str, Any]], now: float, limit: int) -> list[int]:
-        rows = db.execute(
-            "WITH heads AS (SELECT MIN(id) AS id FROM outbox WHERE status = 'pending' GROUP BY chat_id)"
-            " SELECT o.id FROM outbox o JOIN heads h ON h.id = o.id"
-            " WHERE o.next_attempt_at <= %s AND (o.claimed_until IS NULL OR o.claimed_until <= %s)"
-            " ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED",
-            (now, now, limit)).fetchall()
-        return [int(r["id"]) for r in rows]
-
     def _lock_scope(self, db: psycopg.Connection[dict[str, Any]], scope: str) -> None:
         db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (scope,))
 

@@ -28,12 +28,9 @@ from avito_harness.transcript import render, transcript
 
 __all__ = ["Stack", "StackError"]
 
+
 class StackError(RuntimeError):
     """A service of the stack could not start or stop in time."""
-
-
-def make_clock(settings: SimSettings) -> Clock:
-    return clock_from(settings.clock, settings.clock_start)
 
 
 class Stack:
@@ -41,7 +38,7 @@ class Stack:
 
     def __init__(self, settings: SimSettings | None = None, *, clock: Clock | None = None) -> None:
         self.settings = settings or SimSettings.from_env()
-        self.clock = clock or make_clock(self.settings)
+        self.clock = clock or clock_from(self.settings.clock, self.settings.clock_start)
         self.apps: dict[str, FastAPI] = {
             "avito": create_avito_app(self.settings, clock=self.clock),
             "n8n": create_n8n_app(self.settings, clock=self.clock),
