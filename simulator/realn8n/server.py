@@ -138,10 +138,11 @@ class N8nServer:
 
 def _ready(answer: httpx.Response, *, webhook: bool) -> bool:
     """A GET of a webhook n8n registered for POST names the method ("not registered for GET requests"); an
-    unregistered one says "is not registered". A GET runs nothing, where a probing POST would start the workflow."""
+    unregistered one says "is not registered". A GET runs nothing, where a probing POST would start the workflow.
+    Anything else (a 5xx while n8n is still starting, on a loaded machine) is not ready yet."""
     if not webhook:
         return answer.status_code == 200
-    return answer.status_code != 404 or "not registered for GET" in answer.text
+    return answer.is_success or "not registered for GET" in answer.text
 
 
 def _as_list(doc: object) -> list[dict[str, object]]:

@@ -89,3 +89,18 @@ def test_a_file_in_the_caches_place_is_named(monkeypatch: pytest.MonkeyPatch, tm
     _fake_npm(monkeypatch, target)
     with pytest.raises(InstallError, match="is in the way: it is not a directory"):
         target.ensure()
+
+
+@pytest.mark.parametrize(("status", "text", "ready"), [
+    (404, '{"message":"This webhook is not registered for GET requests. Did you mean to make a POST request?"}', True),
+    (404, '{"message":"The requested webhook \\"GET probe\\" is not registered."}', False),
+    (503, '{"message":"n8n is starting up. Please wait"}', False),  # early answers while it boots
+    (500, "Internal Server Error", False),
+    (200, "ok", True),  # a webhook that answers GET itself
+])
+def test_n8n_counts_as_ready_only_once_the_webhook_is_registered(status: int, text: str, ready: bool) -> None:
+    import httpx
+
+    from avito_harness.realn8n.server import _ready
+
+    assert _ready(httpx.Response(status, text=text), webhook=True) is ready
