@@ -11,7 +11,7 @@ import threading
 import time as _perf
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -73,13 +73,15 @@ def _body_view(raw: bytes, content_type: str) -> Any:
 
 @dataclass
 class JournalEntry:
+    """One request. What it carried is kept as received and masked when read: recording stays cheap under load."""
+
     id: int
     service: str
     time: float
     method: str
     path: str
-    query: str
-    headers: dict[str, str]
+    raw_query: bytes
+    raw_headers: list[tuple[bytes, bytes]]
     raw_body: Any  # bytes as received (or a size note); parsed and masked only when someone reads the journal
     status: int = 0
     duration_ms: float = 0.0
@@ -89,16 +91,26 @@ class JournalEntry:
     seen_at: float = field(default_factory=_perf.perf_counter)  # real time, orders events across fakes
 
     @property
+    def query(self) -> str:
+        query = self.raw_query.decode("latin-1")
+        return urlencode(mask_secrets(dict(parse_qsl(query, keep_blank_values=True)))) if query else ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        decoded = ((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self.raw_headers)
+        return {k: _mask_header(k, v) for k, v in decoded}
+
+    @property
     def body(self) -> Any:
         if isinstance(self.raw_body, bytes):
             return _body_view(self.raw_body, self.headers.get("content-type", ""))
         return self.raw_body
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        del out["raw_body"]
-        out["body"] = self.body
-        return out
+        return {"id": self.id, "service": self.service, "time": self.time, "method": self.method,
+                "path": self.path, "query": self.query, "headers": self.headers, "status": self.status,
+                "duration_ms": self.duration_ms, "account": self.account, "fault": self.fault,
+                "extra": self.extra, "seen_at": self.seen_at, "body": self.body}
 
 
 class Journal:
@@ -166,16 +178,14 @@ class JournalMiddleware:
             return
         chunks: list[bytes] = []
         size = 0
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = scope.get("query_string", b"").decode("latin-1")
         entry = JournalEntry(
             id=self.journal.new_id(),
             service=self.journal.service,
             time=self.now(),
             method=scope["method"],
             path=scope["path"],
-            query=urlencode(mask_secrets(dict(parse_qsl(query, keep_blank_values=True)))),
-            headers={k: _mask_header(k, v) for k, v in headers.items()},
+            raw_query=scope.get("query_string", b""),
+            raw_headers=scope["headers"],
             raw_body=None,
             account=self.account_of(scope),
         )

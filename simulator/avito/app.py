@@ -1,7 +1,7 @@
 """The fake Avito as an ASGI app: OAuth + Messenger API + media + control plane.
 
-Middleware order (outermost first): journal -> faults -> FastAPI (auth and
-rate limits run as route dependencies, so they apply per operation).
+Request layers (outermost first): public URL -> journal -> faults -> fast routes -> FastAPI (auth and
+rate limits run as route dependencies, so they apply per operation; the fast routes call the same functions).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from avito_harness.avito import control as avito_control
 from avito_harness.avito import messenger, oauth
 from avito_harness.avito.backend import AvitoBackend
 from avito_harness.avito.errors import install_error_handlers, stock_error_body
+from avito_harness.avito.fastpath import FastRoutes
 from avito_harness.avito.media import IMAGE_SIZES, png_bytes
 from avito_harness.clock import Clock, SystemClock
 from avito_harness.control import ControlHooks, control_router
@@ -51,8 +52,10 @@ def create_app(
     *,
     clock: Clock | None = None,
     transport: httpx.BaseTransport | None = None,
-) -> FastAPI:
-    """Build the fake Avito. ``transport`` replaces the network for webhook delivery (unit tests)."""
+    fast_routes: bool = True,
+) -> FakeAvito:
+    """Build the fake Avito. ``transport`` replaces the network for webhook delivery (unit tests);
+    ``fast_routes=False`` serves the hot calls through the framework routes too (the reference they are held to)."""
     settings = settings or SimSettings()
     clock = clock or SystemClock()
     backend = AvitoBackend(settings, clock, transport=transport)
@@ -64,7 +67,7 @@ def create_app(
         yield
         backend.close()
 
-    app = FastAPI(
+    app = FakeAvito(
         lifespan=lifespan,
         title="Fake Avito (avito-harness)",
         description="OAuth, Messenger API and webhooks as Avito serves them, plus /_sim control.",
@@ -94,13 +97,26 @@ def create_app(
         return Response(wav_bytes(text), media_type="audio/wav")
 
     account_of = _account_resolver(backend)
-    app.add_middleware(
-        FaultMiddleware, faults=backend.faults, now=clock.now, account_of=account_of, error_body=stock_error_body,
-        eligible=_processed_by_avito(backend),
-    )
-    app.add_middleware(JournalMiddleware, journal=backend.journal, now=clock.now, account_of=account_of)
-    app.add_middleware(PublicUrlMiddleware, backend=backend)
+    inner: ASGIApp = FastRoutes(app.framework, backend=backend) if fast_routes else app.framework
+    inner = FaultMiddleware(inner, faults=backend.faults, now=clock.now, account_of=account_of,
+                            error_body=stock_error_body, eligible=_processed_by_avito(backend))
+    inner = JournalMiddleware(inner, journal=backend.journal, now=clock.now, account_of=account_of)
+    app.front = PublicUrlMiddleware(inner, backend=backend)
     return app
+
+
+class FakeAvito(FastAPI):
+    """FastAPI behind the fake's own pure-ASGI layers (public URL, journal, faults, fast routes), which see every
+    request first: the hot calls are answered without entering FastAPI's per-request layers at all."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        await (self.front or self.framework)(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Any, send: Any) -> None:
+        """FastAPI itself: routing, validation, the error handlers."""
+        await super().__call__(scope, receive, send)
 
 
 def _processed_by_avito(backend: AvitoBackend) -> Callable[[Scope], bool]:

@@ -194,7 +194,11 @@ class AvitoBackend:
         return (self.public_url or f"http://{self.settings.host}:{self.settings.avito_port}").rstrip("/")
 
     def image_sizes(self, key: str) -> dict[str, str]:
-        return {size: f"{self._base()}/media/images/{key}/{size}.png" for size in IMAGE_SIZES}
+        base = self._base()
+        return {size: f"{base}/media/images/{key}/{size}.png" for size in IMAGE_SIZES}
+
+    def image_url(self, key: str, size: str) -> str:
+        return f"{self._base()}/media/images/{key}/{size}.png"
 
     def register_voice(self, user_id: int, voice_id: str, text: str) -> None:
         with self._lock:

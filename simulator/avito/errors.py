@@ -28,6 +28,8 @@ __all__ = [
     "RateLimitedError",
     "UnauthorizedError",
     "ValidationFailedError",
+    "avito_error_response",
+    "oauth_error_response",
     "stock_error_body",
     "install_error_handlers",
 ]
@@ -148,16 +150,24 @@ def near_miss(request: Request) -> str | None:
     return None
 
 
+def avito_error_response(exc: AvitoError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def oauth_error_response(exc: OAuthError) -> JSONResponse:
+    return JSONResponse({"error": exc.error, "error_description": exc.description}, status_code=exc.status)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure (ours, FastAPI's, unexpected) to Avito's error shape."""
 
     @app.exception_handler(AvitoError)
     async def _avito(_: Request, exc: AvitoError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return avito_error_response(exc)
 
     @app.exception_handler(OAuthError)
     async def _oauth(_: Request, exc: OAuthError) -> JSONResponse:
-        return JSONResponse({"error": exc.error, "error_description": exc.description}, status_code=exc.status)
+        return oauth_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

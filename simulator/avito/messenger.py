@@ -32,7 +32,7 @@ from avito_harness.avito.models import (
 )
 from avito_harness.avito.state import AvitoState
 
-__all__ = ["router", "MAX_UPLOAD", "MAX_PIXELS"]
+__all__ = ["router", "authorize", "chat_filters", "render_messages", "sent", "MAX_UPLOAD", "MAX_PIXELS"]
 
 router = APIRouter()
 
@@ -47,29 +47,46 @@ def _backend(request: Request) -> AvitoBackend:
     return backend
 
 
+def authorize(
+    backend: AvitoBackend, authorization: str | None, *, scope: str | None, path_user: str | None, operation: str,
+    notes: dict[str, Any],
+) -> tuple[AvitoState, dict[str, str]]:
+    """The token's account, checked against the path and counted against the rate limits.
+
+    Returns the account and the rate-limit headers its answer carries; raises Avito's 401/403/429. ``notes`` is the
+    request's state: a refusal's reason goes there for the journal (Avito's answer stays Avito's).
+    """
+    try:
+        state, _ = backend.authenticate(authorization, scope=scope)
+    except (UnauthorizedError, ForbiddenError):
+        notes["hint"] = backend.auth_hint(authorization)
+        raise
+    if path_user is not None and path_user != str(state.user_id):
+        raise ForbiddenError("user_id in the path is not the token's account")
+    limits = state.settings.rate_limits
+    decision = backend.limiter.hit(state.user_id, operation, limits, backend.clock.now())
+    if decision is None:
+        return state, {}
+    if not decision.allowed:
+        raise RateLimitedError(headers=decision.headers(limits.retry_after))
+    return state, decision.headers(False)
+
+
 def account(scope: str | None) -> Callable[..., Awaitable[AvitoState]]:
     """Dependency: the token's account, checked against the path and the rate limits."""
 
     async def dependency(
         request: Request, response: Response, authorization: str | None = Header(None)
     ) -> AvitoState:
-        backend = _backend(request)
-        try:
-            state, _ = backend.authenticate(authorization, scope=scope)
-        except (UnauthorizedError, ForbiddenError):
-            request.state.hint = backend.auth_hint(authorization)  # for the journal; Avito's answer stays Avito's
-            raise
-        path_user = request.path_params.get("user_id")
-        if path_user is not None and str(path_user) != str(state.user_id):
-            raise ForbiddenError("user_id in the path is not the token's account")
         route = request.scope.get("route")
-        operation = str(getattr(route, "operation_id", None) or getattr(route, "name", ""))
-        limits = state.settings.rate_limits
-        decision = backend.limiter.hit(state.user_id, operation, limits, backend.clock.now())
-        if decision is not None:
-            if not decision.allowed:
-                raise RateLimitedError(headers=decision.headers(limits.retry_after))
-            response.headers.update(decision.headers(False))
+        path_user = request.path_params.get("user_id")
+        state, headers = authorize(
+            _backend(request), authorization, scope=scope,
+            path_user=None if path_user is None else str(path_user),
+            operation=str(getattr(route, "operation_id", None) or getattr(route, "name", "")),
+            notes=request.scope.setdefault("state", {}),
+        )
+        response.headers.update(headers)
         return state
 
     return dependency
@@ -79,14 +96,37 @@ def _split(values: list[str]) -> list[str]:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
-async def _sent(request: Request, state: AvitoState, message: Message) -> dict[str, Any]:
+async def sent(backend: AvitoBackend, state: AvitoState, message: Message) -> dict[str, Any]:
     """The send's answer; first waits for the echo's delivery when the account asks for echo-before-response."""
     if state.settings.delivery.echo_before_response:
-        backend = _backend(request)
         futures = [asyncio.wrap_future(f) for f in backend.dispatcher.first_attempts(message.id)]
         if futures:
             await asyncio.wait(futures, timeout=backend.dispatcher.timeout * 2 + 1)
     return state.render_sent(message)
+
+
+def chat_filters(getlist: Callable[[str], list[str]]) -> tuple[list[str], list[int]]:
+    """``chat_types`` and ``item_ids`` of a chat list query (repeated or comma-separated); 400 naming a bad one."""
+    empty = next((k for k in ("chat_types", "item_ids") if any(not v.strip() for v in getlist(k))), None)
+    if empty:
+        raise ValidationFailedError({empty: "must not be empty: leave the parameter out instead"})
+    types = _split(getlist("chat_types")) or ["u2i"]
+    bad = [t for t in types if t not in CHAT_TYPES]
+    if bad:
+        raise ValidationFailedError({"chat_types": f"unknown chat type(s) {', '.join(bad)}; use u2i, u2u, a2u"})
+    try:
+        return types, [int(v) for v in _split(getlist("item_ids"))]
+    except ValueError:
+        raise ValidationFailedError({"item_ids": "must be integers"}) from None
+
+
+def render_messages(state: AvitoState, chat_id: str, limit: int, offset: int) -> Any:
+    """A page of the chat's messages, in the envelope the account's settings ask for."""
+    rendered = [state.render_message(m) for m in state.list_messages(chat_id, limit=limit, offset=offset)]
+    if state.settings.messages_envelope == "array":
+        return rendered
+    total = len(state.chat(chat_id).messages)
+    return {"messages": rendered, "meta": {"has_more": offset + len(rendered) < total}}
 
 
 @router.get("/core/v1/accounts/self", operation_id="getUserInfoSelf")
@@ -103,18 +143,7 @@ async def get_chats(
     unread_only: bool = Query(False),
     state: AvitoState = Depends(account("messenger:read")),
 ) -> dict[str, Any]:
-    q = request.query_params
-    if any(not v.strip() for k in ("chat_types", "item_ids") for v in q.getlist(k)):
-        empty = next(k for k in ("chat_types", "item_ids") if any(not v.strip() for v in q.getlist(k)))
-        raise ValidationFailedError({empty: "must not be empty: leave the parameter out instead"})
-    types = _split(q.getlist("chat_types")) or ["u2i"]
-    bad = [t for t in types if t not in CHAT_TYPES]
-    if bad:
-        raise ValidationFailedError({"chat_types": f"unknown chat type(s) {', '.join(bad)}; use u2i, u2u, a2u"})
-    try:
-        item_ids = [int(v) for v in _split(q.getlist("item_ids"))]
-    except ValueError:
-        raise ValidationFailedError({"item_ids": "must be integers"}) from None
+    types, item_ids = chat_filters(request.query_params.getlist)
     chats = state.list_chats(limit=limit, offset=offset, chat_types=types, unread_only=unread_only, item_ids=item_ids)
     return {"chats": [state.render_chat(c) for c in chats]}
 
@@ -134,12 +163,7 @@ async def get_messages(
     offset: int = Query(0, ge=0, le=1000),
     state: AvitoState = Depends(account("messenger:read")),
 ) -> Any:
-    messages = state.list_messages(chat_id, limit=limit, offset=offset)
-    rendered = [state.render_message(m) for m in messages]
-    if state.settings.messages_envelope == "array":
-        return rendered
-    total = len(state.chat(chat_id).messages)
-    return {"messages": rendered, "meta": {"has_more": offset + len(rendered) < total}}
+    return render_messages(state, chat_id, limit, offset)
 
 
 @router.post("/messenger/v1/accounts/{user_id}/chats/{chat_id}/messages", operation_id="postSendMessage")
@@ -150,7 +174,7 @@ async def send_message(
     user_id: int = UserId,
     state: AvitoState = Depends(account("messenger:write")),
 ) -> dict[str, Any]:
-    return await _sent(request, state, state.send_text(chat_id, body.message.text))
+    return await sent(_backend(request), state, state.send_text(chat_id, body.message.text))
 
 
 @router.post("/messenger/v1/accounts/{user_id}/uploadImages", operation_id="uploadImages")
@@ -193,7 +217,7 @@ async def send_image(
     user_id: int = UserId,
     state: AvitoState = Depends(account("messenger:write")),
 ) -> dict[str, Any]:
-    return await _sent(request, state, state.send_image(chat_id, body.image_id))
+    return await sent(_backend(request), state, state.send_image(chat_id, body.image_id))
 
 
 @router.post("/messenger/v1/accounts/{user_id}/chats/{chat_id}/read", operation_id="chatRead")

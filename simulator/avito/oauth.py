@@ -14,17 +14,17 @@ from avito_harness.avito.backend import AvitoBackend
 from avito_harness.avito.errors import OAuthError
 from avito_harness.avito.tokens import ALL_SCOPES
 
-__all__ = ["router"]
+__all__ = ["router", "issue_token", "TOKEN_HEADERS"]
+
+TOKEN_HEADERS = {"Cache-Control": "no-store"}
 
 router = APIRouter()
 
 
-async def _params(request: Request) -> dict[str, str]:
+def token_params(query_string: str, content_type: str, raw: bytes) -> dict[str, str]:
     """Form body first (Avito's documented encoding), then the query string (seen in the wild)."""
-    params = dict(request.query_params)
-    ctype = request.headers.get("content-type", "")
-    raw = await request.body()
-    if raw and "json" in ctype:
+    params = dict(parse_qsl(query_string, keep_blank_values=True))
+    if raw and "json" in content_type:
         try:
             body = json.loads(raw)
         except ValueError:
@@ -57,8 +57,8 @@ async def token_by_query(request: Request) -> JSONResponse:
     return await _token(request)
 
 
-def _basic(request: Request) -> tuple[str, str] | None:
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+def _basic(authorization: str) -> tuple[str, str] | None:
+    scheme, _, encoded = authorization.partition(" ")
     if scheme.lower() != "basic" or not encoded:
         return None
     try:
@@ -69,32 +69,41 @@ def _basic(request: Request) -> tuple[str, str] | None:
 
 
 async def _token(request: Request) -> JSONResponse:
-    backend: AvitoBackend = request.app.state.backend
-    params = await _params(request)
-    basic = _basic(request)
+    answer = issue_token(request.app.state.backend, request.scope.get("query_string", b"").decode("latin-1"),
+                         request.headers.get("content-type", ""),
+                         request.headers.get("authorization", ""), await request.body(),
+                         request.scope.setdefault("state", {}))
+    return JSONResponse(answer, headers=TOKEN_HEADERS)
+
+
+def issue_token(
+    backend: AvitoBackend, query_string: str, content_type: str, authorization: str, raw: bytes,
+    notes: dict[str, Any],
+) -> dict[str, Any]:
+    """The token answer for one request; raises :class:`OAuthError`. ``notes`` (the request's state) learns the
+    account, and why credentials were not seen, for the journal."""
+    params = token_params(query_string, content_type, raw)
+    basic = _basic(authorization)
     if basic is not None and not params.get("client_id"):
         if backend.settings.token_basic_auth:
             params["client_id"], params["client_secret"] = basic
         else:  # Avito's own answer names only the missing fields; the journal says why they are missing
-            request.state.hint = ("client_id and client_secret came as HTTP Basic (Authorization header); Avito "
-                                  "documents them as form fields of the body (SIM_TOKEN_BASIC_AUTH=true accepts "
-                                  "Basic)")
+            notes["hint"] = ("client_id and client_secret came as HTTP Basic (Authorization header); Avito "
+                             "documents them as form fields of the body (SIM_TOKEN_BASIC_AUTH=true accepts "
+                             "Basic)")
     (grant,) = _require(params, "grant_type")
     client_id, client_secret = _require(params, "client_id", "client_secret")
     state = backend.by_credentials(client_id, client_secret)
-    request.state.account = state.user_id
-    answer: dict[str, Any]
+    notes["account"] = state.user_id
     if grant == "client_credentials":
-        answer = backend.tokens.client_credentials(state.user_id)
-    elif grant == "authorization_code":
+        return backend.tokens.client_credentials(state.user_id)
+    if grant == "authorization_code":
         (code,) = _require(params, "code")
-        answer = backend.tokens.exchange_code(client_id, code)
-    elif grant == "refresh_token":
+        return backend.tokens.exchange_code(client_id, code)
+    if grant == "refresh_token":
         (refresh,) = _require(params, "refresh_token")
-        answer = backend.tokens.refresh(client_id, refresh)
-    else:
-        raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
-    return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+        return backend.tokens.refresh(client_id, refresh)
+    raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
 
 
 @router.get("/oauth", include_in_schema=False)

@@ -46,6 +46,8 @@ class MediaLinks(Protocol):
 
     def image_sizes(self, key: str) -> dict[str, str]: ...
 
+    def image_url(self, key: str, size: str) -> str: ...
+
     def register_voice(self, user_id: int, voice_id: str, text: str) -> None: ...
 
     def voice_link(self, user_id: int, voice_id: str) -> str: ...
@@ -302,7 +304,7 @@ class AvitoState:
             item = self.items.get(int(item_id)) if item_id is not None else None
             if item is None:
                 raise ValidationFailedError({"item_id": "an item of this account"})
-            image = self.media.image_sizes(f"item-{item.id}")["140x105"]
+            image = self.media.image_url(f"item-{item.id}", "140x105")
             return {
                 "item": {"title": item.title, "item_url": item.url, "image_url": image, "price_string": item.price_string}
             }
@@ -370,7 +372,7 @@ class AvitoState:
                     "user_id": self.user_id,
                     "images": {
                         "count": item.image_count,
-                        "main": {"140x105": self.media.image_sizes(f"item-{item.id}")["140x105"]},
+                        "main": {"140x105": self.media.image_url(f"item-{item.id}", "140x105")},
                     },
                     "location": {"title": item.city, "lat": 55.75, "lon": 37.61},
                 },
@@ -392,7 +394,7 @@ class AvitoState:
         return out
 
     def _user(self, user_id: int, name: str, item_id: int | None) -> dict[str, Any]:
-        avatar = self.media.image_sizes(f"avatar-{user_id}")["140x105"]
+        avatar = self.media.image_url(f"avatar-{user_id}", "140x105")
         profile: dict[str, Any] = {
             "user_id": user_id,
             "url": f"https://www.avito.ru/user/sim{user_id:x}/profile",

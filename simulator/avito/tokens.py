@@ -20,6 +20,7 @@ from avito_harness.clock import Clock
 __all__ = ["Token", "TokenStore", "ALL_SCOPES"]
 
 ALL_SCOPES = "messenger:read,messenger:write,user:read"
+SECRET_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 @dataclass
@@ -50,7 +51,7 @@ class TokenStore:
         self._codes: dict[str, _Grant] = {}
 
     def _secret(self, prefix: str) -> str:
-        return prefix + "".join(self.rng.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(40))
+        return prefix + "".join(self.rng.choices(SECRET_ALPHABET, k=40))
 
     def reset(self, *, keep_issued: bool = False) -> None:
         """Forget codes; with ``keep_issued``, access and refresh tokens stay valid (Avito does not forget them
