@@ -23,6 +23,7 @@ import httpx
 from avito_gateway.accounts import Account
 from avito_gateway.clock import Clock, sleep
 from avito_gateway.errors import AvitoApiError, InvalidRequestError, avito_error, avito_transport_error
+from avito_gateway.http import HttpAnswer, HttpFailure, http_client
 from avito_gateway.settings import GatewaySettings
 
 __all__ = ["AvitoClient", "TokenState", "segment", "RETRY_AFTER_CEILING"]
@@ -52,13 +53,9 @@ class AvitoClient:
     def __init__(self, settings: GatewaySettings, clock: Clock, account: Account, *,
                  transport: httpx.AsyncBaseTransport | None = None):
         self.settings, self.clock, self.account = settings, clock, account
-        self.http = httpx.AsyncClient(
-            base_url=settings.avito_api_base_url.rstrip("/"),
-            timeout=settings.connection_timeout,
-            transport=transport,
-            limits=httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections),
-            headers={"User-Agent": "avito-harness-gateway/0.1"},
-        )
+        self.http = http_client(base_url=settings.avito_api_base_url, timeout=settings.connection_timeout,
+                                max_connections=settings.max_connections, transport=transport,
+                                headers={"User-Agent": "avito-harness-gateway/0.1"})
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._token = TokenState()
         self._token_lock = asyncio.Lock()
@@ -126,16 +123,16 @@ class AvitoClient:
         return self._user_id
 
     # --- requests ----------------------------------------------------------
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> HttpAnswer:
         async with self._slots:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
                 return await self.http.request(method, path, **kwargs)
-            except httpx.TimeoutException:
-                raise avito_transport_error("timeout", f"Avito did not answer {method} {path} in time") from None
-            except httpx.TransportError as exc:
-                raise avito_transport_error("transport", f"Avito unreachable: {type(exc).__name__}") from None
+            except HttpFailure as exc:
+                if exc.kind == "timeout":
+                    raise avito_transport_error("timeout", f"Avito did not answer {method} {path} in time") from None
+                raise avito_transport_error("transport", f"Avito unreachable: {exc.name}") from None
             finally:
                 self.in_flight -= 1
 
@@ -143,7 +140,7 @@ class AvitoClient:
         base = min(self.settings.retry_max_wait, self.settings.retry_min_wait * (2.0**attempt))
         return float(base * (0.5 + self._rng.random() / 2))  # jitter: half to full
 
-    def _retry_after(self, response: httpx.Response) -> float | None:
+    def _retry_after(self, response: HttpAnswer) -> float | None:
         """Avito's Retry-After in seconds (or an HTTP date); None when absent or not a sane value
         (``inf``, ``nan``, negative, unparsable): then the gateway's own backoff applies."""
         raw = response.headers.get("Retry-After")
@@ -199,7 +196,7 @@ class AvitoClient:
             return _json(response)
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: HttpAnswer) -> Any:
     try:
         return response.json()
     except ValueError:

@@ -95,8 +95,11 @@ def deployment(request: Request) -> Deployment:
     return found
 
 
-def services(request: Request) -> Services:
-    """The account the request's API key acts for; without a key (health, info) the first account."""
+async def services(request: Request) -> Services:
+    """The account the request's API key acts for; without a key (health, info) the first account.
+
+    ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off
+    to another thread and back on every request (a fifth of the gateway's CPU per send on the bench)."""
     chosen = getattr(request.state, "account_services", None)
     if chosen is not None:
         return chosen  # type: ignore[no-any-return]

@@ -30,6 +30,7 @@ import httpx
 from avito_gateway.avito_client import segment
 from avito_gateway.clock import Clock
 from avito_gateway.errors import GatewayError, StorageError
+from avito_gateway.http import HttpFailure, http_client
 from avito_gateway.logsafe import safe
 from avito_gateway.normalize import normalize
 from avito_gateway.settings import GatewaySettings
@@ -65,9 +66,8 @@ class Forwarder:
         self.settings, self.store, self.clock, self._route = settings, store, clock, route
         #: This process's name on its claims.
         self.owner = owner
-        limits = httpx.Limits(max_connections=settings.outbox_concurrency,
-                              max_keepalive_connections=settings.outbox_concurrency)
-        self.http = httpx.AsyncClient(timeout=settings.n8n_timeout, transport=transport, limits=limits)
+        self.http = http_client(timeout=settings.n8n_timeout, max_connections=settings.outbox_concurrency,
+                                transport=transport)
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}  # chat id -> its delivery under way
@@ -258,7 +258,7 @@ class Forwarder:
             headers = {"Idempotency-Key": f"avito-{payload['meta']['external_message_id']}"}
             if account.account.tenant is not None:
                 headers["X-Tenant"] = account.account.tenant
-            response = await self.http.post(target, json=payload, headers=headers)
+            response = await self.http.request("POST", target, json=payload, headers=headers)
             if not 200 <= response.status_code < 300:
                 raise _NotDelivered(f"n8n answered {response.status_code}: {safe(response.text, 200)}")
         except asyncio.CancelledError:
@@ -269,8 +269,8 @@ class Forwarder:
         except (_NotDelivered, GatewayError) as exc:
             self._failed(item, exc.message if isinstance(exc, GatewayError) else str(exc))
             return
-        except httpx.HTTPError as exc:
-            self._failed(item, f"n8n unreachable: {type(exc).__name__}")
+        except HttpFailure as exc:
+            self._failed(item, f"n8n unreachable: {exc.name}")
             return
         except Exception as exc:  # a message this code cannot handle: its own attempt, never the others'
             self._failed(item, f"could not forward: {type(exc).__name__}: {safe(exc, 200)}")

@@ -305,7 +305,7 @@ async def _answer(send: Any, status: int, body: bytes) -> None:
 
 def open_without_key(app: FastAPI) -> FastAPI:
     async def key_if_any(request: Request) -> None:
-        if services(request).settings.api_key:
+        if (await services(request)).settings.api_key:
             await require_api_key(request, request.headers.get("X-API-Key"))
     app.dependency_overrides[require_api_key] = key_if_any
     return app
