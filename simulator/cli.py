@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -129,6 +128,8 @@ def run_contract(args: argparse.Namespace, console: Console) -> int:
         chat_ids=tuple(args.chat_id), max_examples=args.max_examples,
         contract=Path(args.contract) if args.contract else None, profile=args.profile,
     )
+    import httpx
+
     try:
         httpx.get(f"{options.gateway_url}/health", timeout=10)
     except httpx.HTTPError as exc:

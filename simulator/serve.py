@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["ServeError", "ServedApp", "serve_in_thread", "wait_until_up", "START_TIMEOUT", "STOP_TIMEOUT"]
 
@@ -48,7 +49,8 @@ def serve_in_thread(app: Any, *, name: str, host: str = "127.0.0.1", port: int =
         sock.close()
         raise ServeError(f"{name}: cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1,
+                            http=CorkedHttpProtocol)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"serve-{name}", daemon=True)
     thread.start()
@@ -63,8 +65,48 @@ def serve_in_thread(app: Any, *, name: str, host: str = "127.0.0.1", port: int =
     return ServedApp(name, app, server, thread, f"http://{host}:{bound}")
 
 
+class CorkedTransport:
+    """A connection's transport whose writes in one turn of the event loop leave as one send.
+
+    uvicorn writes an answer's status line and headers, then its body: two sends, and over loopback each send
+    is the costly part of a small answer (a third of a fake's CPU under load). Held until the end of the turn,
+    they go out together; closing sends what is held first."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(bytes(data))
+
+    def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            if not self._transport.is_closing():
+                self._transport.write(b"".join(held))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CorkedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol on a :class:`CorkedTransport`."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CorkedTransport(transport))  # type: ignore[arg-type]
+
+
 def wait_until_up(url: str, timeout: float = 30.0, interval: float = 0.1) -> bool:
     """Poll ``url`` (real time, bounded) until it answers 200; False when it never did."""
+    import httpx  # here, not at the top: a fake's cold start does not load the client it never uses
+
     waiter = threading.Event()
     for _ in range(max(1, int(timeout / interval))):
         try:

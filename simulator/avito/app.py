@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi.responses import Response
 
@@ -28,6 +27,9 @@ from avito_harness.faults import ASGIApp, FaultMiddleware, Scope
 from avito_harness.journal import JournalMiddleware
 from avito_harness.scenario import apply_common, section
 from avito_harness.settings import SimSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["create_app"]
 

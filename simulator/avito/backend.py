@@ -11,9 +11,7 @@ import random
 import threading
 import time as _perf
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from avito_harness.avito.errors import ForbiddenError, NotFoundError, OAuthError, UnauthorizedError
 from avito_harness.avito.media import IMAGE_SIZES
@@ -27,6 +25,9 @@ from avito_harness.journal import Journal
 from avito_harness.ratelimit import RateLimiter, RateLimits
 from avito_harness.settings import SimSettings
 from avito_harness.store import AccountStores
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Activity", "AvitoBackend", "VOICE_LINK_TTL"]
 

@@ -111,7 +111,7 @@ class Customer:
     name: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     id: str
     chat_id: str

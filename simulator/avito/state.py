@@ -88,7 +88,7 @@ class AvitoState:
 
     # --- ids ---------------------------------------------------------------
     def _hex(self, n: int = 32) -> str:
-        return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
+        return f"{self.rng.getrandbits(4 * n):0{n}x}"
 
     def _chat_id(self, chat_type: str) -> str:
         return f"{chat_type}-" + "".join(self.rng.choice(CHAT_ID_ALPHABET) for _ in range(22))

@@ -20,10 +20,10 @@ from avito_harness.clock import Clock
 __all__ = ["Token", "TokenStore", "ALL_SCOPES"]
 
 ALL_SCOPES = "messenger:read,messenger:write,user:read"
-SECRET_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+NO_SCOPES: frozenset[str] = frozenset()  # one for every client-credentials token: 216 bytes each otherwise
 
 
-@dataclass
+@dataclass(slots=True)
 class Token:
     value: str
     user_id: int
@@ -51,7 +51,7 @@ class TokenStore:
         self._codes: dict[str, _Grant] = {}
 
     def _secret(self, prefix: str) -> str:
-        return prefix + "".join(self.rng.choices(SECRET_ALPHABET, k=40))
+        return f"{prefix}{self.rng.getrandbits(160):040x}"  # 40 hex digits, drawn from the seeded generator
 
     def reset(self, *, keep_issued: bool = False) -> None:
         """Forget codes; with ``keep_issued``, access and refresh tokens stay valid (Avito does not forget them
@@ -64,7 +64,7 @@ class TokenStore:
 
     def _issue(self, user_id: int, grant: str, scope: str | None) -> dict[str, Any]:
         value = self._secret("sim_at_")
-        scopes = frozenset(s for s in (scope or "").split(",") if s)
+        scopes = frozenset(s for s in scope.split(",") if s) if scope else NO_SCOPES
         self._access[value] = Token(value, user_id, self.clock.now() + self.ttl, scopes, grant)
         return {"access_token": value, "expires_in": self.ttl, "token_type": "Bearer"}
 

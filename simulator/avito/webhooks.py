@@ -25,15 +25,16 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from avito_harness.avito.errors import BadRequestError, ValidationFailedError
 from avito_harness.avito.models import Chat, Message, Subscription
 from avito_harness.avito.state import AvitoState
 from avito_harness.clock import Clock
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DeliveryAttempt", "WebhookDispatcher", "sign", "SIGNATURE_HEADER", "WEBHOOK_VERSION"]
 
@@ -99,7 +100,9 @@ class WebhookDispatcher:
         self.clock = clock
         self.timeout = timeout
         self.allowed_hosts = allowed_hosts
-        self._client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        self._transport = transport
+        self._made: httpx.Client | None = None  # made on first use: httpx and its TLS setup cost a cold start ~90 ms
+        self._made_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim-webhook")
         self._lock = threading.Condition()
         self._attempts: list[DeliveryAttempt] = []
@@ -108,6 +111,15 @@ class WebhookDispatcher:
         self._active: set[tuple[int, str]] = set()
         self._generation = 0
         self._futures: dict[str, list[Future[DeliveryAttempt]]] = {}
+
+    @property
+    def _client(self) -> httpx.Client:
+        with self._made_lock:
+            if self._made is None:
+                import httpx
+
+                self._made = httpx.Client(timeout=self.timeout, transport=self._transport, follow_redirects=False)
+            return self._made
 
     # --- subscribing -------------------------------------------------------
     def check_url(self, url: str) -> None:
@@ -123,9 +135,10 @@ class WebhookDispatcher:
     def probe(self, url: str) -> None:
         """POST ``{}`` like Avito does at subscribe time; refuse unless 200 within the timeout."""
         self.check_url(url)
+        client = self._client
         try:
-            response = self._client.post(url, json={})
-        except httpx.HTTPError as exc:
+            response = client.post(url, json={})
+        except _http_error() as exc:
             raise BadRequestError(
                 f"Webhook URL did not answer within {self.timeout:g} s: {type(exc).__name__}"
             ) from None
@@ -200,9 +213,10 @@ class WebhookDispatcher:
         started = _perf.perf_counter()
         status: int | None = None
         error: str | None = None
+        client = self._client
         try:
-            status = self._client.post(job.sub.url, content=job.body, headers=headers).status_code
-        except httpx.HTTPError as exc:
+            status = client.post(job.sub.url, content=job.body, headers=headers).status_code
+        except _http_error() as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         record = DeliveryAttempt(
             id=next(self._ids),
@@ -258,4 +272,11 @@ class WebhookDispatcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._client.close()
+        if self._made is not None:
+            self._made.close()
+
+
+def _http_error() -> type[Exception]:
+    import httpx
+
+    return httpx.HTTPError
