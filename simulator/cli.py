@@ -215,10 +215,11 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     from avito_harness.clock import clock_from
-    from avito_harness.serve import ServeError, serve_in_thread
+    from avito_harness.serve import ServeError, keep_the_heap_out_of_collections, serve_in_thread
 
     clock = clock_from(settings.clock, settings.clock_start)
     app = _factory(args.service)(settings, clock=clock)
+    keep_the_heap_out_of_collections()
     port = getattr(settings, f"{args.service}_port")
     stop = _stop_on_signals()
     try:

@@ -220,6 +220,11 @@ class FaultSet:
             self._rules = [r for r in self._rules if r.id != rule_id]
             return len(self._rules) != before
 
+    @property
+    def armed(self) -> bool:
+        """Any rule at all (read without the lock: a request racing a rule being added may miss it either way)."""
+        return bool(self._rules)
+
     def rules(self) -> list[FaultRule]:
         with self._lock:
             return list(self._rules)
@@ -277,7 +282,7 @@ class FaultMiddleware:
         self.account_of, self.error_body, self.skip_prefixes = account_of, error_body, skip_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["path"].startswith(self.skip_prefixes)
+        if (not self.faults.armed or scope["type"] != "http" or scope["path"].startswith(self.skip_prefixes)
                 or (self.eligible is not None and not self.eligible(scope))):
             await self.app(scope, receive, send)
             return

@@ -71,7 +71,7 @@ def _body_view(raw: bytes, content_type: str) -> Any:
     return text
 
 
-@dataclass
+@dataclass(slots=True)
 class JournalEntry:
     """One request. What it carried is kept as received and masked when read: recording stays cheap under load."""
 

@@ -35,6 +35,13 @@ class SimSettings(BaseModel):
     avito_client_secret: str = "sim-client-secret"
     avito_account_name: str = "АКБ Сервис (демо)"
     token_ttl: int = Field(86400, ge=1)
+    #: Live access tokens kept per account; a new one beyond it retires the oldest (a load test that asks /token
+    #: on every call holds the fake's memory flat; a client sees 401 on a retired token and asks again).
+    max_tokens_per_account: int = Field(10_000, ge=1)
+    #: Messages kept per chat, oldest dropped first. Avito's API pages no further than offset 1000 + limit 100,
+    #: so no client call can tell (1101 at least: past the last page, has_more stays true); a fake under a long
+    #: send load keeps a flat memory.
+    max_messages_per_chat: int = Field(10_000, ge=1101)
     #: Avito documents client_id/client_secret as form fields; True also accepts them as HTTP Basic.
     token_basic_auth: bool = False
     auth_error_status: Literal[401, 403] = 401

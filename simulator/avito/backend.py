@@ -73,7 +73,7 @@ class AvitoBackend:
         self._lock = threading.RLock()
         self.accounts: AccountStores[AvitoState] = AccountStores(self._new_state)
         self._by_client: dict[str, int] = {}
-        self.tokens = TokenStore(clock, self.rng, settings.token_ttl)
+        self.tokens = TokenStore(clock, self.rng, settings.token_ttl, max_live=settings.max_tokens_per_account)
         self.voice_texts: dict[tuple[int, str], str] = {}
         self.activity: list[Activity] = []
         self._voice_links: dict[str, _VoiceLink] = {}
@@ -103,7 +103,8 @@ class AvitoBackend:
             rate_limits=RateLimits(),
         )
         return AvitoState(
-            account, clock=self.clock, rng=self.rng, media=self, settings=settings, on_message=self._on_message
+            account, clock=self.clock, rng=self.rng, media=self, settings=settings, on_message=self._on_message,
+            max_messages=self.settings.max_messages_per_chat,
         )
 
     def create_account(

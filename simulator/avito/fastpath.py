@@ -37,8 +37,10 @@ from avito_harness.faults import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["FastRoutes"]
 
-Handler = Callable[["Call"], Awaitable[Response | None]]
+Handler = Callable[["Call"], Awaitable["Answer | Response | None"]]
 _NUMBER = re.compile(r"[0-9]{1,4}")
+_JSON_TYPE = (b"content-type", b"application/json")
+_TOKEN_HEADERS = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in TOKEN_HEADERS.items()]
 _PAGING = {"limit": (1, 100), "offset": (0, 1000)}
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
@@ -111,13 +113,14 @@ class FastRoutes:
                     return handler, matched.groups()
         return None
 
-    async def token(self, call: Call) -> Response | None:
+    async def token(self, call: Call) -> Answer | Response | None:
         answer = issue_token(self.backend, call.scope.get("query_string", b"").decode("latin-1"),
                              call.header(b"content-type") or "", call.header(b"authorization") or "", call.body,
                              call.notes)
-        return JSONResponse(answer, headers=TOKEN_HEADERS)
+        body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        return Answer(200, body, given=_TOKEN_HEADERS)
 
-    async def list_chats(self, call: Call) -> Response | None:
+    async def list_chats(self, call: Call) -> Answer | Response | None:
         query = call.query()
         paging = _paging(query)
         unread = [v for k, v in query if k == "unread_only"]
@@ -129,14 +132,14 @@ class FastRoutes:
                                  unread_only=bool(unread) and _BOOLEANS[unread[0]], item_ids=item_ids)
         return _json({"chats": [state.render_chat(c) for c in chats]}, headers)
 
-    async def list_messages(self, call: Call) -> Response | None:
+    async def list_messages(self, call: Call) -> Answer | Response | None:
         paging = _paging(call.query())
         if paging is None:
             return None
         state, headers = self._authorize(call, "messenger:read", "getMessagesV3")
         return _json(messenger.render_messages(state, call.groups[1], paging["limit"], paging["offset"]), headers)
 
-    async def send_text(self, call: Call) -> Response | None:
+    async def send_text(self, call: Call) -> Answer | Response | None:
         ctype = (call.header(b"content-type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return None
@@ -169,11 +172,26 @@ def _paging(query: list[tuple[str, str]]) -> dict[str, int] | None:
     return values
 
 
-def _json(content: Any, headers: dict[str, str]) -> Response:
+def _json(content: Any, headers: dict[str, str]) -> Answer:
     """What FastAPI answers for a route's returned value: pydantic's JSON, then the dependency's headers."""
-    response = Response(to_json(content), media_type="application/json")
-    response.headers.update(headers)
-    return response
+    return Answer(200, to_json(content), added=[(k.lower().encode("latin-1"), v.encode("latin-1"))
+                                                for k, v in headers.items()])
+
+
+class Answer:
+    """A JSON answer sent as Starlette's Response sends it (same header order), without building one."""
+
+    __slots__ = ("status", "body", "headers")
+
+    def __init__(self, status: int, body: bytes, *, given: list[tuple[bytes, bytes]] = [],  # noqa: B006 - read only
+                 added: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
+        """``given``: headers passed to the Response (they come first); ``added``: set on it afterwards."""
+        self.status, self.body = status, body
+        self.headers = [*given, (b"content-length", str(len(body)).encode()), _JSON_TYPE, *added]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 async def _read_body(receive: Receive) -> list[Message]:

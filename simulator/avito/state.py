@@ -65,8 +65,10 @@ class AvitoState:
         media: MediaLinks,
         settings: AccountSettings | None = None,
         on_message: Callable[[AvitoState, Message, Chat], Any] | None = None,
+        max_messages: int = 10_000,
     ) -> None:
         self.account = account
+        self.max_messages = max_messages
         self.settings = settings or AccountSettings()
         self.clock = clock
         self.rng = rng
@@ -183,6 +185,8 @@ class AvitoState:
                 **extra,
             )
             chat.messages.append(message)
+            if len(chat.messages) > self.max_messages + self.max_messages // 10:  # trimmed in steps, not per message
+                del chat.messages[: len(chat.messages) - self.max_messages]
             chat.updated, chat.activity = now, next(self._activity)
         if self.on_message is not None:
             self.on_message(self, message, chat)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +44,9 @@ class _Grant:
 class TokenStore:
     """All tokens of the fake Avito, across accounts (a token names its account)."""
 
-    def __init__(self, clock: Clock, rng: random.Random, ttl: int = 86400) -> None:
-        self.clock, self.rng, self.ttl = clock, rng, ttl
+    def __init__(self, clock: Clock, rng: random.Random, ttl: int = 86400, *, max_live: int = 10_000) -> None:
+        self.clock, self.rng, self.ttl, self.max_live = clock, rng, ttl, max_live
+        self._newest: dict[int, deque[str]] = {}  # per account, its access tokens oldest first
         self._lock = threading.Lock()
         self._access: dict[str, Token] = {}
         self._refresh: dict[str, _Grant] = {}
@@ -61,11 +63,16 @@ class TokenStore:
             if not keep_issued:
                 self._access.clear()
                 self._refresh.clear()
+                self._newest.clear()
 
     def _issue(self, user_id: int, grant: str, scope: str | None) -> dict[str, Any]:
         value = self._secret("sim_at_")
         scopes = frozenset(s for s in scope.split(",") if s) if scope else NO_SCOPES
         self._access[value] = Token(value, user_id, self.clock.now() + self.ttl, scopes, grant)
+        issued = self._newest.setdefault(user_id, deque())
+        issued.append(value)
+        while len(issued) > self.max_live:
+            self._access.pop(issued.popleft(), None)
         return {"access_token": value, "expires_in": self.ttl, "token_type": "Bearer"}
 
     def client_credentials(self, user_id: int) -> dict[str, Any]:
