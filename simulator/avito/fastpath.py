@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -45,16 +44,18 @@ _PAGING = {"limit": (1, 100), "offset": (0, 1000)}
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
 
-@dataclass(frozen=True)
 class Call:
     """One request as the handlers see it."""
 
-    scope: Scope
-    groups: tuple[str, ...]
-    body: bytes
+    __slots__ = ("scope", "groups", "body", "_headers")
+
+    def __init__(self, scope: Scope, groups: tuple[str, ...], body: bytes) -> None:
+        self.scope, self.groups, self.body = scope, groups, body
+        self._headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))  # a repeated header: its first value
 
     def header(self, name: bytes) -> str | None:
-        return next((v.decode("latin-1") for k, v in self.scope["headers"] if k == name), None)
+        value = self._headers.get(name)
+        return None if value is None else value.decode("latin-1")
 
     @property
     def notes(self) -> dict[str, Any]:
@@ -71,12 +72,12 @@ class FastRoutes:
 
     def __init__(self, app: ASGIApp, *, backend: AvitoBackend) -> None:
         self.app, self.backend = app, backend
-        self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
-            ("POST", re.compile(r"/token/?"), self.token),
-            ("GET", re.compile(r"/messenger/v2/accounts/([0-9]+)/chats"), self.list_chats),
-            ("GET", re.compile(r"/messenger/v3/accounts/([0-9]+)/chats/([^/]+)/messages/"), self.list_messages),
-            ("POST", re.compile(r"/messenger/v1/accounts/([0-9]+)/chats/([^/]+)/messages"), self.send_text),
-        ]
+        self.routes: dict[str, list[tuple[re.Pattern[str], Handler]]] = {
+            "POST": [(re.compile(r"/token/?"), self.token),
+                     (re.compile(r"/messenger/v1/accounts/([0-9]+)/chats/([^/]+)/messages"), self.send_text)],
+            "GET": [(re.compile(r"/messenger/v2/accounts/([0-9]+)/chats"), self.list_chats),
+                    (re.compile(r"/messenger/v3/accounts/([0-9]+)/chats/([^/]+)/messages/"), self.list_messages)],
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = self._route(scope) if scope["type"] == "http" and not scope.get("root_path") else None
@@ -105,12 +106,11 @@ class FastRoutes:
             await response(scope, receive, send)
 
     def _route(self, scope: Scope) -> tuple[Handler, tuple[str, ...]] | None:
-        method, path = scope["method"], scope["path"]
-        for route_method, pattern, handler in self.routes:
-            if method == route_method:
-                matched = pattern.fullmatch(path)
-                if matched:
-                    return handler, matched.groups()
+        path = scope["path"]
+        for pattern, handler in self.routes.get(scope["method"], ()):
+            matched = pattern.fullmatch(path)
+            if matched:
+                return handler, matched.groups()
         return None
 
     async def token(self, call: Call) -> Answer | Response | None:
