@@ -97,7 +97,9 @@ class AiohttpClient:
     def _open(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=5)
+            # idle connections are dropped before the 5 s after which uvicorn-served peers close them: a send on a
+            # connection the peer is closing would be an unknown outcome, checked and retried
+            connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=4)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, headers=self.headers,
                                                   auto_decompress=True)
             self._loop = loop
