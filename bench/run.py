@@ -78,7 +78,11 @@ def bench_peer() -> dict[str, Any]:
                        b"grant_type=client_credentials&client_id=sim-client-id&client_secret=sim-client-secret",
                        {"Content-Type": "application/x-www-form-urlencoded"}),
         ]
-        return peer.compare(avito, pid, ready, probes)
+        side = peer.compare(avito, pid, ready, probes)
+    side["ours_ready_s"] = peer.median_start(
+        lambda port: [str(BIN / "avito-harness"), "serve", "avito", "--port", str(port)], "/_sim/health",
+        {"SIM_SEED": "42"}, first=ready)
+    return side
 
 
 def print_peer(side: dict[str, Any]) -> None:

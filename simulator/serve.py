@@ -50,9 +50,10 @@ def serve_in_thread(app: Any, *, name: str, host: str = "127.0.0.1", port: int =
         sock.close()
         raise ServeError(f"{name}: cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = sock.getsockname()[1]
-    # proxy_headers off: the fakes are reached directly, and uvicorn's X-Forwarded-* layer costs every request
+    # proxy_headers off: the fakes are reached directly, and uvicorn's X-Forwarded-* layer costs every request;
+    # no "server: uvicorn" header: Avito's answers do not name a Python server either
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1,
-                            http=CorkedHttpProtocol, proxy_headers=False)
+                            http=CorkedHttpProtocol, proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"serve-{name}", daemon=True)
     thread.start()
