@@ -217,10 +217,11 @@ class JournalMiddleware:
             else:
                 entry.raw_body = {"truncated": True, "bytes": size}
             entry.duration_ms = round((_perf.perf_counter() - started) * 1000, 3)
-            entry.fault = scope.get("state", {}).get("fault")
-            if entry.account is None:  # known only once the handler read the body (a token's client_id)
-                entry.account = scope.get("state", {}).get("account")
-            hint = scope.get("state", {}).get("hint")
-            if hint:
-                entry.extra["hint"] = hint
+            notes = scope.get("state")
+            if notes:  # what the layers inside noted: the fault that hit, the account a token named, a hint
+                entry.fault = notes.get("fault")
+                if entry.account is None:  # known only once the handler read the body (a token's client_id)
+                    entry.account = notes.get("account")
+                if notes.get("hint"):
+                    entry.extra["hint"] = notes["hint"]
             self.journal.add(entry)

@@ -64,7 +64,8 @@ class Call:
         return notes
 
     def query(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        raw = self.scope.get("query_string", b"")
+        return parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
 
 
 class FastRoutes:

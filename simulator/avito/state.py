@@ -166,8 +166,9 @@ class AvitoState:
     def list_messages(self, chat_id: str, *, limit: int = 100, offset: int = 0) -> list[Message]:
         """Messages newest first. Listing does not mark anything read (Avito says so)."""
         with self.lock:
-            messages = list(reversed(self.chat(chat_id).messages))
-        return messages[offset : offset + limit]
+            messages = self.chat(chat_id).messages
+            end = max(0, len(messages) - offset)  # the page only: a long chat is not copied whole per call
+            return messages[max(0, end - limit) : end][::-1]
 
     # --- writing -----------------------------------------------------------
     def _append(self, chat: Chat, author_id: int, kind: str, content: dict[str, Any], **extra: Any) -> Message:
