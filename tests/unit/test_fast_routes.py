@@ -125,3 +125,17 @@ def test_a_body_the_fast_route_does_not_take_reaches_the_framework_whole() -> No
                          headers={"authorization": f"Bearer {token}", "content-type": "application/json"})
     assert answer.status_code == 400
     assert "message" in answer.json()["error"]["fields"]
+
+
+def test_an_account_id_past_64_bits_is_answered_as_the_framework_answers_it() -> None:
+    """The fast routes' JSON writer stops at 64-bit integers; Avito ids are far below, a test's may not be."""
+    answers = []
+    for fast in (True, False):
+        client, _ = _stack(fast, {})
+        made = client.post("/_sim/accounts", json={"user_id": 10**20, "demo_data": True}).json()
+        token = client.post("/token", data={"grant_type": "client_credentials", "client_id": made["client_id"],
+                                            "client_secret": made["client_secret"]}).json()["access_token"]
+        chats = client.get(f"/messenger/v2/accounts/{10**20}/chats", headers={"authorization": f"Bearer {token}"})
+        answers.append((chats.status_code, chats.headers.raw, chats.content))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 200 and str(10**20).encode() in answers[0][2]
