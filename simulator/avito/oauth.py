@@ -23,7 +23,7 @@ router = APIRouter()
 
 def token_params(query_string: str, content_type: str, raw: bytes) -> dict[str, str]:
     """Form body first (Avito's documented encoding), then the query string (seen in the wild)."""
-    params = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
+    params = form_fields(query_string) if query_string else {}
     if raw and "json" in content_type:
         try:
             body = json.loads(raw)
@@ -32,8 +32,21 @@ def token_params(query_string: str, content_type: str, raw: bytes) -> dict[str, 
         if isinstance(body, dict):
             params.update({k: str(v) for k, v in body.items() if v is not None})
     elif raw:
-        params.update(dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True)))
+        params.update(form_fields(raw.decode("utf-8", errors="replace")))
     return params
+
+
+def form_fields(text: str) -> dict[str, str]:
+    """``parse_qsl(text, keep_blank_values=True)`` as a dict (the last value of a repeated name wins). Text with
+    no escapes (``%``, ``+``) is only split, which is what parse_qsl does to it, at a third of the cost."""
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    fields = {}
+    for field in text.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            fields[name] = value
+    return fields
 
 
 def _require(params: dict[str, str], *names: str) -> list[str]:
