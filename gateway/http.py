@@ -100,8 +100,9 @@ class AiohttpClient:
             # idle connections are dropped before the 5 s after which uvicorn-served peers close them: a send on a
             # connection the peer is closing would be an unknown outcome, checked and retried
             connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=4)
+            # trust_env: HTTP(S)_PROXY and NO_PROXY apply as they did with httpx (a gateway behind a company proxy)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, headers=self.headers,
-                                                  auto_decompress=True)
+                                                  auto_decompress=True, trust_env=True)
             self._loop = loop
         return self._session
 
