@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -93,6 +94,16 @@ class AiohttpClient:
         self.timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._proxies: dict[tuple[str, str], str | None] = {}
+
+    def _proxy(self, target: URL) -> str | None:
+        """HTTP(S)_PROXY and NO_PROXY apply as they did with httpx (a gateway behind a company proxy), read once per
+        host: aiohttp's own ``trust_env`` reads the environment again on every call (+0.6 ms each on the bench)."""
+        key = (target.scheme, target.host or "")
+        if key not in self._proxies:
+            proxy = urllib.request.getproxies().get(target.scheme)
+            self._proxies[key] = None if not proxy or urllib.request.proxy_bypass(key[1]) else proxy
+        return self._proxies[key]
 
     def _open(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -100,9 +111,8 @@ class AiohttpClient:
             # idle connections are dropped before the 5 s after which uvicorn-served peers close them: a send on a
             # connection the peer is closing would be an unknown outcome, checked and retried
             connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=4)
-            # trust_env: HTTP(S)_PROXY and NO_PROXY apply as they did with httpx (a gateway behind a company proxy)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, headers=self.headers,
-                                                  auto_decompress=True, trust_env=True)
+                                                  auto_decompress=True)
             self._loop = loop
         return self._session
 
@@ -124,7 +134,7 @@ class AiohttpClient:
         query = {k: _param(v) for k, v in (params or {}).items()} or None
         try:
             async with self._open().request(method, target, headers=sent_headers, data=body, params=query,
-                                            allow_redirects=False) as response:
+                                            proxy=self._proxy(target), allow_redirects=False) as response:
                 return HttpAnswer(response.status, response.headers, await response.read())
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             kind, name = next(((k, n) for cls, k, n in _FAILURE_NAMES if isinstance(exc, cls)),

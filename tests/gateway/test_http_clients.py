@@ -92,3 +92,30 @@ def test_an_unreachable_peer_is_the_same_named_failure_for_both() -> None:
 def test_a_peer_slower_than_the_timeout_is_a_timeout_for_both(echo: ServedApp) -> None:
     outcomes = asyncio.run(_both(echo.url, "GET", "/slow", timeout=0.3))
     assert [kind for kind, *_ in outcomes] == ["timeout", "timeout"]
+
+
+def test_behind_a_proxy_the_gateway_calls_through_it_unless_no_proxy_names_the_host(
+        echo: ServedApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY / NO_PROXY as httpx honoured them: the echo stands in for a company proxy."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    target = f"http://127.0.0.1:{closed}"  # nothing listens there: only the proxy can answer
+
+    async def call() -> Any:
+        client = http_client(base_url=target, timeout=5.0, max_connections=2)
+        try:
+            return (await client.request("GET", "/messenger/v2/accounts/1/chats")).json()
+        except HttpFailure as exc:
+            return exc.name
+        finally:
+            await client.aclose()
+
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.setenv("HTTP_PROXY", echo.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    proxied = asyncio.run(call())
+    assert proxied["path"].endswith("/messenger/v2/accounts/1/chats")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert asyncio.run(call()) == "ConnectError"
