@@ -12,7 +12,10 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["ServeError", "ServedApp", "keep_the_heap_out_of_collections", "serve_in_thread", "wait_until_up", "START_TIMEOUT", "STOP_TIMEOUT"]
+__all__ = [
+    "ServeError", "ServedApp", "keep_the_heap_out_of_collections", "serve_in_thread", "wait_until_up", "START_TIMEOUT",
+    "STOP_TIMEOUT",
+]
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
