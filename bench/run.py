@@ -60,8 +60,10 @@ def bench_peer() -> dict[str, Any]:
     """Our fake Avito (one process, journal on, real auth and state) beside WireMock answering its bytes."""
     port = free_port()
     avito = f"http://127.0.0.1:{port}"
-    with peer.server([str(BIN / "avito-harness"), "serve", "avito", "--port", str(port)],
-                     f"{avito}/_sim/health", {"SIM_SEED": "42"}) as (pid, ready):
+    def command(on: int) -> list[str]:
+        return [str(BIN / "avito-harness"), "serve", "avito", "--port", str(on)]
+
+    with peer.server(command(port), f"{avito}/_sim/health", {"SIM_SEED": "42"}) as (pid, ready):
         auth = {"Authorization": f"Bearer {token(avito)}"}
         chats = httpx.get(f"{avito}/messenger/v2/accounts/{USER}/chats", headers=auth).json()["chats"]
         sent_to, read_from = chats[0]["id"], chats[1]["id"]  # sends never grow the chat that is read
@@ -79,9 +81,7 @@ def bench_peer() -> dict[str, Any]:
                        {"Content-Type": "application/x-www-form-urlencoded"}),
         ]
         side = peer.compare(avito, pid, ready, probes)
-    side["ours_ready_s"] = peer.median_start(
-        lambda port: [str(BIN / "avito-harness"), "serve", "avito", "--port", str(port)], "/_sim/health",
-        {"SIM_SEED": "42"}, first=ready)
+    side["ours_ready_s"] = peer.median_start(command, "/_sim/health", {"SIM_SEED": "42"}, first=ready)
     return side
 
 

@@ -62,9 +62,14 @@ def http_client(*, timeout: float, max_connections: int, base_url: str = "", hea
     return AiohttpClient(base_url, timeout, max_connections, dict(headers or {}))
 
 
-def _json_body(value: Any) -> bytes:
-    """JSON as httpx sends it (compact, UTF-8): the bytes on the wire do not depend on the client."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+def _with_json(headers: Mapping[str, str] | None, value: Any) -> tuple[dict[str, str], bytes | None]:
+    """The headers to send, and ``value`` as JSON the way httpx sends it (compact, UTF-8): the bytes on the wire
+    do not depend on the client."""
+    sent = dict(headers or {})
+    if value is None:
+        return sent, None
+    sent.setdefault("Content-Type", "application/json")
+    return sent, json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _param(value: Any) -> str:
@@ -119,12 +124,9 @@ class AiohttpClient:
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
                       data: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
                       files: Files | None = None) -> HttpAnswer:
-        sent_headers = dict(headers or {})
-        body: Any = data
-        if json is not None:
-            body = _json_body(json)
-            sent_headers.setdefault("Content-Type", "application/json")
-        elif files is not None:
+        sent_headers, content = _with_json(headers, json)
+        body: Any = data if content is None else content
+        if files is not None:
             form = aiohttp.FormData()
             for name, (filename, content, content_type) in files.items():
                 form.add_field(name, content, filename=filename, content_type=content_type)
@@ -159,11 +161,7 @@ class HttpxClient:
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
                       data: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
                       files: Files | None = None) -> HttpAnswer:
-        sent_headers = dict(headers or {})
-        content = None
-        if json is not None:
-            content = _json_body(json)
-            sent_headers.setdefault("Content-Type", "application/json")
+        sent_headers, content = _with_json(headers, json)
         try:
             response = await self.http.request(method, url, headers=sent_headers, data=data, params=params,
                                                files=files, content=content)

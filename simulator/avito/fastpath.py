@@ -37,10 +37,9 @@ from avito_harness.faults import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["FastRoutes"]
 
-Handler = Callable[["Call"], Awaitable["Answer | Response | None"]]
+Handler = Callable[["Call"], Awaitable["Answer | None"]]
 _NUMBER = re.compile(r"[0-9]{1,4}")
 _JSON_TYPE = (b"content-type", b"application/json")
-_TOKEN_HEADERS = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in TOKEN_HEADERS.items()]
 _PAGING = {"limit": (1, 100), "offset": (0, 1000)}
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
@@ -93,6 +92,7 @@ class FastRoutes:
             if read[-1]["type"] != "http.request":  # the client left mid-body: the framework says what that means
                 await self.app(scope, _replay(read, receive), send)
                 return
+        response: Answer | Response | None
         try:
             response = await handler(Call(scope, groups, b"".join(m.get("body", b"") for m in read)))
         except AvitoError as exc:
@@ -115,13 +115,13 @@ class FastRoutes:
                 return handler, matched.groups()
         return None
 
-    async def token(self, call: Call) -> Answer | Response | None:
+    async def token(self, call: Call) -> Answer | None:
         answer = issue_token(self.backend, call.scope.get("query_string", b"").decode("latin-1"),
                              call.header(b"content-type") or "", call.header(b"authorization") or "", call.body,
                              call.notes)
-        return Answer(200, json_bytes(answer), given=_TOKEN_HEADERS)
+        return Answer(200, json_bytes(answer), given=_raw(TOKEN_HEADERS))
 
-    async def list_chats(self, call: Call) -> Answer | Response | None:
+    async def list_chats(self, call: Call) -> Answer | None:
         query = call.query()
         paging = _paging(query)
         unread = [v for k, v in query if k == "unread_only"]
@@ -133,14 +133,14 @@ class FastRoutes:
                                  unread_only=bool(unread) and _BOOLEANS[unread[0]], item_ids=item_ids)
         return _json({"chats": [state.render_chat(c) for c in chats]}, headers)
 
-    async def list_messages(self, call: Call) -> Answer | Response | None:
+    async def list_messages(self, call: Call) -> Answer | None:
         paging = _paging(call.query())
         if paging is None:
             return None
         state, headers = self._authorize(call, "messenger:read", "getMessagesV3")
         return _json(messenger.render_messages(state, call.groups[1], paging["limit"], paging["offset"]), headers)
 
-    async def send_text(self, call: Call) -> Answer | Response | None:
+    async def send_text(self, call: Call) -> Answer | None:
         ctype = (call.header(b"content-type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return None
@@ -175,8 +175,12 @@ def _paging(query: list[tuple[str, str]]) -> dict[str, int] | None:
 
 def _json(content: Any, headers: dict[str, str]) -> Answer:
     """What FastAPI answers for a route's returned value (pydantic's JSON), then the dependency's headers."""
-    return Answer(200, json_bytes(content), added=[(k.lower().encode("latin-1"), v.encode("latin-1"))
-                                                   for k, v in headers.items()])
+    return Answer(200, json_bytes(content), added=_raw(headers))
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI carries them, as Starlette encodes them (lower-case names, latin-1)."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
 def json_bytes(content: Any) -> bytes:

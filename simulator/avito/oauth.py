@@ -23,7 +23,7 @@ router = APIRouter()
 
 def token_params(query_string: str, content_type: str, raw: bytes) -> dict[str, str]:
     """Form body first (Avito's documented encoding), then the query string (seen in the wild)."""
-    params = form_fields(query_string) if query_string else {}
+    params = form_fields(query_string)
     if raw and "json" in content_type:
         try:
             body = json.loads(raw)
