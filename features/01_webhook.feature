@@ -20,6 +20,7 @@ Feature: Stage 1 - the webhook is connected
     Then the API refuses calls without a valid key
     And a page on another site cannot call the API with the user's credentials
 
+  @gateway_start
   Scenario: A gateway started without API_KEY does not serve the API
     Then a gateway started without API_KEY does not serve /api to anyone
 

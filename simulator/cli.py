@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from avito_harness.judge.verdict import Category
 from avito_harness.settings import SettingsError, SimSettings
 
 if TYPE_CHECKING:
@@ -86,22 +87,39 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--docker", action="store_true", required=True, help="use the local Docker engine")
     up.add_argument("--down", action="store_true", help="stop and remove the containers instead")
     up.add_argument("--gateway-image", default=None, help="another gateway image (default: ours)")
-    run = sub.add_parser("run", help="the five-stage acceptance run (make run)")
-    run.add_argument("--stage", type=int, action="append", default=[], choices=range(1, 6), help="run only this stage (repeatable)")
+    run = sub.add_parser("run", help="the five-stage acceptance run (make run)",
+                         description="Exit codes: 0 everything selected was judged and passed; 1 defects found; "
+                                     "2 the harness could not judge (options, a feature file, the gateway or the "
+                                     "pipeline not starting, a scenario that did not finish), with the reason.")
+    run.add_argument("--stage", action="append", default=[], choices=["1", "2", "3", "4", "5", "errors"],
+                     help="run only this stage (repeatable; errors = the Avito errors)")
     run.add_argument("--gateway-url", help="an already running gateway configured with the fakes (see `sim`)")
     run.add_argument("--gateway-api-key", help="its X-API-Key (default test-api-key)")
     run.add_argument("--gateway-cmd", help="start the gateway with this command ({port} is replaced)")
     run.add_argument("--stack-url", help="fakes running elsewhere: avito=URL,n8n=URL,stt=URL (containers)")
-    run.add_argument("--scenario", dest="select", help="only scenarios whose name matches (pytest -k expression)")
+    run.add_argument("--scenario", dest="scenarios", action="append", default=[], metavar="NAME",
+                     help="only the scenario with this name, as the report prints it (or a part of it; repeatable)")
     run.add_argument("--features", action="append", default=[], metavar="DIR",
                      help="also run your .feature files in DIR, written in our step vocabulary (repeatable; "
                           "`avito-harness steps` lists the phrases)")
     run.add_argument("--only-features", action="store_true", help="run only the --features directories, not ours")
     _real_n8n_options(run)
+    run.add_argument("--request-timeout", type=float, default=10.0, metavar="S",
+                     help="seconds the gateway has for a whole answer (10)")
+    run.add_argument("--start-timeout", type=float, default=30.0, metavar="S",
+                     help="seconds a gateway started by --gateway-cmd has to answer GET /health (30)")
+    run.add_argument("--scenario-timeout", type=float, default=300.0, metavar="S",
+                     help="seconds one scenario may take; past it, it is not judged (300)")
+    run.add_argument("--run-timeout", type=float, default=3600.0, metavar="S",
+                     help="seconds the whole run may take; the rest is not judged (3600)")
+    run.add_argument("--max-answer-bytes", type=int, default=10 * 1024 * 1024, metavar="N",
+                     help="the largest answer of the gateway the harness reads (10 MiB)")
     run.add_argument("--junit", help="write JUnit XML to this file")
     run.add_argument("--json", dest="json_report", help="write the results (with transcripts) as JSON")
     run.add_argument("--html", dest="html_report", help="write an HTML report")
-    contract = sub.add_parser("contract", help="check a running gateway against contracts/gateway.openapi.yaml")
+    contract = sub.add_parser("contract", help="check a running gateway against contracts/gateway.openapi.yaml",
+                              description="Exit codes: 0 every operation judged and passed; 1 violations found; 2 the "
+                                          "harness could not judge (nothing answers, the key is refused, ...).")
     contract.add_argument("--gateway-url", required=True, help="base URL of the gateway to check")
     contract.add_argument("--api-key", required=True, help="its X-API-Key")
     contract.add_argument("--allow-writes", action="store_true", help="also run sends (only to --chat-id chats)")
@@ -112,36 +130,41 @@ def _parser() -> argparse.ArgumentParser:
     contract.add_argument("--junit", help="write JUnit XML to this file")
     contract.add_argument("--json", dest="json_report", help="write the results, a defect code per violation, as JSON")
     contract.add_argument("--contract", help="another contract file (default: contracts/gateway.openapi.yaml)")
+    contract.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                          help="seconds the gateway has for a whole answer (10)")
     return parser
 
 
 def run_contract(args: argparse.Namespace, console: Console) -> int:
     # schemathesis and hypothesis load only for this command: `serve` and `sim` start faster without them
     from avito_harness.contract.report import print_report, write_json, write_junit
-    from avito_harness.contract.runner import ContractOptions, check_gateway
+    from avito_harness.contract.runner import ContractOptions, ContractRun, check_gateway
+    from avito_harness.judge.verdict import CannotJudge, ExitCode, Verdict
 
-    if args.allow_writes and not args.chat_id:
-        console.print("[red]error:[/red] --allow-writes needs at least one --chat-id: a deployed gateway talks to real customers")
-        return 2
-    options = ContractOptions(
-        gateway_url=args.gateway_url.rstrip("/"), api_key=args.api_key, allow_writes=args.allow_writes,
-        chat_ids=tuple(args.chat_id), max_examples=args.max_examples,
-        contract=Path(args.contract) if args.contract else None, profile=args.profile,
-    )
-    import httpx
-
+    target = args.gateway_url.rstrip("/")
+    run: ContractRun | None = None
     try:
-        httpx.get(f"{options.gateway_url}/health", timeout=10)
-    except httpx.HTTPError as exc:
-        console.print(f"[red]error:[/red] no gateway answers at {options.gateway_url}: {type(exc).__name__}")
-        return 2
-    results = check_gateway(options)
-    print_report(console, results, options.gateway_url)
+        if args.allow_writes and not args.chat_id:
+            raise CannotJudge(Category.USAGE, "--allow-writes needs at least one --chat-id: a deployed gateway talks "
+                                              "to real customers")
+        if not args.timeout > 0 or args.max_examples < 1:
+            raise CannotJudge(Category.USAGE, "--timeout must be more than 0 seconds and --max-examples at least 1")
+        options = ContractOptions(
+            gateway_url=target, api_key=args.api_key, allow_writes=args.allow_writes, chat_ids=tuple(args.chat_id),
+            max_examples=args.max_examples, timeout=args.timeout,
+            contract=Path(args.contract) if args.contract else None, profile=args.profile,
+        )
+        run = check_gateway(options)
+        verdict = run.verdict()
+        print_report(console, run, target)
+    except CannotJudge as exc:
+        verdict = Verdict(ExitCode.CANNOT_JUDGE, "not_judged", exc.category, exc.reason)
+        console.print(verdict.line(), markup=False, highlight=False)
     if args.junit:
-        write_junit(Path(args.junit), results, options.gateway_url)
+        write_junit(Path(args.junit), run, target, verdict)
     if args.json_report:
-        write_json(Path(args.json_report), results, options.gateway_url, options.profile)
-    return 0 if all(r.ok for r in results) else 1
+        write_json(Path(args.json_report), run, target, args.profile, verdict)
+    return int(verdict.code)
 
 
 def _settings(args: argparse.Namespace) -> SimSettings:
@@ -417,16 +440,19 @@ def run_steps(args: argparse.Namespace, console: Console) -> int:
 
     phrases = step_phrases()
     if args.markdown:
-        print("| step | example |\n|---|---|")
+        print("| step | example | parameters |\n|---|---|---|")
         for p in phrases:
-            print(f"| {p.kind.capitalize()} {p.pattern} | `{p.example}` |")
+            params = "<br>".join(f"`{name}`: {what}" for name, what in p.parameters)
+            print(f"| {p.kind.capitalize()} {p.pattern} | `{p.example}` | {params} |")
         return 0
     table = Table(title=f"{len(phrases)} step phrases ({{name}}: a word or quoted text, {{n:d}}: a number)",
                   header_style="bold")
     table.add_column("step")
     table.add_column("example")
+    table.add_column("parameters")
     for p in phrases:
-        table.add_row(f"{p.kind.capitalize()} {p.pattern}", p.example)
+        table.add_row(f"{p.kind.capitalize()} {p.pattern}", p.example,
+                      "\n".join(f"{name}: {what}" for name, what in p.parameters))
     console.print(table)
     return 0
 
@@ -471,24 +497,32 @@ def _real_n8n_problem(args: argparse.Namespace) -> str | None:
 
 
 def run_run(args: argparse.Namespace, console: Console) -> int:
-    from avito_harness.acceptance import RunOptions, run_acceptance
+    from avito_harness.judge.environment import TargetOptions
+    from avito_harness.judge.run import RunOptions, run_acceptance
+    from avito_harness.judge.verdict import CannotJudge, ExitCode, Verdict
 
-    if args.gateway_url and args.gateway_cmd:
-        console.print("[red]error:[/red] give --gateway-url or --gateway-cmd, not both")
-        return 2
-    problem = _real_n8n_problem(args)
-    if problem:
-        console.print(f"[red]error:[/red] {problem}")
-        return 2
-    options = RunOptions(tuple(args.stage), args.gateway_url, args.gateway_api_key, args.gateway_cmd,
-                         args.stack_url, args.junit, args.json_report, args.html_report, args.select,
-                         tuple(args.features), args.only_features, args.n8n, args.n8n_url, args.n8n_api_key,
-                         args.postgres_url, args.workflows, args.workflows_map)
     try:
-        return run_acceptance(options, console)
-    except ValueError as exc:  # options that cannot work, named before anything starts
-        console.print(f"[red]error:[/red] {exc}")
+        problem = _real_n8n_problem(args)
+        if problem:
+            raise CannotJudge(Category.USAGE, problem)
+        if args.max_answer_bytes < 1024:
+            raise CannotJudge(Category.USAGE, "--max-answer-bytes must be at least 1024")
+        target = TargetOptions(
+            gateway_url=args.gateway_url, gateway_api_key=args.gateway_api_key, gateway_cmd=args.gateway_cmd,
+            stack_url=args.stack_url, n8n=args.n8n, n8n_url=args.n8n_url, n8n_api_key=args.n8n_api_key,
+            postgres_url=args.postgres_url, workflows=args.workflows, workflows_map=args.workflows_map,
+            request_timeout=args.request_timeout, start_timeout=args.start_timeout,
+            scenario_timeout=args.scenario_timeout, max_answer_bytes=args.max_answer_bytes)
+        if not args.run_timeout > 0:
+            raise CannotJudge(Category.USAGE, "--run-timeout must be more than 0 seconds")
+    except CannotJudge as exc:  # options that cannot work, named before anything starts
+        console.print(Verdict(ExitCode.CANNOT_JUDGE, "not_judged", exc.category, exc.reason).line(), markup=False,
+                      highlight=False)
         return 2
+    options = RunOptions(target=target, stages=tuple(args.stage), scenarios=tuple(args.scenarios),
+                         features=tuple(args.features), only_own_features=args.only_features, junit=args.junit,
+                         json_report=args.json_report, html_report=args.html_report, run_timeout=args.run_timeout)
+    return run_acceptance(options, console)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {

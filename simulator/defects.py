@@ -45,6 +45,10 @@ CATALOGUE: dict[str, str] = {
     "workflow_dropped_message": "a message n8n received never reached the Universal Batcher, and no rejection was "
                                 "recorded (a workflow stopped it silently)",
     "voice_not_transcribed": "BAT IN did not download and transcribe a voice message: its words never reach the AI",
+    "no_answer_in_time": "the gateway gave no complete answer within the request deadline (--request-timeout, 10 s)",
+    "answer_too_large": "an answer of the gateway was larger than the cap (--max-answer-bytes, 10 MiB)",
+    "connection_broken": "the gateway closed a connection without a complete answer",
+    "gateway_crashed": "the gateway died (or stopped accepting connections) during the scenario",
     "unclassified": "a check failed that has no defect class of its own; read the error",
 }
 

@@ -1,54 +1,118 @@
 """Run a gateway as a separate process (our ``python -m avito_gateway`` by default) wired to the fakes.
 
-The simulator never imports the gateway: it starts it by command, configures
-it by environment (the deployment's own variable names) and talks to it over
-HTTP, exactly as it would to a gateway from another code base.
+The simulator never imports the gateway: it starts it by command, configures it by environment (the
+deployment's own variable names) and talks to it over HTTP, exactly as it would to a gateway from another
+code base. A gateway from elsewhere may misbehave, so the start is bounded and says what it probed, the
+gateway runs in its own process group (a wrapper script's children stop with it), its output is always read
+(decoded with replacement, lines capped: a full pipe would block it) and the data folder the harness made
+for it is removed when it stops.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import IO
 
 import httpx
 
-__all__ = ["GatewayProcess", "GatewayProcessError", "collect_output", "free_port", "stop_process"]
+from avito_harness.judge.bounded_http import Bounds, bounded_client
+from avito_harness.judge.safe_text import visible_line
+
+__all__ = ["GatewayProcess", "GatewayProcessError", "collect_output", "free_port", "last_lines", "stop_process"]
 
 START_TIMEOUT = 30.0
+#: A line of a child's output longer than this is cut (a child printing without newlines stays bounded).
+LINE_LIMIT = 2000
+HEALTH_PROBE = 'GET /health (any status, a JSON object with "status")'
 
 
 class GatewayProcessError(RuntimeError):
-    pass
+    """The gateway could not be started: one line that says what was tried and what happened."""
 
 
-def collect_output(proc: subprocess.Popen[str], into: list[str], keep: int = 200) -> None:
-    """Keep the last ``keep`` lines a child prints, read on a daemon thread (a full pipe would block it)."""
+def collect_output(proc: subprocess.Popen[bytes], into: list[str], keep: int = 200) -> threading.Thread:
+    """Keep the last ``keep`` lines a child prints, read until it closes its output on a daemon thread (a full
+    pipe would block the child). Bytes that are not UTF-8 are replaced, never fatal; overlong lines are cut."""
+    stream: IO[bytes] | None = proc.stdout
+    assert stream is not None
+    fd = stream.fileno()
 
     def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            into.append(line)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            pending += decoder.decode(chunk, final=not chunk)
+            *lines, pending = pending.split("\n")
+            if len(pending) > LINE_LIMIT:
+                lines.append(pending[:LINE_LIMIT] + " …(cut)")
+                pending = ""
+            for line in lines:
+                into.append((line[:LINE_LIMIT] + " …(cut)" if len(line) > LINE_LIMIT else line) + "\n")
             del into[:-keep]
+            if not chunk:
+                if pending:
+                    into.append(pending + "\n")
+                    del into[:-keep]
+                return
 
-    threading.Thread(target=read, daemon=True).start()
+    thread = threading.Thread(target=read, daemon=True, name=f"output-{proc.pid}")
+    thread.start()
+    return thread
 
 
-def stop_process(proc: subprocess.Popen[str] | None, grace: float = 10) -> None:
-    """SIGTERM, ``grace`` seconds to shut down, then SIGKILL."""
-    if proc is None or proc.poll() is not None:
+def last_lines(output: list[str], n: int = 5) -> str:
+    """The last ``n`` lines a child printed, as one safe line (control characters shown as escapes)."""
+    lines = [line.rstrip("\n") for line in output[-n:] if line.strip()]
+    return visible_line(" | ".join(lines), 800) if lines else "(no output)"
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the child leads its own group (start_new_session): its children go with it
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
+    """SIGTERM to the process group, ``grace`` seconds to shut down, then SIGKILL to what is left of it."""
+    if proc is None:
         return
-    proc.terminate()
+    group = proc.poll() is None or _group_alive(proc.pid)
+    if not group:
+        return
+    _signal_group(proc, signal.SIGTERM)
     try:
         proc.wait(grace)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        pass
+    _signal_group(proc, signal.SIGKILL)  # whatever the wrapper left behind
+    try:
         proc.wait(5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -56,6 +120,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _resolve(command: list[str]) -> list[str]:
+    """The command with its program found; :class:`GatewayProcessError` names a program that is not there."""
+    if not command or not command[0]:
+        raise GatewayProcessError("the gateway command is empty")
+    program = command[0]
+    if os.sep in program:  # the gateway runs in its data directory: a relative program path is the caller's
+        path = os.path.abspath(program)
+        if not os.path.isfile(path):
+            raise GatewayProcessError(f"the gateway command's program {program!r} does not exist")
+        if not os.access(path, os.X_OK):
+            raise GatewayProcessError(f"the gateway command's program {program!r} is not executable (chmod +x?)")
+        return [path, *command[1:]]
+    if shutil.which(program) is None:
+        raise GatewayProcessError(f"the gateway command's program {program!r} was not found on PATH")
+    return command
 
 
 @dataclass
@@ -68,21 +149,52 @@ class GatewayProcess:
     api_key: str = "test-api-key"
     host: str = "127.0.0.1"
     port: int = 8765
+    #: the program and its arguments; "{port}" in an argument is replaced by the port (a new one on a retry)
     command: Sequence[str] = field(default_factory=lambda: (sys.executable, "-m", "avito_gateway"))
-    data_dir: str | None = None  # None: a fresh temporary directory
+    data_dir: str | None = None  # None: a fresh temporary directory, removed when the process stops
     extra_env: dict[str, str] = field(default_factory=dict)
     #: False: started once it answers /health at all (a gateway Avito refuses a token says unhealthy, and the
     #: acceptance run is there to say why)
     require_healthy: bool = True
-    proc: subprocess.Popen[str] | None = None
+    start_timeout: float = START_TIMEOUT
+    proc: subprocess.Popen[bytes] | None = None
     output: list[str] = field(default_factory=list)
+    _owned_dir: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def describe_exit(self) -> str | None:
+        """How the process ended ("exited with code 1", "was killed by SIGSEGV"), or None while it runs."""
+        code = self.proc.poll() if self.proc is not None else None
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with code {code}"
+
     def start(self) -> None:
-        data_dir = self.data_dir or tempfile.mkdtemp(prefix="avito-harness-gateway-")
+        """Start and wait until it answers ``GET /health``; :class:`GatewayProcessError` says what went wrong."""
+        for attempt in range(3):
+            try:
+                self._start_once()
+                return
+            except _PortTaken:
+                if attempt == 2 or not any("{port}" in part for part in self.command):
+                    raise GatewayProcessError(f"the gateway could not listen on {self.host}:{self.port}: the port "
+                                              "was taken (three tries)") from None
+                self.port = free_port(self.host)
+
+    def _start_once(self) -> None:
+        command = _resolve([part.replace("{port}", str(self.port)) for part in self.command])
+        if self.data_dir is None and self._owned_dir is None:
+            self._owned_dir = tempfile.mkdtemp(prefix="avito-harness-gateway-")
+        data_dir = self.data_dir or self._owned_dir
+        assert data_dir is not None
         os.makedirs(data_dir, exist_ok=True)
         env = {
             **os.environ,
@@ -98,27 +210,52 @@ class GatewayProcess:
             "PUBLIC_WEBHOOK_URL": f"{self.url}/webhook/avito",
             **self.extra_env,
         }
-        command = list(self.command)
-        if os.sep in command[0]:  # the gateway runs in its data directory: a relative program path is the caller's
-            command[0] = os.path.abspath(command[0])
-        self.proc = subprocess.Popen(command, env=env, cwd=data_dir, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        collect_output(self.proc, self.output)
-        waiter = threading.Event()
-        for _ in range(int(START_TIMEOUT / 0.1)):
-            if self.proc.poll() is not None:
-                raise GatewayProcessError("gateway exited: " + "".join(self.output[-5:]).strip())
-            try:
-                health = httpx.get(f"{self.url}/health", timeout=1)
-                # a /health in SPEC's form: not another server that took the port while this one failed to bind
-                answered = isinstance(health.json(), dict) and "status" in health.json()
-            except (httpx.HTTPError, ValueError):
-                answered = False
-            if answered and self.proc.poll() is None and (health.status_code == 200 or not self.require_healthy):
-                return
-            waiter.wait(0.1)
-        self.stop()
-        raise GatewayProcessError(f"gateway not {'healthy' if self.require_healthy else 'answering'} within {START_TIMEOUT:g} s: " + "".join(self.output[-5:]))
+        self.output.clear()
+        try:
+            self.proc = subprocess.Popen(command, env=env, cwd=data_dir, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            raise GatewayProcessError(f"the gateway command {command[0]!r} could not be started: {exc.strerror}") from None
+        reader = collect_output(self.proc, self.output)
+        self._wait_answering(reader)
+
+    def _wait_answering(self, reader: threading.Thread) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        last = "not probed yet"
+        with bounded_client(Bounds(request_timeout=2.0, max_answer_bytes=65536)) as http:
+            while True:
+                if self.proc is not None and self.proc.poll() is not None:
+                    reader.join(2)  # its last words
+                    if any("address already in use" in line.lower() or "errno 98" in line.lower()
+                           for line in self.output[-20:]):
+                        raise _PortTaken()
+                    raise GatewayProcessError(f"the gateway {self.describe_exit()} before answering {HEALTH_PROBE}; "
+                                              f"its last output: {last_lines(self.output)}")
+                answered, last = self._probe(http)
+                if answered:
+                    return
+                if time.monotonic() >= deadline:
+                    self.stop()
+                    healthy = "healthy (200, status)" if self.require_healthy else "answering"
+                    raise GatewayProcessError(
+                        f"the gateway was not {healthy} within {self.start_timeout:g} s: probed {HEALTH_PROBE} at "
+                        f"{self.url}/health, last probe: {last}; its last output: {last_lines(self.output)}")
+                threading.Event().wait(0.1)
+
+    def _probe(self, http: httpx.Client) -> tuple[bool, str]:
+        try:
+            health = http.get(f"{self.url}/health")
+        except httpx.HTTPError as exc:
+            return False, visible_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, 200)
+        try:
+            body = health.json()
+        except ValueError:
+            body = None
+        # a /health in SPEC's form: not another server that took the port while this one failed to bind
+        if isinstance(body, dict) and "status" in body and (health.status_code == 200 or not self.require_healthy):
+            return True, f"{health.status_code}"
+        return False, visible_line(f"answered {health.status_code} {health.headers.get('content-type', '')} "
+                                   f"{health.text[:120]}", 200)
 
     def subscribe(self) -> None:
         """Subscribe the gateway's webhook URL at Avito, through the gateway."""
@@ -135,3 +272,10 @@ class GatewayProcess:
 
     def stop(self) -> None:
         stop_process(self.proc)
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+            self._owned_dir = None
+
+
+class _PortTaken(Exception):
+    pass

@@ -23,7 +23,7 @@ from avito_harness.client import AvitoSim, N8nSim, SttSim
 from avito_harness.clock import Clock
 from avito_harness.scenario import read_scenario
 from avito_harness.settings import SimSettings
-from avito_harness.stack import Stack
+from avito_harness.stack import Stack, StackError
 
 __all__ = ["pytest_addoption", "pytest_configure"]
 
@@ -49,6 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --avito-n8n real: a directory of your exported workflow JSON instead of ours")
     group.addoption("--avito-workflows-map", default=None,
                     help="YAML mapping your workflows' credential names and hosts (see avito_harness.realn8n.mapping)")
+    group.addoption("--avito-request-timeout", type=float, default=10.0,
+                    help="seconds the gateway has for a whole answer (default 10)")
+    group.addoption("--avito-start-timeout", type=float, default=30.0,
+                    help="seconds a gateway started by command has to answer GET /health (default 30)")
+    group.addoption("--avito-scenario-timeout", type=float, default=300.0,
+                    help="seconds one scenario may take before it is stopped as not judged (default 300)")
     group.addoption("--sim-seed", type=int, default=None, help="seed for the simulated stack (default 42)")
 
 
@@ -67,8 +73,19 @@ def sim_settings(pytestconfig: pytest.Config) -> SimSettings:
 
 @pytest.fixture(scope="session")
 def sim_stack(sim_settings: SimSettings) -> Iterator[Stack]:
-    with Stack.start(sim_settings) as stack:
+    """The fakes on free ports for the session; a stack that cannot start ends the session with exit code 2
+    (the harness could not judge), never as failed tests."""
+    stack = Stack(sim_settings)
+    try:
+        stack.serve()
+    except StackError as exc:
+        stack.stop()
+        pytest.exit(f"avito-harness could not judge [setup_error]: the simulated stack could not start: {exc}",
+                    returncode=2)
+    try:
         yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.fixture

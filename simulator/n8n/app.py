@@ -9,10 +9,8 @@ rules, so a test can make "n8n" fail, hang or drop the connection.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -55,16 +53,15 @@ class NewPath(BaseModel):
     path: str
 
 
-def _crm_path(settings: SimSettings) -> str:
-    if settings.crm_db:
-        return settings.crm_db
-    return str(Path(tempfile.mkdtemp(prefix="avito-harness-crm-")) / "crm.sqlite3")
+def _crm(settings: SimSettings, crm_db: str | None) -> CrmStore:
+    path = crm_db or settings.crm_db
+    return CrmStore(path) if path else CrmStore.temporary()
 
 
 def _flows(settings: SimSettings, config: FlowConfig, clock: Clock, crm_db: str | None) -> Workflows | RealFlows:
     """The Python flows, or (``SIM_N8N_UPSTREAM`` + ``SIM_CRM_URL``) a real n8n's, read from its Postgres."""
     if not settings.n8n_upstream:  # unset, or empty (the compose file's default)
-        return Workflows(config, clock, CrmStore(crm_db or _crm_path(settings)))
+        return Workflows(config, clock, _crm(settings, crm_db))
     if not settings.crm_url:
         raise SettingsError("SIM_N8N_UPSTREAM needs SIM_CRM_URL: the Postgres the real workflows write")
     from avito_harness.n8n.crm_postgres import PostgresCrm

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -30,18 +32,28 @@ TABLES = ("messages_history", "batches", "appeals", "rejected", "inbound_message
 
 
 class CrmStore:
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", *, owned_folder: Path | None = None) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
+        self._owned_folder = owned_folder  # removed on close: a folder the store made for itself
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.executescript(SCHEMA)
 
+    @classmethod
+    def temporary(cls) -> CrmStore:
+        """A store in a fresh temporary folder, removed when the store is closed."""
+        folder = Path(tempfile.mkdtemp(prefix="avito-harness-crm-"))
+        return cls(folder / "crm.sqlite3", owned_folder=folder)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        if self._owned_folder is not None:
+            shutil.rmtree(self._owned_folder, ignore_errors=True)
+            self._owned_folder = None
 
     def reset(self) -> None:
         with self._lock:

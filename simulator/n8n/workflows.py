@@ -62,6 +62,7 @@ class Workflows:
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
         self.http.close()
+        self.crm.close()
 
     # --- BAT IN ------------------------------------------------------------
     def submit(self, message: Any) -> Future[None]:

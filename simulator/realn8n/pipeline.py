@@ -80,7 +80,8 @@ class RealN8n:
     def start(self, *, stt_url: str, stt_api_key: str, gateway_api_key: str, relay_url: str) -> RealN8n:
         """``relay_url`` stands for the gateway in a user's workflows (the scenario's gateway changes; it does not)."""
         if self.postgres_url is None:
-            self.postgres = PostgresServer().start()  # the tables: PostgresCrm applies the schema on connecting
+            self.postgres = PostgresServer()  # held before it starts: a failed start still removes its folder
+            self.postgres.start()  # the tables: PostgresCrm applies the schema on connecting
         if self.n8n_url is not None:
             self.executions = ApiExecutions(self.n8n_url, self.n8n_api_key or "") if self.n8n_api_key else None
             return self

@@ -46,7 +46,7 @@ class N8nServer:
     home: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     ready_seconds: float | None = None  # start-to-ready, measured
-    proc: subprocess.Popen[str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
     output: list[str] = field(default_factory=list)
     _owned_home: bool = False
 
@@ -101,7 +101,8 @@ class N8nServer:
             self._publish([str(w["id"]) for w in workflows])
         started = _perf.monotonic()
         self.proc = subprocess.Popen([str(self.install.executable), "start"], env=self._env(), cwd=self.home,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
         collect_output(self.proc, self.output, keep=300)
         self._wait_ready()
         self.ready_seconds = _perf.monotonic() - started

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def test_our_gateway_passes_every_check_including_writes(serve: Callable[..., Se
     gateway = serve()
     chat = sim.avito.account(USER)["chats"][0]["id"]
     results = check_gateway(ContractOptions(gateway.url, KEY, allow_writes=True, chat_ids=(chat,), max_examples=15,
-                                           profile="full"))
+                                           profile="full")).results
     failures = {r.label: [v.title for v in r.violations] for r in results if not r.ok}
     assert failures == {}
     assert {r.operation for r in results} >= {"health", "listChats", "sendMessage", "sendBulk", "markRead"}
@@ -148,7 +149,7 @@ def test_our_gateway_passes_every_check_including_writes(serve: Callable[..., Se
 
 def test_read_only_by_default(serve: Callable[..., ServedApp], sim: Stack) -> None:
     gateway = serve()
-    results = check_gateway(ContractOptions(gateway.url, KEY, max_examples=5))
+    results = check_gateway(ContractOptions(gateway.url, KEY, max_examples=5)).results
     assert all(r.label.startswith(("GET ", "OPTIONS ")) for r in results) and all(r.ok for r in results)
     writes = sim.avito.journal(method="POST", path="/messenger/v1/accounts/*") + sim.avito.journal(
         method="POST", path="/messenger/v3/webhook")
@@ -242,17 +243,19 @@ def test_command_refuses_writes_without_named_chats_and_a_dead_url(capsys: pytes
     assert main(["contract", "--gateway-url", "http://127.0.0.1:9", "--api-key", "k", "--allow-writes"]) == 2
     assert main(["contract", "--gateway-url", "http://127.0.0.1:9", "--api-key", "k"]) == 2
     out = capsys.readouterr().out
-    assert "--chat-id" in out and "no gateway answers" in out
+    assert "--chat-id" in out and "no gateway answers" in out and out.count("[usage_error]") == 1
+    assert "[setup_error]" in out
 
 
-EXTENSIONS = ("/api/inbound", "/api/outbox", "/api/webhook/subscriptions")
+SPEC_PATHS = re.compile(r"/(health|info|webhook/avito|api/(token|chats|chats/[^/]+/(messages|read)|messages/send"
+                        r"(/image|/bulk)?|webhook/subscribe))")
 
 
 def _spec_only(app: FastAPI) -> Any:
-    """A gateway that serves SPEC and nothing more: none of our extension endpoints, /health and /info with only
-    the fields SPEC names, and a token preview field of its own (masked in reports)."""
+    """A gateway that serves SPEC and nothing more: none of our extension endpoints (FastAPI's 404 for any path it
+    does not serve), /health and /info with only the fields SPEC names."""
     async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(EXTENSIONS):
+        if scope["type"] == "http" and not SPEC_PATHS.fullmatch(scope["path"]):
             await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": b'{"detail": "Not Found"}'})
             return
@@ -287,3 +290,93 @@ def test_reports_mask_secrets_in_answers() -> None:
     masked = mask_answer(answer, "test-api-key-long")
     assert "sim_at_abcdefgh" not in masked and "test-api-key-long" not in masked
     assert '"access_token": "***"' in masked
+
+
+# --- the verdict: never judged with a refused key, no conclusion from a closed connection, secrets masked ---
+
+def test_a_key_the_gateway_refuses_is_not_judged(serve: Callable[..., ServedApp], capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    """Every /api answer would be a documented 401: six "passed" operations would have tested nothing."""
+    gateway = serve()
+    report = tmp_path / "contract.json"
+    code = main(["contract", "--gateway-url", gateway.url, "--api-key", "WRONG", "--max-examples", "5",
+                 "--json", str(report)])
+    out = capsys.readouterr().out
+    assert code == 2, out[-2000:]
+    assert "[usage_error]: the gateway refuses the API key given (GET /api/chats answered 401" in out
+    assert "passed" not in out
+    assert json.loads(report.read_text())["verdict"]["category"] == "usage_error"
+
+
+def _500_closing_the_connection(app: FastAPI) -> Any:
+    """An unhandled error on every keyed send: a 500 that leaves the keep-alive connection dead, so the next request
+    on it gets no complete answer (a worker that died after answering); requests without the key get 401."""
+    dead: set[Any] = set()
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        client = tuple(scope.get("client") or ())
+        if client in dead:
+            dead.discard(client)
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+            raise RuntimeError("the worker is gone: the connection closes mid-answer")
+        if scope["path"] == "/api/messages/send" and (b"x-api-key", KEY.encode()) in scope.get("headers", []):
+            dead.add(client)
+            await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"Internal Server Error"})
+            return
+        await app(scope, receive, send)
+    return wrapped
+
+
+def test_a_closed_connection_is_retried_before_a_key_check_concludes(serve: Callable[..., ServedApp],
+                                                                       sim: Stack) -> None:
+    gateway = serve(_500_closing_the_connection)
+    chat = sim.avito.account(USER)["chats"][0]["id"]
+    results = check_gateway(ContractOptions(gateway.url, KEY, allow_writes=True, chat_ids=(chat,), max_examples=5)).results
+    named = {v.defect for r in results for v in r.violations}
+    assert "api_key_not_enforced" not in named, named  # the key is enforced: a fresh connection gets 401
+    assert any(v.title.startswith("Server error") or "500" in v.message for r in results for v in r.violations)
+
+
+def _answering(app: FastAPI, matches: Callable[[str], bool], status: int, body: bytes) -> Any:
+    """``app`` with every request whose path ``matches`` answered ``status`` and the JSON ``body`` instead."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and matches(scope["path"]):
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+    return wrapped
+
+
+def _avito_404_passed_through(app: FastAPI) -> Any:
+    """A gateway that passes Avito's "chat not found" through as its own 404 (not SPEC's form)."""
+    return _answering(app, lambda path: path.startswith("/api/chats/") and path.endswith("/messages"), 404,
+                      b'{"error": {"code": 404, "message": "chat not found"}}')
+
+
+def test_an_avito_404_passed_through_is_not_an_absent_operation(serve: Callable[..., ServedApp]) -> None:
+    gateway = serve(_avito_404_passed_through)
+    results = check_gateway(ContractOptions(gateway.url, KEY, max_examples=5)).results
+    (messages,) = [r for r in results if r.operation == "chatMessages"]
+    assert not any(v.defect == "not_implemented" for v in messages.violations), messages.violations
+
+
+def _token_preview(app: FastAPI) -> Any:
+    """/api/token shows the first 20 characters of the token under a key no secret pattern knows."""
+    return _answering(app, lambda path: path == "/api/token", 200,
+                      b'{"success": true, "preview": "sim_at_0123456789abcd", "valid": true}')
+
+
+def test_a_token_the_gateway_shows_is_masked_in_every_output(serve: Callable[..., ServedApp], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    gateway = serve(_token_preview)
+    report, junit = tmp_path / "c.json", tmp_path / "c.xml"
+    main(["contract", "--gateway-url", gateway.url, "--api-key", KEY, "--max-examples", "5", "--profile", "full",
+          "--json", str(report), "--junit", str(junit)])
+    for text in (capsys.readouterr().out, report.read_text(), junit.read_text()):
+        assert "0123456789" not in text and "sim_at_0123" not in text

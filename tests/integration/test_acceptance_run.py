@@ -20,18 +20,24 @@ def test_one_stage_runs_green_with_a_table_and_reports(tmp_path: Path) -> None:
     junit, report = tmp_path / "run.xml", tmp_path / "run.json"
     result = _run("--stage", "1", "--junit", str(junit), "--json", str(report), "--html", str(tmp_path / "run.html"))
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "1 webhook" in result.stdout and "6 passed, 0 failed" in result.stdout
+    assert "1 webhook" in result.stdout and "6 passed, 0 failed, 0 not judged of 6 selected" in result.stdout
+    assert "verdict: passed (exit 0)" in result.stdout
     assert "2 inbound" not in result.stdout  # only the stage asked for
-    scenarios = json.loads(report.read_text())
+    doc = json.loads(report.read_text())
+    scenarios = doc["scenarios"]
+    assert doc["verdict"] == {"exit_code": 0, "status": "passed", "category": None, "reason": None}
     assert len(scenarios) == 6 and all(s["outcome"] == "passed" for s in scenarios)
     assert any("Avito -> gateway" in s["transcript"] for s in scenarios)  # the conversation, hop by hop
     assert junit.read_text().count("<testcase") == 6
     assert (tmp_path / "run.html").read_text().count("<details") == 6
 
 
-def test_conflicting_gateway_options_are_refused() -> None:
-    result = _run("--gateway-url", "http://127.0.0.1:9", "--gateway-cmd", "x")
-    assert result.returncode == 2 and "not both" in result.stdout
+def test_the_avito_errors_are_a_stage_of_their_own_and_names_select_exactly() -> None:
+    errors = _run("--stage", "errors")
+    assert errors.returncode == 0, errors.stdout[-3000:]
+    assert "Avito errors" in errors.stdout and "7 passed, 0 failed, 0 not judged of 7 selected" in errors.stdout
+    one = _run("--scenario", "Avito answers a send with a server error")  # the name as the report prints it
+    assert one.returncode == 0 and "1 passed, 0 failed, 0 not judged of 1 selected" in one.stdout, one.stdout[-2000:]
 
 
 def test_a_fault_that_never_hit_its_request_fails_as_not_exercised(tmp_path: Path) -> None:
@@ -47,8 +53,9 @@ def test_a_fault_that_never_hit_its_request_fails_as_not_exercised(tmp_path: Pat
     report = tmp_path / "run.json"
     result = _run("--features", str(features), "--only-features", "--json", str(report))
     assert result.returncode == 1, result.stdout[-3000:]
-    (scenario,) = json.loads(report.read_text())
+    (scenario,) = json.loads(report.read_text())["scenarios"]
     assert (scenario["outcome"], scenario["defect"]) == ("failed", "not_exercised")
+    assert scenario["stage"] == "a user's own scenario"  # a user's feature is reported under its own name
     assert "never hit its request" in result.stdout
 
 

@@ -18,7 +18,8 @@ EXE = Path(sys.executable).with_name("avito-harness")
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([str(EXE), "sim", "--avito-port", "0", "--n8n-port", "0", "--stt-port", "0", *args],
+    proc = subprocess.Popen([str(EXE), "sim", "--avito-port", "0", "--n8n-port", "0", "--stt-port", "0", "--demo-port", "0",
+                             "--gateway-port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
     ready = threading.Event()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from avito_harness.acceptance import ScenarioResult, root_causes
 from avito_harness.diagnosis import first_anomaly, path_shape
+from avito_harness.judge.report import root_causes
+from avito_harness.judge.results import ScenarioResult
 
 BASIC_HINT = "client_id and client_secret came as HTTP Basic (Authorization header); Avito documents them as form fields"
 
@@ -56,29 +57,28 @@ def test_path_shape_hides_ids() -> None:
 
 def test_root_causes_group_failures_by_what_the_wire_showed_biggest_first() -> None:
     token = "gateway -> Avito: POST /token answered 400 invalid_request"
-    results = [ScenarioResult(f"s{n}", "1 webhook", "failed", defect="token_basic_auth", anomaly=token,
+    results = [ScenarioResult(f"s{n}", "1 webhook", outcome="failed", defect="token_basic_auth", anomaly=token,
                               error="could not subscribe") for n in range(3)]
-    results += [ScenarioResult("voice", "2 inbound", "failed", defect="media_link_missing", error="no voice_url"),
-                ScenarioResult("ok", "2 inbound", "passed")]
+    results += [ScenarioResult("voice", "2 inbound", outcome="failed", defect="media_link_missing", error="no voice_url"),
+                ScenarioResult("ok", "2 inbound", outcome="passed")]
     causes = root_causes(results)
     assert [(code, len(members)) for code, _, members in causes] == [("token_basic_auth", 3), ("media_link_missing", 1)]
     assert causes[0][1] == token and causes[1][1] == "no voice_url"
 
 
-def test_the_report_masks_every_secret_the_steps_registered() -> None:
+def test_the_report_masks_every_secret_the_steps_registered_and_shows_control_characters() -> None:
     from types import SimpleNamespace
 
-    from rich.console import Console
-
-    from avito_harness.acceptance import SECRETS, _Collector
+    from avito_harness.judge.collector import Collector
+    from avito_harness.judge.steps.fixtures import SECRETS
 
     token = "sim_at_0123456789abcdefghij0123456789abcdef"
-    collector = _Collector(Console())
-    config = SimpleNamespace(stash={SECRETS: {token}})
-    collector.config = config  # type: ignore[assignment]
-    collector.results["x"] = ScenarioResult("x", "1 webhook", "failed", error=f"assert '{token[:20]}' == ''",
-                                            transcript=f"GET /api/token -> 200 {token}",
-                                            extra={"gateway output": f"token={token[-12:]}"})
-    (result,) = collector.masked_results()
+    collector = Collector([], None, run_timeout=60)  # type: ignore[arg-type]
+    collector.config = SimpleNamespace(stash={SECRETS: {token}})  # type: ignore[assignment]
+    collector.results[("f", "x", None)] = ScenarioResult(
+        "x", "1 webhook", outcome="failed", error=f"assert '{token[:20]}' == ''",
+        transcript=f"GET /api/token -> 200 {token}", extra={"gateway output": f"token={token[-12:]}\x1b[2J43 passed"})
+    (result,) = collector.final_results()
     text = f"{result.error} {result.transcript} {result.extra}"
     assert token[:8] not in text and token[-8:] not in text and text.count("***") == 3
+    assert "\x1b" not in text and "\\x1b[2J43 passed" in result.extra["gateway output"]

@@ -1,0 +1,152 @@
+"""``avito-harness run``: the five-stage acceptance run, judged exactly.
+
+1. The features: every file parsed and every step matched against the step library (seconds); the scenarios
+   ``--stage`` and ``--scenario`` select, minus those that do not apply to the gateway given (listed).
+2. The environment: the fakes, the real pipeline when asked, the gateway under test started (or reached)
+   and answering ``GET /health``.
+3. The scenarios, through pytest in this process (``-p no:terminal``: the report is ours), each judged from
+   its own phases.
+4. The verdict: exit 0 only when every selected scenario ran and passed; 1 when defects were found; 2 when
+   the harness could not judge, with the reason on the terminal and in every report.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from avito_harness import bdd as bdd_package
+from avito_harness.judge.collector import Collector
+from avito_harness.judge.environment import Environment, TargetOptions
+from avito_harness.judge.features import PlannedScenario, load_features, select
+from avito_harness.judge.report import print_report
+from avito_harness.judge.report_files import RunRecord, write_html, write_json, write_junit
+from avito_harness.judge.results import ScenarioResult
+from avito_harness.judge.steps.fixtures import not_applicable
+from avito_harness.judge.verdict import CannotJudge, Category, decide
+from avito_harness.paths import features_dir
+
+__all__ = ["FEATURES_ENV", "RunOptions", "run_acceptance"]
+
+#: Installed pytest plugins the run never uses: not even imported (hypothesis alone costs a second per run).
+UNUSED_PLUGINS = ("hypothesispytest", "schemathesis", "faker", "xdist", "xdist.looponfail", "anyio")
+#: Where run_acceptance tells the packaged test module which feature directories to run.
+FEATURES_ENV = "AVITO_HARNESS_FEATURES"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    target: TargetOptions = field(default_factory=TargetOptions)
+    stages: tuple[str, ...] = ()  # "1".."5", "errors"
+    scenarios: tuple[str, ...] = ()  # names (or parts of names) as the reports print them
+    features: tuple[str, ...] = ()  # directories of the user's .feature files (our steps)
+    only_own_features: bool = False  # run only those, not the harness's
+    junit: str | None = None
+    json_report: str | None = None
+    html_report: str | None = None
+    run_timeout: float = 3600.0
+
+
+def _feature_dirs(options: RunOptions) -> list[Path]:
+    if options.only_own_features and not options.features:
+        raise CannotJudge(Category.USAGE, "--only-features needs at least one --features DIR")
+    dirs = [] if options.only_own_features else [features_dir()]
+    for given in options.features:
+        path = Path(given).resolve()
+        if not path.is_dir():
+            raise CannotJudge(Category.USAGE, f"--features {given}: no such directory")
+        dirs.append(path)
+    return dirs
+
+
+def _pytest_args() -> list[str]:
+    bdd = Path(bdd_package.__file__).parent  # the packaged scenarios, steps and pytest.ini, wherever installed
+    args = [str(bdd / "test_stages.py"), "-c", str(bdd / "pytest.ini"), "--rootdir", str(bdd),
+            "-p", "avito_harness.bdd.steps", "-p", "no:terminal", "-o", f"bdd_features_base_dir={bdd}"]
+    for plugin in UNUSED_PLUGINS:
+        args += ["-p", f"no:{plugin}"]
+    return args
+
+
+def _target_line(target: TargetOptions) -> str:
+    line = target.gateway_url or (f"gateway started by: {target.gateway_cmd}" if target.gateway_cmd
+                                  else "our gateway (embedded)")
+    if target.n8n == "real":
+        line += f" · real n8n ({target.n8n_url or 'started by the harness'}, workflows: {target.workflows or 'ours'})"
+    return line
+
+
+def _scenarios(options: RunOptions, env: Environment, dirs: list[Path], selected: list[PlannedScenario],
+               progress: Callable[[str], None]) -> tuple[list[ScenarioResult], CannotJudge | None]:
+    collector = Collector(selected, env, run_timeout=options.run_timeout, progress=progress)
+    previous = os.environ.get(FEATURES_ENV)
+    os.environ[FEATURES_ENV] = os.pathsep.join(str(d) for d in dirs)
+    try:
+        with tempfile.TemporaryDirectory(prefix="avito-harness-run-") as basetemp:  # the scenarios' folders go too
+            code = pytest.main([*_pytest_args(), f"--basetemp={basetemp}"], plugins=[collector])
+    finally:
+        if previous is None:
+            os.environ.pop(FEATURES_ENV, None)
+        else:
+            os.environ[FEATURES_ENV] = previous
+    problem = collector.problem
+    if problem is None and int(code) in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR,
+                                         pytest.ExitCode.INTERRUPTED):
+        problem = CannotJudge(Category.SETUP, f"pytest stopped the run (pytest exit code {int(code)})")
+    return collector.final_results(), problem
+
+
+def run_acceptance(options: RunOptions, console: Console) -> int:
+    started = time.perf_counter()
+    results: list[ScenarioResult] = []
+    skipped: list[tuple[str, str]] = []
+    problem: CannotJudge | None = None
+    problems: list[str] = []
+    with console.status("[bold]acceptance run[/bold] checking the features ...") as status:
+        try:
+            dirs = _feature_dirs(options)
+            planned = load_features(dirs)
+            chosen = select(planned, stages=options.stages, names=options.scenarios)
+            selected = []
+            for p in chosen:
+                why = not_applicable(options.target.mode, p.tags)
+                if why is None:
+                    selected.append(p)
+                else:
+                    skipped.append((p.name, why))
+            status.update("[bold]acceptance run[/bold] starting the stack and the gateway ...")
+            with Environment.start(options.target) as env:
+                results, problem = _scenarios(options, env, dirs, selected,
+                                              lambda line: status.update(f"[bold]acceptance run[/bold] {line}"))
+        except CannotJudge as exc:
+            problem, problems = exc, list(exc.details)
+    if problem is not None and not problems:
+        problems = [problem.reason]
+    elapsed = time.perf_counter() - started
+    verdict = decide([r.outcome for r in results],
+                     [(Category(r.category or Category.NOT_JUDGED.value), f"{r.name}: {r.reason}") for r in results
+                      if r.outcome == "not_judged"], problem)
+    print_report(console, results, title=f"Avito rollout acceptance run: {_target_line(options.target)}",
+                 real_n8n=options.target.n8n == "real", elapsed=elapsed, verdict=verdict, problems=problems,
+                 not_applicable=skipped)
+    record = RunRecord(verdict, results, _target_line(options.target), elapsed, harness_version(), problems, skipped)
+    for path, write in ((options.json_report, write_json), (options.junit, write_junit), (options.html_report, write_html)):
+        if path:
+            write(Path(path), record)
+    return int(verdict.code)
+
+
+def harness_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("avito-harness")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+        return "unknown (not installed)"
