@@ -27,7 +27,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from avito_harness.gateway_process import free_port
+from avito_harness.stack.gateway_process import free_port
 from bench import peer
 from bench.loadgen import Result, load, percentile
 
@@ -240,7 +240,7 @@ def _ingest(urls: list[str], chats: list[str], tag: str, total: int = 3000, conc
 
 def bench_replicas() -> dict[str, Any]:
     """Webhook ingest: 1 gateway on SQLite, then 1 and 3 replicas sharing one Postgres (a fresh database each)."""
-    from avito_harness.postgres import PostgresError, PostgresServer
+    from avito_harness.real.postgres import PostgresError, PostgresServer
 
     out: dict[str, Any] = {}
     with full_stack() as url:  # its gateway (SQLite) is the first figure; the fakes serve the replicas too
@@ -281,7 +281,7 @@ def bench_starts() -> dict[str, float]:
     started = time.perf_counter()
     result = subprocess.run([str(BIN / "python"), "-c", (
         "import time; t=time.perf_counter();"
-        "from avito_harness.stack import Stack; from avito_harness.settings import SimSettings;"
+        "from avito_harness.stack.local import Stack; from avito_harness.fakes.settings import SimSettings;"
         "s=SimSettings(avito_port=0,n8n_port=0,stt_port=0);"
         "t2=time.perf_counter(); st=Stack(s); st.serve(); print(time.perf_counter()-t2, t2-t); st.stop()")],
         capture_output=True, text=True, cwd=ROOT, check=True)

@@ -69,7 +69,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 def installed_n8n() -> Any:
     """The pinned n8n from the cache (``make test`` installs it when Node.js >= 20.19 is here), else skip saying why.
     Under CI=true with a usable Node.js, a missing n8n is a broken pipeline: the test fails instead."""
-    from avito_harness.realn8n.install import MIN_NODE, N8nInstall, node_version
+    from avito_harness.real.n8n.install import MIN_NODE, N8nInstall, node_version
 
     install = N8nInstall.default()
     if install.installed_version() == install.version:
@@ -93,7 +93,7 @@ POSTGRES_MISSING = "no PostgreSQL server binaries here: apt-get install postgres
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
     """One real PostgreSQL server per test process (xdist worker), started by the project itself."""
-    from avito_harness.postgres import PostgresServer, find_binaries
+    from avito_harness.real.postgres import PostgresServer, find_binaries
 
     if find_binaries() is None:
         missing(POSTGRES_MISSING)

@@ -18,8 +18,8 @@ import pytest
 from avito_gateway.app import create_app as create_gateway
 from avito_gateway.settings import GatewaySettings
 from avito_harness.demo.app import create_app as create_demo
-from avito_harness.serve import ServedApp, serve_in_thread
-from avito_harness.stack import Stack
+from avito_harness.stack.local import Stack
+from avito_harness.stack.serve import ServedApp, serve_in_thread
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = bool(os.environ.get("CI"))

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.failures import Failure, FailureGroup
 
-from avito_harness.avito.app import create_app
-from avito_harness.clock import FakeClock
-from avito_harness.settings import SimSettings
+from avito_harness.fakes.avito.app import create_app
+from avito_harness.fakes.clock import FakeClock
+from avito_harness.fakes.settings import SimSettings
 from tests.conftest import CONTRACTS, assert_avito_contract, avito_contract
 
 USER = 100000001

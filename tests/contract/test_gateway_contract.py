@@ -20,10 +20,10 @@ from avito_gateway.app import create_app
 from avito_gateway.deps import require_api_key
 from avito_gateway.settings import GatewaySettings
 from avito_harness.cli import main
-from avito_harness.contract.drift import drift
-from avito_harness.contract.runner import ContractOptions, check_gateway, mask_answer
-from avito_harness.serve import ServedApp, serve_in_thread
-from avito_harness.stack import Stack
+from avito_harness.judge.contract.drift import drift
+from avito_harness.judge.contract.runner import ContractOptions, check_gateway, mask_answer
+from avito_harness.stack.local import Stack
+from avito_harness.stack.serve import ServedApp, serve_in_thread
 from tests.conftest import CONTRACTS
 
 USER = 100000001

@@ -15,8 +15,8 @@ import pytest
 from avito_gateway.app import create_app
 from avito_gateway.deps import Services
 from avito_gateway.settings import GatewaySettings
-from avito_harness.serve import ServedApp, serve_in_thread
-from avito_harness.stack import Stack
+from avito_harness.stack.local import Stack
+from avito_harness.stack.serve import ServedApp, serve_in_thread
 from tests.conftest import CONTRACTS
 
 USER = 100000001

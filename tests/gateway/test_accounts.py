@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avito_harness.stack import Stack
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import API_KEY, USER, GatewayHandle, assert_normalized, first_chat, subscribe
 
 SHOP2, SHOP2_KEY = 200000002, "shop2-api-key"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from avito_harness.stack import Stack
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import API_KEY, USER, GatewayHandle, chat_texts, first_chat, subscribe
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from avito_gateway.http import HttpClient, HttpFailure, http_client
-from avito_harness.serve import ServedApp, serve_in_thread
+from avito_harness.stack.serve import ServedApp, serve_in_thread
 
 SLOW_SECONDS = 2.0
 

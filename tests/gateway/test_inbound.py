@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from avito_harness.stack import Stack
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import USER, GatewayHandle, assert_normalized, first_chat, subscribe
 
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from avito_gateway.clock import SystemClock
-from avito_harness.avito.media import png_bytes
-from avito_harness.stack import Stack
+from avito_harness.fakes.avito.media import png_bytes
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import USER, GatewayHandle, chat_texts, first_chat, subscribe
 
 

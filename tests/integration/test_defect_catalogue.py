@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from avito_harness.contract.runner import ContractOptions, check_gateway
-from avito_harness.defects import CATALOGUE
-from avito_harness.gateway_process import GatewayProcess, free_port
-from avito_harness.settings import SimSettings
-from avito_harness.stack import Stack
+from avito_harness.fakes.settings import SimSettings
+from avito_harness.judge.contract.runner import ContractOptions, check_gateway
+from avito_harness.judge.defects import CATALOGUE
+from avito_harness.stack.gateway_process import GatewayProcess, free_port
+from avito_harness.stack.local import Stack
 from tests.doubles.broken_gateway import DOUBLES
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))

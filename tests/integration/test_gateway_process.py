@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from avito_harness.stack import Stack
+from avito_harness.stack.local import Stack
 
 USER = 100000001
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from avito_harness.postgres import PostgresServer
+from avito_harness.real.postgres import PostgresServer
 
 psycopg = pytest.importorskip("psycopg")
 

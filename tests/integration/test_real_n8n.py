@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from avito_harness.realn8n.install import N8N_VERSION, N8nInstall
-from avito_harness.realn8n.server import N8nServer
+from avito_harness.real.n8n.install import N8N_VERSION, N8nInstall
+from avito_harness.real.n8n.server import N8nServer
 
 INSTALLED = N8nInstall.default()
 pytestmark = pytest.mark.skipif(INSTALLED.installed_version() != N8N_VERSION,

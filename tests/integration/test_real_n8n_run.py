@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from avito_harness.paths import workflows_dir
-from avito_harness.postgres import find_binaries
+from avito_harness.real.postgres import find_binaries
 from tests.conftest import installed_n8n
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))

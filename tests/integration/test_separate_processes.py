@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from avito_harness.gateway_process import free_port
-from avito_harness.serve import wait_until_up
+from avito_harness.stack.gateway_process import free_port
+from avito_harness.stack.serve import wait_until_up
 
 BIN = Path(sys.executable).parent
 

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from avito_harness.client import AvitoSim, N8nSim, SimClientError
-from avito_harness.stack import Stack
+from avito_harness.stack.control_clients import AvitoSim, N8nSim, SimClientError
+from avito_harness.stack.local import Stack
 from tests.conftest import assert_webhook_envelope
 
 USER = 100000001

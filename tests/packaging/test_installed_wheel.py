@@ -71,7 +71,7 @@ def test_every_command_starts_from_the_wheel(installed: Path, tmp_path: Path) ->
         "for command in ('sim', 'contract', 'demo', 'serve', 'up', 'run', 'steps', 'init'):\n"
         "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "        main([command, '--help'])\n"
-        "import avito_harness.judge.run, avito_harness.contract.runner, avito_harness.demo.app, avito_harness.stack\n"
+        "import avito_harness.judge.run, avito_harness.judge.contract.runner, avito_harness.demo.app, avito_harness.stack\n"
         "print('ok')"))
     assert helped.returncode == 0 and helped.stdout.strip() == "ok", helped.stderr[-1000:]
     up = _run(installed, tmp_path, str(installed / "avito-harness"), "up", "--docker")

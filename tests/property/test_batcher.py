@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from avito_harness.clock import FakeClock
-from avito_harness.n8n.flows.batcher import Batch, Batcher
+from avito_harness.fakes.clock import FakeClock
+from avito_harness.fakes.n8n.flows.batcher import Batch, Batcher
 
 arrivals = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.floats(0, 50, allow_nan=False)), max_size=60)
 

@@ -13,9 +13,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from avito_harness.avito.app import create_app
-from avito_harness.clock import FakeClock
-from avito_harness.settings import SimSettings
+from avito_harness.fakes.avito.app import create_app
+from avito_harness.fakes.clock import FakeClock
+from avito_harness.fakes.settings import SimSettings
 
 USER = 100000001
 HOOK = "http://127.0.0.1:9/hook"

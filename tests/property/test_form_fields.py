@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avito_harness.avito.oauth import form_fields
+from avito_harness.fakes.avito.oauth import form_fields
 
 form_text = st.lists(st.sampled_from(list("az09=&%+;._-~ é\x00") + ["%2B", "%3D", "%26", "%ZZ"]),
                      max_size=30).map("".join)

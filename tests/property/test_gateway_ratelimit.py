@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from avito_gateway.ratelimit import SlidingWindowLimiter
-from avito_harness.clock import FakeClock
+from avito_harness.fakes.clock import FakeClock
 
 
 @given(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from avito_harness.leaks import MIN_PIECE, leaked_piece, mask
+from avito_harness.judge.leaks import MIN_PIECE, leaked_piece, mask
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
 secrets = st.text(ALPHABET, min_size=MIN_PIECE, max_size=60)

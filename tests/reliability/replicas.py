@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
-from avito_harness.gateway_process import GatewayProcess, free_port
-from avito_harness.stack import Stack
+from avito_harness.stack.gateway_process import GatewayProcess, free_port
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import API_KEY, USER
 
 SECRET = "replicas-webhook-secret"

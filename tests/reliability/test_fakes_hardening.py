@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from avito_harness.avito.media import png_bytes
-from avito_harness.stack import Stack
+from avito_harness.fakes.avito.media import png_bytes
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import USER
 
 DEEP = b'{"meta": {"raw": ' + b"[" * 400 + b"]" * 400 + b"}}"

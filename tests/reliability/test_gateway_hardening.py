@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from avito_gateway.errors import StorageError
-from avito_harness.gateway_process import GatewayProcess, free_port
-from avito_harness.stack import Stack
+from avito_harness.stack.gateway_process import GatewayProcess, free_port
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import API_KEY, USER, GatewayHandle, subscribe
 
 

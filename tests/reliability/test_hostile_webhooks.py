@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avito_harness.stack import Stack
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import USER, GatewayHandle, subscribe
 
 

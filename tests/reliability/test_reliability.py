@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avito_harness.gateway_process import GatewayProcess, free_port
-from avito_harness.stack import Stack
+from avito_harness.stack.gateway_process import GatewayProcess, free_port
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import API_KEY, USER, GatewayHandle, subscribe
 
 

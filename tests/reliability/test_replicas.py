@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import yaml
 
-from avito_harness.stack import Stack
+from avito_harness.stack.local import Stack
 from tests.gateway.conftest import API_KEY, USER
 from tests.reliability.replicas import SECRET, replicas, sql, webhook
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from avito_harness.avito.app import create_app
-from avito_harness.clock import Clock, FakeClock
-from avito_harness.settings import SimSettings
+from avito_harness.fakes.avito.app import create_app
+from avito_harness.fakes.clock import Clock, FakeClock
+from avito_harness.fakes.settings import SimSettings
 from tests.conftest import assert_avito_contract
 
 USER = 100000001

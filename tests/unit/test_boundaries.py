@@ -11,7 +11,7 @@ import pytest
 
 import avito_gateway
 import avito_harness
-from avito_harness.settings import SettingsError, SimSettings
+from avito_harness.fakes.settings import SettingsError, SimSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 BANNED_CALLS = {("time", "time"), ("time", "sleep"), ("datetime", "now"), ("datetime", "utcnow")}

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from avito_harness.clock import DEFAULT_START, FakeClock, SystemClock
+from avito_harness.fakes.clock import DEFAULT_START, FakeClock, SystemClock
 
 
 def test_frozen_clock_stands_still_until_advanced() -> None:

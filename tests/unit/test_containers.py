@@ -12,9 +12,9 @@ import yaml
 
 from avito_gateway.settings import GatewaySettings
 from avito_harness.cli import _parser
-from avito_harness.docker_stack import COMPOSE_FILE, compose_services, docker_client
-from avito_harness.realn8n.mapping import CREDENTIALS
-from avito_harness.settings import SimSettings
+from avito_harness.fakes.settings import SimSettings
+from avito_harness.real.n8n.mapping import CREDENTIALS
+from avito_harness.stack.containers import COMPOSE_FILE, compose_services, docker_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = compose_services(ROOT / COMPOSE_FILE)
@@ -171,7 +171,7 @@ def test_up_brings_the_stack_up_and_down_with_an_engine() -> None:
     import httpx
     from rich.console import Console
 
-    from avito_harness.docker_stack import down, up
+    from avito_harness.stack.containers import down, up
 
     console = Console()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from avito_harness.diagnosis import first_anomaly, path_shape
+from avito_harness.judge.diagnosis import first_anomaly, path_shape
 from avito_harness.judge.report import root_causes
 from avito_harness.judge.results import ScenarioResult
 

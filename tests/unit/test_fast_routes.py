@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avito_harness.avito.app import create_app
-from avito_harness.clock import Clock, FakeClock
-from avito_harness.settings import SimSettings
+from avito_harness.fakes.avito.app import create_app
+from avito_harness.fakes.clock import Clock, FakeClock
+from avito_harness.fakes.settings import SimSettings
 from tests.unit.conftest import CLIENT, USER
 
 START = 1764590400.0

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from avito_harness.faults import AVITO_PRESETS, FaultRule, FaultSet, rule_from_dict
+from avito_harness.fakes.faults import AVITO_PRESETS, FaultRule, FaultSet, rule_from_dict
 from tests.unit.conftest import USER, get_token
 
 SEND = "POST /messenger/v1/accounts/*/chats/*/messages"

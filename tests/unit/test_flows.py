@@ -10,15 +10,15 @@ import httpx
 import pytest
 
 from avito_gateway.normalize import normalize
-from avito_harness.audio import wav_bytes
-from avito_harness.clock import FakeClock
-from avito_harness.n8n.crm import SCHEMA, CrmStore
-from avito_harness.n8n.flows.ai import answer_for
-from avito_harness.n8n.flows.bat_in import BatIn, Rejected, contract_errors, extra_fields
-from avito_harness.n8n.flows.bat_out import BatOutAvito
-from avito_harness.n8n.flows.batcher import Batch, Batcher, batch_key
-from avito_harness.n8n.flows.config import DEFAULT_AI_RULES, FlowConfig
-from avito_harness.n8n.flows.tenant import resolve_tenant
+from avito_harness.fakes.audio import wav_bytes
+from avito_harness.fakes.clock import FakeClock
+from avito_harness.fakes.n8n.crm import SCHEMA, CrmStore
+from avito_harness.fakes.n8n.flows.ai import answer_for
+from avito_harness.fakes.n8n.flows.bat_in import BatIn, Rejected, contract_errors, extra_fields
+from avito_harness.fakes.n8n.flows.bat_out import BatOutAvito
+from avito_harness.fakes.n8n.flows.batcher import Batch, Batcher, batch_key
+from avito_harness.fakes.n8n.flows.config import DEFAULT_AI_RULES, FlowConfig
+from avito_harness.fakes.n8n.flows.tenant import resolve_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 

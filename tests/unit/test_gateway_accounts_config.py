@@ -76,7 +76,7 @@ def test_database_url_must_be_postgres(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_database_stops_the_gateway_before_it_listens(tmp_path: Path) -> None:
-    from avito_harness.gateway_process import free_port
+    from avito_harness.stack.gateway_process import free_port
 
     exe = Path(sys.executable).with_name("avito-gateway")
     env = {"PATH": "/usr/bin:/bin", "API_KEY": "k", "AVITO_CLIENT_ID": "id", "AVITO_CLIENT_SECRET": "secret",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from avito_harness.journal import mask_secrets
+from avito_harness.fakes.journal import mask_secrets
 from tests.unit.conftest import CLIENT, USER
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from avito_harness.audio import read_wav_transcript, wav_bytes
-from avito_harness.avito.media import image_dimensions, png_bytes, sniff_image_type
+from avito_harness.fakes.audio import read_wav_transcript, wav_bytes
+from avito_harness.fakes.avito.media import image_dimensions, png_bytes, sniff_image_type
 from tests.unit.conftest import USER, first_chat, messages_of, say
 
 V1 = f"/messenger/v1/accounts/{USER}"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from avito_harness.clock import FakeClock
-from avito_harness.n8n.app import create_app
-from avito_harness.settings import SimSettings
+from avito_harness.fakes.clock import FakeClock
+from avito_harness.fakes.n8n.app import create_app
+from avito_harness.fakes.settings import SimSettings
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from avito_harness.realn8n.executions import SqliteExecutions, unflatten
+from avito_harness.real.n8n.executions import SqliteExecutions, unflatten
 
 # What n8n's own `flatted` stringify wrote for run data whose error node object is shared with runData.
 FLATTED = ('[{"resultData":"1"},{"error":"2","lastNodeExecuted":"3","runData":"4"},{"message":"5","node":"6"},'

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from avito_harness.cli import main
-from avito_harness.realn8n import install
-from avito_harness.realn8n.install import N8N_VERSION, InstallError, N8nInstall
+from avito_harness.real.n8n import install
+from avito_harness.real.n8n.install import N8N_VERSION, InstallError, N8nInstall
 
 
 def test_the_manifest_pins_n8n_and_overrides_xlsx_to_the_registrys() -> None:
@@ -101,6 +101,6 @@ def test_a_file_in_the_caches_place_is_named(monkeypatch: pytest.MonkeyPatch, tm
 def test_n8n_counts_as_ready_only_once_the_webhook_is_registered(status: int, text: str, ready: bool) -> None:
     import httpx
 
-    from avito_harness.realn8n.server import _ready
+    from avito_harness.real.n8n.server import _ready
 
     assert _ready(httpx.Response(status, text=text), webhook=True) is ready

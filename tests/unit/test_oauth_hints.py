@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from avito_harness.avito.app import create_app
-from avito_harness.clock import FakeClock
-from avito_harness.settings import SimSettings
+from avito_harness.fakes.avito.app import create_app
+from avito_harness.fakes.clock import FakeClock
+from avito_harness.fakes.settings import SimSettings
 from tests.unit.conftest import USER
 
 BASIC = httpx.BasicAuth("sim-client-id", "sim-client-secret")

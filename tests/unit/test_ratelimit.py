@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from avito_harness.ratelimit import RateLimiter, RateLimits
+from avito_harness.fakes.avito.ratelimit import RateLimiter, RateLimits
 from tests.unit.conftest import USER, get_token
 
 CHATS = f"/messenger/v2/accounts/{USER}/chats"

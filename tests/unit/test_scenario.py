@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from avito_harness.scenario import dump_scenario, read_scenario, validate_scenario
+from avito_harness.fakes.scenario import dump_scenario, read_scenario, validate_scenario
 from tests.unit.conftest import USER
 
 SCENARIO = {

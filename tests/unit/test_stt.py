@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from avito_harness.audio import wav_bytes
-from avito_harness.clock import FakeClock
-from avito_harness.settings import SimSettings
-from avito_harness.stt.app import create_app
+from avito_harness.fakes.audio import wav_bytes
+from avito_harness.fakes.clock import FakeClock
+from avito_harness.fakes.settings import SimSettings
+from avito_harness.fakes.stt.app import create_app
 
 KEY = {"Authorization": "Bearer sk-sim-test-key"}
 URL = "/v1/audio/transcriptions"

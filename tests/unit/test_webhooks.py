@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from avito_harness.avito.webhooks import SIGNATURE_HEADER, sign
+from avito_harness.fakes.avito.webhooks import SIGNATURE_HEADER, sign
 from tests.conftest import assert_webhook_envelope
 from tests.unit.conftest import USER, first_chat, say
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from avito_harness.realn8n.mapping import (
+from avito_harness.real.n8n.mapping import (
     CREDENTIALS,
     MappingError,
     WorkflowMap,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from avito_harness.paths import workflows_dir
-from avito_harness.realn8n.mapping import CREDENTIALS, WorkflowMap, read_workflows
-from avito_harness.realn8n.validate import NodeCatalogue, workflow_problems
+from avito_harness.real.n8n.mapping import CREDENTIALS, WorkflowMap, read_workflows
+from avito_harness.real.n8n.validate import NodeCatalogue, workflow_problems
 from tests.conftest import installed_n8n
 
 OURS = workflows_dir()

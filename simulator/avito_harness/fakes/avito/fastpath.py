@@ -1,0 +1,227 @@
+"""Raw-ASGI answers for the four calls load tests hammer: token, send text, list chats, list messages.
+
+FastAPI's per-request machinery (dependency solving, parameter and response models, routing through every
+route) costs several times the work these calls do: on the bench the framework alone answers a few thousand
+requests a second where the same state answers far more. The framework routes (``oauth.py``,
+``messenger.py``) stay the reference: this layer calls the very functions they call, answers only requests it
+can answer exactly as they would (status, headers and bytes; ``tests/unit/test_fast_routes.py`` sends both the
+same requests) and hands anything else to them untouched, body included, before any side effect (a rate-limit
+count, a token, a message). It sits inside the journal and fault middlewares, so both see every request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from pydantic import ValidationError
+from pydantic_core import to_json
+from starlette.responses import JSONResponse, Response
+
+from avito_harness.fakes.avito import messenger
+from avito_harness.fakes.avito.backend import AvitoBackend
+from avito_harness.fakes.avito.errors import (
+    AvitoError,
+    OAuthError,
+    avito_error_response,
+    oauth_error_response,
+    stock_error_body,
+)
+from avito_harness.fakes.avito.models import SendTextBody
+from avito_harness.fakes.avito.oauth import TOKEN_HEADERS, issue_token
+from avito_harness.fakes.faults import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["FastRoutes"]
+
+Handler = Callable[["Call"], Awaitable["Answer | None"]]
+_NUMBER = re.compile(r"[0-9]{1,4}")
+_JSON_TYPE = (b"content-type", b"application/json")
+_PAGING = {"limit": (1, 100), "offset": (0, 1000)}
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
+class Call:
+    """One request as the handlers see it."""
+
+    __slots__ = ("scope", "groups", "body", "_headers")
+
+    def __init__(self, scope: Scope, groups: tuple[str, ...], body: bytes) -> None:
+        self.scope, self.groups, self.body = scope, groups, body
+        self._headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))  # a repeated header: its first value
+
+    def header(self, name: bytes) -> str | None:
+        value = self._headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        """The request's state (Starlette's ``request.state``): hints and the account, for the journal."""
+        notes: dict[str, Any] = self.scope.setdefault("state", {})
+        return notes
+
+    def query(self) -> list[tuple[str, str]]:
+        raw = self.scope.get("query_string", b"")
+        return parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
+
+
+class FastRoutes:
+    """Pure ASGI: the hot calls answered directly, everything else passed to ``app`` (the FastAPI routes)."""
+
+    def __init__(self, app: ASGIApp, *, backend: AvitoBackend) -> None:
+        self.app, self.backend = app, backend
+        self.routes: dict[str, list[tuple[re.Pattern[str], Handler]]] = {
+            "POST": [(re.compile(r"/token/?"), self.token),
+                     (re.compile(r"/messenger/v1/accounts/([0-9]+)/chats/([^/]+)/messages"), self.send_text)],
+            "GET": [(re.compile(r"/messenger/v2/accounts/([0-9]+)/chats"), self.list_chats),
+                    (re.compile(r"/messenger/v3/accounts/([0-9]+)/chats/([^/]+)/messages/"), self.list_messages)],
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self._route(scope) if scope["type"] == "http" and not scope.get("root_path") else None
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        handler, groups = found
+        read: list[Message] = []
+        if scope["method"] == "POST":
+            read = await _read_body(receive)
+            if read[-1]["type"] != "http.request":  # the client left mid-body: the framework says what that means
+                await self.app(scope, _replay(read, receive), send)
+                return
+        response: Answer | Response | None
+        try:
+            response = await handler(Call(scope, groups, b"".join(m.get("body", b"") for m in read)))
+        except AvitoError as exc:
+            response = avito_error_response(exc)
+        except OAuthError as exc:
+            response = oauth_error_response(exc)
+        except Exception:  # a bug: Avito's 500, and the traceback to the server's log (as the framework does)
+            await JSONResponse(stock_error_body(500), status_code=500)(scope, receive, send)
+            raise
+        if response is None:
+            await self.app(scope, _replay(read, receive), send)
+        else:
+            await response(scope, receive, send)
+
+    def _route(self, scope: Scope) -> tuple[Handler, tuple[str, ...]] | None:
+        path = scope["path"]
+        for pattern, handler in self.routes.get(scope["method"], ()):
+            matched = pattern.fullmatch(path)
+            if matched:
+                return handler, matched.groups()
+        return None
+
+    async def token(self, call: Call) -> Answer | None:
+        answer = issue_token(self.backend, call.scope.get("query_string", b"").decode("latin-1"),
+                             call.header(b"content-type") or "", call.header(b"authorization") or "", call.body,
+                             call.notes)
+        return Answer(200, json_bytes(answer), given=_raw(TOKEN_HEADERS))
+
+    async def list_chats(self, call: Call) -> Answer | None:
+        query = call.query()
+        paging = _paging(query)
+        unread = [v for k, v in query if k == "unread_only"]
+        if paging is None or len(unread) > 1 or (unread and unread[0] not in _BOOLEANS):
+            return None
+        state, headers = self._authorize(call, "messenger:read", "getChatsV2")
+        types, item_ids = messenger.chat_filters(lambda key: [v for k, v in query if k == key])
+        chats = state.list_chats(limit=paging["limit"], offset=paging["offset"], chat_types=types,
+                                 unread_only=bool(unread) and _BOOLEANS[unread[0]], item_ids=item_ids)
+        return _json({"chats": [state.render_chat(c) for c in chats]}, headers)
+
+    async def list_messages(self, call: Call) -> Answer | None:
+        paging = _paging(call.query())
+        if paging is None:
+            return None
+        state, headers = self._authorize(call, "messenger:read", "getMessagesV3")
+        return _json(messenger.render_messages(state, call.groups[1], paging["limit"], paging["offset"]), headers)
+
+    async def send_text(self, call: Call) -> Answer | None:
+        ctype = (call.header(b"content-type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return None
+        try:
+            body = SendTextBody.model_validate(json.loads(call.body))
+        except (ValueError, ValidationError):  # the framework's 400 names the field
+            return None
+        state, headers = self._authorize(call, "messenger:write", "postSendMessage")
+        message = state.send_text(call.groups[1], body.message.text)
+        return _json(await messenger.sent(self.backend, state, message), headers)
+
+    def _authorize(self, call: Call, scope: str, operation: str) -> tuple[Any, dict[str, str]]:
+        return messenger.authorize(self.backend, call.header(b"authorization"), scope=scope,
+                                   path_user=call.groups[0], operation=operation, notes=call.notes)
+
+
+def _paging(query: list[tuple[str, str]]) -> dict[str, int] | None:
+    """``limit`` and ``offset``, each given at most once as a plain in-range number, else None (the framework's
+    validation answers). Other parameters are the caller's business, as they are the framework's."""
+    values = {"limit": 100, "offset": 0}
+    seen: set[str] = set()
+    for key, value in query:
+        if key not in _PAGING:
+            continue
+        low, high = _PAGING[key]
+        if key in seen or not _NUMBER.fullmatch(value) or not low <= int(value) <= high:
+            return None
+        seen.add(key)
+        values[key] = int(value)
+    return values
+
+
+def _json(content: Any, headers: dict[str, str]) -> Answer:
+    """What FastAPI answers for a route's returned value (pydantic's JSON), then the dependency's headers."""
+    return Answer(200, json_bytes(content), added=_raw(headers))
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI carries them, as Starlette encodes them (lower-case names, latin-1)."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+def json_bytes(content: Any) -> bytes:
+    """Compact UTF-8 JSON, the bytes pydantic and Starlette write for these answers: orjson's, a third of the cost
+    (2.3 against 7.5 us for a chat list); pydantic's own past what orjson takes (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(content)
+    except TypeError:
+        return to_json(content)
+
+
+class Answer:
+    """A JSON answer sent as Starlette's Response sends it (same header order), without building one."""
+
+    __slots__ = ("status", "body", "headers")
+
+    def __init__(self, status: int, body: bytes, *, given: list[tuple[bytes, bytes]] = [],  # noqa: B006 - read only
+                 added: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
+        """``given``: headers passed to the Response (they come first); ``added``: set on it afterwards."""
+        self.status, self.body = status, body
+        self.headers = [*given, (b"content-length", str(len(body)).encode()), _JSON_TYPE, *added]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+async def _read_body(receive: Receive) -> list[Message]:
+    """Every message up to the body's last chunk (or a disconnect, which ends the list)."""
+    read: list[Message] = []
+    while True:
+        message = await receive()
+        read.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return read
+
+
+def _replay(read: list[Message], receive: Receive) -> Receive:
+    pending = list(read)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay

@@ -1,0 +1,42 @@
+"""Demo data for one account: battery-shop items, customers with Russian names, chats with history."""
+
+from __future__ import annotations
+
+from faker import Faker
+
+from avito_harness.fakes.avito.state import AvitoState
+
+__all__ = ["seed_demo_data", "DEMO_ITEMS"]
+
+DEMO_ITEMS = (
+    ("Аккумулятор 12V 60Ah Varta Blue Dynamic", 8900),
+    ("Аккумулятор 12V 75Ah Bosch S4", 11500),
+    ("Зарядное устройство для АКБ Орион PW325", 3200),
+)
+
+_OPENERS = (
+    "Здравствуйте! Аккумулятор ещё в наличии?",
+    "Добрый день, подойдёт на Kia Rio 2017?",
+    "Можно забрать сегодня вечером?",
+    "Какая гарантия на аккумулятор?",
+)
+
+
+def seed_demo_data(state: AvitoState, *, seed: int) -> None:
+    """Fill ``state`` with a small, deterministic demo world (no webhooks: nobody is subscribed yet)."""
+    fake = Faker("ru_RU")
+    fake.seed_instance(seed)
+    items = [state.add_item(title, price) for title, price in DEMO_ITEMS]
+    customers = [state.add_customer(fake.first_name()) for _ in range(4)]
+    for n, customer in enumerate(customers[:3]):
+        chat = state.create_chat(customer.id, item_id=items[n % len(items)].id)
+        state.inject(chat.id, "text", text=_OPENERS[n])
+        if n == 0:
+            state.send_text(chat.id, "Здравствуйте! Да, в наличии. Приезжайте, ждём.")
+            state.inject(chat.id, "voice", text="Спасибо, буду через час, оставьте пожалуйста")
+        if n == 1:
+            state.inject(chat.id, "image")
+            state.mark_read(chat.id)
+    direct = state.create_chat(customers[3].id, chat_type="u2u")
+    state.inject(direct.id, "text", text=_OPENERS[3])
+    state.inject(direct.id, "system", text="[Системное сообщение] Покупатель посмотрел ваш номер телефона")

@@ -1,0 +1,92 @@
+"""The first anomalous hop of a scenario, from what the fakes recorded: the root cause a failure report opens with.
+
+An anomaly is something a correct gateway never causes: the fake Avito
+refusing a request no fault was injected into (its error body and, for near
+misses, the path Avito really serves), a webhook the gateway did not answer
+200, a message n8n could not accept. Deliberate refusals are not anomalies:
+injected faults, expired tokens (the test expired them), chats the scenario
+named as unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Anomaly", "first_anomaly", "path_shape"]
+
+#: Chats a scenario uses on purpose to get a 404.
+DELIBERATE_404 = "unknownChat"
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    code: str | None  # a defect code when the anomaly alone proves one (avito_harness.judge.defects.ROOT_CAUSES)
+    summary: str  # one line, the same for the same cause in every scenario (grouping key)
+
+
+def path_shape(path: str) -> str:
+    """A path with its ids replaced, so the same call in two scenarios reads the same."""
+    path = re.sub(r"/accounts/\d+", "/accounts/{user_id}", path)
+    path = re.sub(r"/chats/[^/]+", "/chats/{chat_id}", path)
+    return re.sub(r"/messages/[^/]+", "/messages/{message_id}", path)
+
+
+def _error_text(extra: dict[str, Any]) -> str:
+    raw = str(extra.get("error") or "")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return raw[:160]
+    if isinstance(body, dict) and "error_description" in body:
+        return f"{body.get('error')}: {body['error_description']}"
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        return str(error.get("message") or error)[:160] + (f" {error['fields']}" if error.get("fields") else "")
+    return raw[:160]
+
+
+def _avito_anomaly(entry: dict[str, Any]) -> Anomaly | None:
+    status, path, extra = entry.get("status", 0), str(entry.get("path", "")), entry.get("extra") or {}
+    if status < 400 or entry.get("fault") or path.startswith("/_sim") or DELIBERATE_404 in path:
+        return None
+    error, hint = _error_text(extra), str(extra.get("hint") or "")
+    if status in (401, 403) and "expired" in hint:
+        return None
+    call = f"{entry.get('method')} {path_shape(path)}"
+    summary = f"gateway -> Avito: {call} answered {status} {error}".rstrip() + (f"; {hint}" if hint else "")
+    if path.rstrip("/") == "/token":
+        return Anomaly("token_basic_auth" if "HTTP Basic" in hint else "token_request_refused", summary)
+    if status == 404 and "Avito serves" in hint:
+        return Anomaly("wrong_api_version", summary)
+    if status == 400 and "/messages" in path and entry.get("method") == "POST" and '"type"' in str(extra.get("error")):
+        return Anomaly("send_without_type", summary)
+    if "/webhook" in path and "probe" in error:
+        return Anomaly("probe_not_200", summary)
+    return Anomaly(None, summary)
+
+
+def first_anomaly(journal: list[dict[str, Any]], deliveries: list[dict[str, Any]],
+                  invalid: list[dict[str, Any]], failed_executions: list[dict[str, Any]] | None = None) -> Anomaly | None:
+    """The earliest anomaly in one scenario's records (Avito's journal and webhook attempts, then n8n: what the
+    gateway sent it, then a real n8n's failed executions)."""
+    events: list[tuple[float, Anomaly]] = []
+    for entry in journal:
+        found = _avito_anomaly(entry)
+        if found is not None:
+            events.append((float(entry.get("seen_at") or 0), found))
+    for attempt in deliveries:
+        if attempt.get("status") != 200:
+            result = attempt.get("status") or attempt.get("error")
+            events.append((float(attempt.get("seen_at") or 0),
+                           Anomaly(None, f"Avito -> gateway: a webhook delivery answered {result}, not 200")))
+    if events:
+        return min(events, key=lambda e: e[0])[1]
+    if invalid:
+        errors = invalid[0].get("schema_errors") or ["?"]
+        return Anomaly(None, f"gateway -> n8n: the normalized message was refused: {errors[0]}")
+    if failed_executions:
+        return Anomaly("workflow_failed", f"n8n: {failed_executions[0]['summary']}")
+    return None

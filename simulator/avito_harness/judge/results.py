@@ -1,0 +1,38 @@
+"""One selected scenario's result, as every report carries it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["NOT_RUN", "ScenarioResult"]
+
+NOT_RUN = "did not run"
+
+
+@dataclass
+class ScenarioResult:
+    name: str  # as written in the feature file (an outline's example rendered in)
+    stage: str  # the rollout stage, "Avito errors", or a user's feature by its name
+    feature: str = ""
+    where: str = ""  # file:line of the scenario
+    #: passed (its own steps ran and passed, and the checks after it), failed (a defect), not_judged
+    outcome: str = "not_judged"
+    category: str | None = "not_judged"  # why it was not judged (avito_harness.judge.verdict.Category)
+    reason: str | None = NOT_RUN
+    duration: float = 0.0
+    failed_step: str | None = None
+    error: str | None = None
+    transcript: str = ""
+    defect: str | None = None  # a stable code from avito_harness.judge.defects.CATALOGUE, for every failure
+    anomaly: str | None = None  # the first anomalous hop the fakes recorded, if any
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def passed(self) -> None:
+        self.outcome, self.category, self.reason = "passed", None, None
+
+    def failed(self, defect: str, error: str | None) -> None:
+        self.outcome, self.category, self.reason = "failed", None, None
+        self.defect, self.error = defect, error if error is not None else self.error
+
+    def not_judged(self, category: str, reason: str) -> None:
+        self.outcome, self.category, self.reason, self.defect = "not_judged", category, reason, None

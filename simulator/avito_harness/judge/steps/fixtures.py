@@ -1,0 +1,199 @@
+"""The step library's fixtures and hooks: the environment (once), a harness per scenario, the checks after it.
+
+``avito-harness run`` prepares the :class:`~avito_harness.judge.environment.Environment` before any scenario
+and hands it over in the config's stash; in a user's own pytest suite the session fixture starts it from the
+plugin's options, and a gateway or pipeline that cannot start ends the session with exit code 2 (could not
+judge), never a failed test. Per scenario: the environment is made clean for it (see ``before_scenario``),
+the stack reset with a scenario-specific seed (fresh account and ids; tokens Avito already issued stay
+valid, so a gateway that runs on is tested as it runs), and the gateway under test is ours in-process on the
+same clock, a running one, or one the harness started.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from avito_harness.judge.bounded_http import bounded_client
+from avito_harness.judge.classify import classify
+from avito_harness.judge.defects import Defect
+from avito_harness.judge.diagnosis import first_anomaly
+from avito_harness.judge.environment import USER, Environment, TargetOptions
+from avito_harness.judge.features import template_of, unknown_steps
+from avito_harness.judge.leaks import leaked_piece, mask
+from avito_harness.judge.verdict import CannotJudge, Category
+from avito_harness.stack.serve import ServedApp, serve_in_thread
+
+from .harness import Harness
+
+__all__ = ["ENVIRONMENT", "SECRETS", "acceptance_env", "harness", "not_applicable", "pytest_bdd_step_error",
+           "pytest_collection_finish", "pytest_runtest_makereport"]
+
+#: Where ``avito-harness run`` hands over the environment it prepared (the fixture starts one otherwise).
+ENVIRONMENT = pytest.StashKey[Environment]()
+#: Where the steps put the secrets of the run (tokens Avito issued, the client secret): the reports mask them.
+SECRETS = pytest.StashKey[set[str]]()
+#: Markers of scenarios only the embedded gateway (or a gateway the harness starts) can run, and why.
+NOT_FOR_EXTERNAL = {
+    "gateway_clock": "needs the gateway on the harness's virtual clock; only the embedded gateway runs on it (its "
+                     "real-time variant runs against any gateway)",
+    "gateway_timeout": "would wait out the external gateway's CONNECTION_TIMEOUT in real time",
+}
+NOT_FOR_URL = {"gateway_start": "needs to start the gateway itself: run with --gateway-cmd"}
+
+
+def not_applicable(mode: str, tags: set[str] | frozenset[str]) -> str | None:
+    """Why a scenario with these tags does not apply to a gateway in ``mode`` (None: it applies)."""
+    if mode == "embedded":
+        return None
+    rules = {**NOT_FOR_EXTERNAL, **(NOT_FOR_URL if mode == "url" else {})}
+    return next((why for tag, why in rules.items() if tag in tags), None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A scenario with a step no definition matches cannot run: like a collection error, it stops the session with
+    exit code 2 before anything runs, naming ``file:line`` and the nearest phrase (``avito-harness run`` checks the
+    same before it starts anything)."""
+    problems = unknown_steps(session.items)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        pytest.exit(f"avito-harness could not judge [feature_error]: {problems[0]}{more}", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def acceptance_env(pytestconfig: pytest.Config) -> Iterator[Environment]:
+    """The fakes, the gateway under test and (``--avito-n8n real``) the real pipeline, for the whole session."""
+    prepared = pytestconfig.stash.get(ENVIRONMENT, None)
+    if prepared is not None:
+        yield prepared
+        return
+    try:
+        env = Environment.start(TargetOptions.from_pytest(pytestconfig))
+    except CannotJudge as problem:
+        pytest.exit(f"avito-harness could not judge [{problem.category}]: {problem.reason}", returncode=2)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+@pytest.fixture
+def harness(request: pytest.FixtureRequest, acceptance_env: Environment, tmp_path: Path) -> Iterator[Harness]:
+    env = acceptance_env
+    why = not_applicable(env.mode, {m.name for m in request.node.iter_markers()})
+    if why is not None:
+        pytest.skip(why)
+    env.before_scenario()
+    stack = env.stack
+    stack.reset(seed=zlib.crc32(request.node.nodeid.encode()))
+    bounds = env.options.bounds()
+    bounds.start_scenario()
+    served: ServedApp | None = None
+    api_key = env.options.api_key
+    if env.mode == "embedded":
+        served = serve_in_thread(env.embedded_app(api_key, tmp_path / "gateway"), name="gateway")
+        url = served.url
+    else:
+        url = env.gateway_url
+    stack.n8n.flows(gateway_url=url, gateway_api_key=api_key)
+    h = Harness(env, url, api_key, bounds, bounded_client(bounds, base_url=url, headers={"X-API-Key": api_key}),
+                bounded_client(bounds))
+    for client in (h.api, h.http):
+        client.event_hooks["response"] = [h.record]
+    h.chat_id = next(c["id"] for c in stack.avito.account(USER)["chats"] if c["chat_type"] == "u2i")
+    try:
+        yield h
+    finally:
+        secrets = [*stack.avito.tokens(USER), stack.settings.avito_client_secret]
+        request.config.stash.setdefault(SECRETS, set()).update(secrets)  # the report masks them too
+        _n8n_quiet(h)
+        try:
+            _after_scenario(request, h, secrets)
+        finally:
+            request.node.user_properties.append(("transcript", mask(stack.story(), secrets)))
+            if env.process is not None:
+                lines = [line if len(line) <= 300 else line[:300] + " …(cut)\n" for line in env.process.output[-15:]]
+                request.node.user_properties.append(("gateway output", mask("".join(lines), secrets)))
+            h.api.close()
+            h.http.close()
+            if served is not None:
+                served.stop()
+            call = getattr(request.node, "rep_call", None)
+            env.after_scenario(passed=call is not None and call.passed, limited=h.limited)
+
+
+def _n8n_quiet(h: Harness) -> None:
+    """A real n8n finishes what the scenario started before the report is written (its executions belong in it)."""
+    try:
+        h.n8n.settle(timeout=5, batches=False)
+    except Exception:  # noqa: BLE001 - still busy: the report shows what finished, the next reset moves on
+        pass
+
+
+def _after_scenario(request: pytest.FixtureRequest, h: Harness, secrets: list[str]) -> None:
+    """What the fakes say about the scenario: its first anomaly (for the report's root causes), then the checks
+    no step makes. Only a scenario whose steps passed gets a failure from here, except a crash of the gateway,
+    which is named whatever the steps said."""
+    anomaly = first_anomaly(h.avito.journal(), h.avito.deliveries(account=USER), h.n8n.invalid(),
+                            h.n8n.failed_executions())
+    if anomaly is not None:
+        request.node.user_properties.append(("anomaly", mask(anomaly.summary, secrets)))
+        if anomaly.code:
+            request.node.user_properties.append(("anomaly code", anomaly.code))
+    crashed = h.env.crashed()
+    if crashed is not None:
+        request.node.user_properties.append(("crash", crashed))
+        raise Defect("gateway_crashed", crashed)
+    call = getattr(request.node, "rep_call", None)
+    if call is not None and call.failed and h.mode == "url" and _gone(h):
+        raise CannotJudge(Category.SETUP, f"the gateway at {h.gateway_url} stopped answering (GET /health: no "
+                          "answer); it crashed or was stopped, so no later scenario can be judged")
+    if call is None or not call.passed:
+        return
+    for answer in h.answers:
+        piece = leaked_piece(answer.headers + "\n" + answer.body, secrets)
+        if piece is not None:
+            where = "a header" if piece in answer.headers else "a body"
+            raise Defect("secret_leaked", f"the gateway's answer carried {len(piece)} characters of an Avito token or "
+                         f"secret in {where}: {piece[:4]}… (masked)")
+    failed = h.n8n.failed_executions()
+    if failed:
+        raise Defect("workflow_failed", "; ".join(e["summary"] for e in failed[:3]))
+    unfired = [*h.avito.unfired_faults(), *h.n8n.unfired_faults()]
+    if unfired:
+        names = ", ".join(f"{f.get('name') or f['id']} on {f['route']}" for f in unfired)
+        raise Defect("not_exercised", f"the scenario's fault never hit its request ({names}): what it was written to "
+                     "test never happened, so it proves nothing (a refused token or another path took the request)")
+
+
+def _gone(h: Harness) -> bool:
+    try:
+        h.http.get(f"{h.gateway_url}/health")
+    except Exception:  # noqa: BLE001 - any failure to answer is "gone" here
+        return True
+    return False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport,
+                                                                                         pytest.TestReport]:
+    """A scenario's reports carry what its exception means (``avito_outcome``: plain strings, so that pytest-xdist
+    can send the report between processes): a defect or "not judged". Other tests' reports are left alone."""
+    report = yield
+    if template_of(item) is None:
+        return report
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    if call.excinfo is not None and not report.skipped:
+        report.__dict__["avito_outcome"] = classify(call.excinfo.value).as_strings()
+    return report
+
+
+def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,
+                          step_func_args: Any, exception: Exception) -> None:
+    request.node.user_properties.append(("failed step", f"{step.keyword} {step.name}"))
+    request.node.user_properties.append(("feature", feature.name))

@@ -1,0 +1,244 @@
+"""Then steps about where messages ended up: n8n (normalized messages, the CRM) and the customer's Avito chat."""
+
+from __future__ import annotations
+
+from pytest_bdd import parsers, then
+
+from avito_harness.fakes.n8n.workflows import from_seller
+from avito_harness.judge.defects import expect
+from avito_harness.judge.environment import USER
+from avito_harness.stack.control_clients import SimClientError
+
+from .harness import Harness
+
+__all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing is imported from here
+from .observe import (
+    answer_sent,
+    avito_texts,
+    check_forwarded,
+    events,
+    failed_runs,
+    forwarded_with_text,
+    settle,
+    window_closes,
+)
+
+
+@then(parsers.parse("n8n receives {n:d} normalized message"))
+@then(parsers.parse("n8n receives {n:d} normalized messages"))
+def _(harness: Harness, n: int) -> None:
+    try:
+        harness.n8n.wait_for(n, timeout=10, path="avito")
+    except SimClientError:
+        pass  # fewer arrived: the check below names what is missing
+    settle(harness)
+    harness.seen.message = check_forwarded(harness, n)[-1]
+
+
+@then(parsers.parse("n8n receives {n:d} normalized message within {seconds:d} seconds"))
+def _(harness: Harness, n: int, seconds: int) -> None:
+    """Real time for a foreign gateway (its own retry timing), the virtual clock for ours."""
+    for _ in range(seconds):
+        if harness.mode == "embedded":
+            settle(harness)
+        if len(harness.n8n.received("avito")) >= n and not harness.timers:
+            break
+        harness.pass_time(1)
+    settle(harness)
+    harness.seen.message = check_forwarded(harness, n)[-1]
+
+
+@then("n8n has received nothing")
+def _(harness: Harness) -> None:
+    settle(harness)
+    assert harness.n8n.received("avito") == []
+
+
+@then(parsers.parse('the message text is "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    assert harness.seen.message is not None and harness.seen.message["text"] == text
+
+
+@then(parsers.parse('n8n receives the seller\'s reply "{text}" marked as the seller\'s'))
+def _(harness: Harness, text: str) -> None:
+    message = forwarded_with_text(harness, text)
+    expect(message is not None, "seller_reply_lost", f'the seller\'s reply "{text}" typed in the Avito app never '
+           "reached n8n: the CRM's history misses what the seller told the customer")
+    assert message is not None
+    expect(from_seller(message), "seller_reply_unmarked", f'the seller\'s reply "{text}" reached n8n as a customer '
+           "message (meta.author_role is not \"seller\" and external_user_id is not meta.user_id): the AI would answer it")
+
+
+@then(parsers.parse('n8n receives the customer\'s message "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    message = forwarded_with_text(harness, text)
+    expect(message is not None, "message_lost", f'the customer\'s message "{text}" never reached n8n')
+    assert message is not None
+    expect(not from_seller(message), "seller_reply_unmarked", "the customer's message is marked as the seller's")
+
+
+@then("n8n received nothing else")
+def _(harness: Harness) -> None:
+    settle(harness)
+    texts = avito_texts(harness)
+    expect(len(texts) == len(set(texts)), "duplicate_forwarded", f"n8n got a message twice: {texts}")
+    expect(len(texts) == 2, "echo_forwarded", f"n8n got {texts}: the gateway's own send and Avito's system "
+           "message are not customer messages")
+
+
+@then(parsers.parse('messages_history keeps the seller\'s reply "{text}" as the operator\'s'))
+def _(harness: Harness, text: str) -> None:
+    expect(forwarded_with_text(harness, text) is not None, "seller_reply_lost",
+           f'the seller\'s reply "{text}" never reached n8n')
+    events(harness, "seller_reply", 5)
+    rows = [h for h in harness.n8n.history() if h["text"] == text]
+    expect([r["message_type"] for r in rows] == ["operator"], "seller_reply_unmarked",
+           f"messages_history holds {rows}: n8n could not tell the seller's reply from the customer's message")
+
+
+@then("the seller's reply did not make the AI answer again")
+def _(harness: Harness) -> None:
+    window_closes(harness)
+    settle(harness)
+    ai_rows = [h for h in harness.n8n.history() if h["message_type"] == "ai"]
+    expect(len(ai_rows) == 1, "seller_reply_unmarked", f"the AI answered {len(ai_rows)} times: the seller's reply "
+           "was taken for the customer's")
+
+
+@then("the message names the customer, the ad and the chat type")
+def _(harness: Harness) -> None:
+    message = harness.seen.message
+    assert message is not None
+    chat = harness.avito.chat(USER, harness.chat_id)
+    customer = next(u for u in chat["users"] if u["id"] != USER)
+    expect(message["client_name"] == customer["name"], "wrong_client_name",
+           f"client_name is {message['client_name']!r}, the customer is {customer['name']!r}")
+    assert message["external_user_id"] == str(customer["id"])
+    assert message["meta"]["ad_id"] == f"item_{chat['context']['value']['id']}", "meta.ad_id is not the chat's item"
+    assert message["meta"]["chat_type"] == "u2i"
+
+
+@then("the message carries the photo in its largest size")
+def _(harness: Harness) -> None:
+    assert harness.seen.message is not None and harness.seen.photo is not None
+    media = harness.seen.message["media"]
+    largest = harness.seen.photo["content"]["image"]["sizes"]["1280x960"]
+    expect(media["has_images"] and media["images"] == [{"url": largest}], "media_link_missing",
+           f"the photo's largest size {largest} is not in media.images: {media.get('images')}")
+
+
+@then(parsers.parse('the message has a voice link that plays "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    assert harness.seen.message is not None
+    media = harness.seen.message["media"]
+    expect(media["has_voice"], "media_link_missing", "media.has_voice is false for a voice message")
+    expect(media["voice_url"], "media_link_missing", "the voice message was forwarded without voice_url")
+    audio = harness.http.get(media["voice_url"])
+    expect(audio.status_code == 200 and text.encode() in audio.content, "media_link_missing",
+           "the voice link does not play the message")
+
+
+@then(parsers.parse('n8n transcribed the voice message as "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    found = events(harness, "transcribed", 15)
+    asked = harness.stack.stt.journal()
+    expect(bool(found), "voice_not_transcribed", "n8n never transcribed the voice message: speech-to-text was "
+           + (f"asked {len(asked)} time(s) ({asked[0]['method']} {asked[0]['path']} -> {asked[0]['status']})" if asked
+              else "never asked") + failed_runs(harness))
+    assert found[0]["data"]["text"] == text, f"transcribed as {found[0]['data']['text']!r}, said {text!r}"
+
+
+@then("no send was repeated without checking the chat first")
+def _(harness: Harness) -> None:
+    """After an ambiguous failure (a 5xx, a lost answer) the message may be in the chat already: posting it again
+    blindly is how customers get the same message twice."""
+    calls = [e for e in harness.avito.journal() if e["path"].startswith("/messenger/")]
+    blind, unsure = 0, False  # unsure: the last send's fate is unknown and the chat was not read since
+    for call in calls:
+        if call["method"] == "POST" and call["path"].endswith("/messages"):
+            blind += unsure
+            status = call.get("status") or 0
+            unsure = status >= 500 or status == 0 or (status < 400 and call.get("fault") is not None)
+        elif call["method"] == "GET" and "/messages" in call["path"]:
+            unsure = False
+    expect(blind == 0, "send_posted_twice", f"the send was posted again {blind} time(s) after Avito's ambiguous "
+           "answer without reading the chat first: had Avito processed it, the customer would see it twice")
+
+
+@then(parsers.parse('the customer\'s chat shows "{text}" once'))
+def _(harness: Harness, text: str) -> None:
+    count = harness.chat_texts().count(text)
+    expect(count <= 1, "send_posted_twice", f'"{text}" is in the chat {count} times')
+    expect(count == 1, harness.send_defect, f'"{text}" is not in the chat')
+
+
+@then(parsers.parse('the customer\'s chat shows "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    refused = (harness.seen.operator or {}).get("error")
+    expect(text in harness.chat_texts(), harness.send_defect, f'"{text}" is not in the customer\'s chat'
+           + (f": the operator's answer failed: {refused}" if refused else ""))
+
+
+@then("the customer's chat ends with a photo")
+def _(harness: Harness) -> None:
+    assert harness.avito.chat(USER, harness.chat_id)["messages"][-1]["type"] == "image"
+
+
+@then(parsers.parse('every known chat shows "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    for chat_id in harness.seen.bulk_chats:
+        expect(harness.chat_texts(chat_id)[-1] == text, harness.send_defect, chat_id)
+
+
+@then("the customer's chat shows the AI's answer")
+@then("the customer's chat shows the AI's answer once")
+def _(harness: Harness) -> None:
+    row = answer_sent(harness)
+    count = harness.chat_texts().count(row["text"])
+    expect(count <= 1, "send_posted_twice", f"the AI's answer is in the chat {count} times")
+    expect(count == 1, "send_failed", "the AI's answer is not in the chat")
+
+
+@then(parsers.parse('messages_history has a sent "{kind}" row for the appeal'))
+def _(harness: Harness, kind: str) -> None:
+    (appeal,) = harness.n8n.appeals()
+    rows = [h for h in harness.n8n.history() if h["appeal_id"] == appeal["id"]]
+    assert [(r["message_type"], r["status"], r["channel"]) for r in rows] == [(kind, "sent", "avito")], rows
+    assert rows[0]["external_message_id"] in [m["id"] for m in harness.avito.chat(USER, harness.chat_id)["messages"]]
+
+
+@then(parsers.parse("one appeal holds {n:d} message"))
+@then(parsers.parse("one appeal holds {n:d} messages"))
+def _(harness: Harness, n: int) -> None:
+    events(harness, "appeal_created", 10)
+    appeals = harness.n8n.appeals()
+    assert len(appeals) == 1, f"{len(appeals)} appeal(s) after the batching window: {appeals}"
+    (appeal,) = appeals
+    batches = harness.n8n.appeal(appeal["id"])["batches"]
+    assert sum(len(b["messages"]) for b in batches) == n and len(batches) == 1, batches
+    harness.seen.appeal = harness.n8n.appeal(appeal["id"])
+
+
+@then(parsers.parse('the appeal\'s text contains "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    assert harness.seen.appeal is not None and text in harness.seen.appeal["batches"][0]["text"]
+
+
+@then("the appeal waits for an operator")
+def _(harness: Harness) -> None:
+    events(harness, "waiting_operator", 10)
+    appeals = harness.n8n.appeals()
+    assert len(appeals) == 1, f"{len(appeals)} appeal(s): {appeals}"
+    (appeal,) = appeals
+    assert appeal["status"] == "waiting_operator" and harness.n8n.history() == []
+
+
+@then(parsers.parse("the {channel} outbound stub got the answer"))
+def _(harness: Harness, channel: str) -> None:
+    events(harness, "stub_sent", 10)
+    assert [s["channel"] for s in harness.n8n.stubs()] == [channel]
+
+
+@then("nothing was sent to Avito")
+def _(harness: Harness) -> None:
+    assert harness.avito.journal(method="POST", path="/messenger/v1/*") == []

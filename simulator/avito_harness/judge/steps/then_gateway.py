@@ -1,0 +1,228 @@
+"""Then steps about the gateway's own answers: subscription, monitoring, keys, CORS, sends, errors, limits."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from pytest_bdd import parsers, then
+
+from avito_harness.judge.defects import expect
+from avito_harness.judge.environment import USER
+from avito_harness.judge.leaks import leaked_piece
+from avito_harness.stack.gateway_process import GatewayProcessError
+from avito_harness.stack.serve import serve_in_thread
+
+from .harness import Harness
+
+__all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing is imported from here
+
+
+@then("Avito's probe of the webhook URL passed")
+def _(harness: Harness) -> None:
+    response = harness.response
+    assert response is not None
+    subscribe = harness.avito.journal(method="POST", path="/messenger/v3/webhook")
+    expect(subscribe and subscribe[-1]["status"] == 200, "probe_not_200",
+           "Avito refused the subscription: the probe {} did not get 200 "
+           f"({(subscribe[-1].get('extra') or {}).get('error', '') if subscribe else 'no subscribe call reached Avito'})")
+    expect(response.status_code == 200, "unclassified", f"{response.status_code} {response.text[:300]}")
+
+
+@then("Avito lists the gateway's webhook URL")
+def _(harness: Harness) -> None:
+    subscriptions = harness.avito.account(USER)["subscriptions"]
+    ours = [s for s in subscriptions if str(s.get("url", "")).startswith(f"{harness.gateway_url}/webhook/avito")]
+    assert ours and ours[0].get("version") == "3", subscriptions  # a secret path segment may follow
+
+
+@then("the gateway answered every one of them 200")
+def _(harness: Harness) -> None:
+    bad = [f"{a.status_code} {a.text[:80]}" for a in harness.seen.webhook_answers if a.status_code != 200]
+    expect(not bad, "webhook_not_200", f"a broken webhook body was answered {bad}; Avito wants 200 for every delivery "
+           "(a refused one is recorded, not bounced: Avito would retry it, then unsubscribe the URL)")
+
+
+@then("/health says healthy")
+def _(harness: Harness) -> None:
+    health = harness.http.get(f"{harness.gateway_url}/health")
+    try:
+        status = health.json().get("status")
+    except (ValueError, AttributeError):
+        status = None
+    expect(health.status_code == 200 and status == "healthy", "health_not_healthy", health.text[:300])
+
+
+@then(parsers.parse("/info shows {requests:d} requests per {window:d} seconds and {connections:d} connections"))
+def _(harness: Harness, requests: int, window: int, connections: int) -> None:
+    answer = harness.http.get(f"{harness.gateway_url}/info")
+    try:
+        info = answer.json()
+    except ValueError:
+        info = None
+    expect(isinstance(info, dict), "contract_violation", f"/info answered {answer.status_code} {answer.text[:200]}")
+    assert isinstance(info, dict)
+    for key in ("rate_limit_requests", "rate_limit_window", "max_connections", "avito_user_id"):
+        expect(key in info, "contract_violation", f"/info lacks {key}")
+    if harness.mode == "embedded":
+        assert (info["rate_limit_requests"], info["rate_limit_window"], info["max_connections"]) == (
+            requests, window, connections)
+
+
+@then("/api/token shows a token without revealing it")
+def _(harness: Harness) -> None:
+    chats = harness.api.get("/api/chats")  # a call that needs a token Avito knows now
+    expect(chats.status_code == 200, "unclassified", f"GET /api/chats answered {chats.status_code}: {chats.text[:200]}")
+    response = harness.api.get("/api/token")
+    assert response.status_code == 200, response.text
+    issued = harness.avito.tokens(USER)
+    assert issued, "the gateway never asked Avito for a token"
+    piece = leaked_piece(response.text + " ".join(response.headers.values()), issued)
+    expect(piece is None, "secret_leaked", f"/api/token shows {len(piece or '')} characters of the access token")
+
+
+@then("the API refuses calls without a valid key")
+def _(harness: Harness) -> None:
+    for headers in ({}, {"X-API-Key": "wrong-" + harness.api_key[::-1]}):
+        answer = harness.http.get(f"{harness.gateway_url}/api/chats", headers=headers)
+        expect(answer.status_code == 401, "api_key_not_enforced",
+               f"GET /api/chats {'without a key' if not headers else 'with a wrong key'} answered {answer.status_code}")
+
+
+@then("a page on another site cannot call the API with the user's credentials")
+def _(harness: Harness) -> None:
+    origin = "https://attacker.example"
+    answer = harness.http.options(f"{harness.gateway_url}/api/chats", headers={
+        "Origin": origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-api-key"})
+    allowed = answer.headers.get("access-control-allow-origin", "")
+    credentials = answer.headers.get("access-control-allow-credentials", "").lower() == "true"
+    expect(not (credentials and allowed in ("*", origin)), "cors_wildcard_credentials",
+           f"a preflight from {origin} got allow-origin {allowed!r} with allow-credentials true: any web page a user "
+           "opens may call the gateway's API as that user")
+
+
+@then("a gateway started without API_KEY does not serve /api to anyone")
+def _(harness: Harness, tmp_path: Path) -> None:
+    if harness.mode == "url":
+        pytest.skip("needs to start the gateway itself: run with --gateway-cmd")
+    if harness.mode == "embedded":
+        try:
+            app = harness.env.embedded_app("", tmp_path / "no-key")
+        except (ValueError, SystemExit):
+            return  # refuses to start: nothing is served
+        served = serve_in_thread(app, name="gateway-no-key")
+        try:
+            status = harness.http.get(f"{served.url}/api/chats").status_code
+        finally:
+            served.stop()
+    else:
+        process = harness.env.gateway_without_key()
+        try:
+            process.start()
+        except GatewayProcessError:
+            return  # exited or never answered: it refuses to run open
+        try:
+            status = harness.http.get(f"{process.url}/api/chats").status_code
+        finally:
+            process.stop()
+    expect(status == 401, "api_open_without_key", f"started with API_KEY empty, GET /api/chats without a key answered "
+           f"{status}: anyone who can reach the port can read and send as the seller")
+
+
+@then("the gateway answers 200 with the sent message's id")
+def _(harness: Harness) -> None:
+    response = harness.response
+    assert response is not None
+    expect(response.status_code == 200, harness.send_defect, f"{response.status_code} {response.text[:300]}")
+    body = response.json()
+    expect(body.get("success") is True and (body.get("response") or {}).get("id"), "contract_violation", str(body))
+    ids = [m["id"] for m in harness.avito.chat(USER, harness.chat_id)["messages"]]
+    expect(body["response"]["id"] in ids, "contract_violation", "the id in the answer is not a message in the chat")
+
+
+@then(parsers.parse('the gateway answers {status:d} with code "{code}"'))
+def _(harness: Harness, status: int, code: str) -> None:
+    response = harness.response
+    assert response is not None
+    body = response.json()
+    expect((response.status_code, body.get("success"), body.get("code")) == (status, False, code),
+           harness.send_defect, f"expected {status} {code}, got {response.status_code} {response.text[:300]}")
+
+
+@then("the gateway answers 400 in the documented error form")
+def _(harness: Harness) -> None:
+    response = harness.response
+    assert response is not None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    expect(response.status_code == 400 and isinstance(body, dict) and body.get("success") is False
+           and isinstance(body.get("error"), str), "validation_not_spec_body",
+           f"a send without text got {response.status_code} {response.text[:200]}; SPEC's form is 400 "
+           '{"success": false, "error": "..."}')
+
+
+@then(parsers.parse('the error says "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    assert harness.response is not None
+    expect(text in harness.response.json().get("error", ""), harness.send_defect, harness.response.text[:300])
+
+
+@then(parsers.parse("the error is retryable: {answer}"))
+def _(harness: Harness, answer: str) -> None:
+    assert harness.response is not None
+    expect(harness.response.json().get("retryable") is (answer == "yes"), harness.send_defect,
+           f"retryable should be {answer == 'yes'}: {harness.response.text[:300]}")
+
+
+@then("the unknown chat is reported as not found")
+def _(harness: Harness) -> None:
+    assert harness.response is not None
+    body = harness.response.json()
+    (failed,) = [r for r in body["results"] if not r.get("success")]
+    assert failed["chat_id"] == "u2i-unknownChat0000000000" and "404" in failed["error"]
+    assert body["failed"] == 1 and body["success"] is False
+
+
+@then("the last one is answered 429 with Retry-After")
+def _(harness: Harness) -> None:
+    answers = harness.seen.statuses
+    statuses = [r.status_code for r in answers]
+    expect(statuses[:100] == [200] * 100, "rate_limit_too_strict", "refused before the 100th request")
+    last = answers[-1]
+    expect(last.status_code == 429, "rate_limit_not_enforced", f"the 101st request got {last.status_code}")
+    assert int(last.headers["Retry-After"]) > 0
+    assert last.json()["error"] == "Rate limit exceeded, try again later"
+
+
+@then("one more request is answered 429 with Retry-After")
+def _(harness: Harness) -> None:
+    statuses, limit = harness.seen.statuses, harness.seen.limit
+    served = [r.status_code for r in statuses].index(429) if statuses[-1].status_code == 429 else len(statuses)
+    expect(served >= limit, "rate_limit_too_strict", f"refused after {served} requests; /info announces {limit}")
+    expect(served <= limit, "rate_limit_not_enforced",
+           f"{served} requests in a row were served; /info announces {limit} per {harness.seen.window:g} s")
+    last = statuses[-1]
+    expect(last.headers.get("Retry-After", "").isdigit(), "rate_limit_not_enforced", "the 429 has no Retry-After")
+    try:
+        error = last.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    expect(error == "Rate limit exceeded, try again later", "contract_violation", last.text[:200])
+
+
+@then("after the window, steady requests are served again")
+def _(harness: Harness) -> None:
+    """A limiter must forget requests older than its window even when traffic never stops."""
+    window = harness.seen.window
+    step = window / 4
+    served_at = None
+    for n in range(1, math.ceil(2 * window / step) + 1):
+        harness.pass_time(step)
+        if harness.api.get("/api/chats").status_code == 200:
+            served_at = n * step
+            break
+    expect(served_at is not None, "rate_limit_never_resets", f"one request every {step:g} s (a quarter of the limit) "
+           f"was still refused {2 * window:g} s after the limit was reached: the window never closes")

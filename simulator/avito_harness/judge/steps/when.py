@@ -1,0 +1,185 @@
+"""When steps: what the customer, Avito, the seller and n8n do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_bdd import parsers, when
+
+from avito_harness.fakes.avito.media import png_bytes
+from avito_harness.judge.defects import expect
+from avito_harness.judge.environment import USER, WINDOW_CAP
+from avito_harness.judge.verdict import CannotJudge, Category
+
+from .harness import Harness
+
+__all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing is imported from here
+from .observe import dropped, events, failed_runs, window_closes
+
+#: The most requests the harness spends to find a gateway's announced limit (a gateway announcing 1e9 a second
+#: is not believed to the last request: the check says it cannot judge past this cap).
+SPEND_CAP = 1000
+
+
+@when("the gateway subscribes its webhook at Avito")
+def _(harness: Harness) -> None:
+    harness.response = harness.api.post("/api/webhook/subscribe", json={"url": f"{harness.gateway_url}/webhook/avito"})
+
+
+@when(parsers.parse('the customer writes "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    harness.avito.customer_says(USER, harness.chat_id, text)
+    harness.customer_messages += 1
+
+
+@when("the customer sends a photo")
+def _(harness: Harness) -> None:
+    harness.seen.photo = harness.avito.customer_says(USER, harness.chat_id, type="image")["message"]
+    harness.customer_messages += 1
+
+
+@when(parsers.parse('the customer sends a voice message saying "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    harness.avito.customer_says(USER, harness.chat_id, text, type="voice")
+    harness.customer_messages += 1
+
+
+@when(parsers.parse('the seller replies from the Avito app "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    harness.avito.customer_says(USER, harness.chat_id, text, author="account")
+
+
+@when("Avito posts a system message")
+def _(harness: Harness) -> None:
+    harness.avito.customer_says(USER, harness.chat_id, "[Системное сообщение] Покупатель посмотрел телефон",
+                                author="system")
+
+
+@when("a webhook with a broken JSON body reaches the gateway")
+def _(harness: Harness) -> None:
+    """What a proxy cutting a body short, or an attacker, delivers to the subscribed URL."""
+    subscribed = [str(s.get("url")) for s in harness.avito.account(USER)["subscriptions"]
+                  if str(s.get("url", "")).startswith(harness.gateway_url)]
+    url = subscribed[0] if subscribed else f"{harness.gateway_url}/webhook/avito"
+    harness.seen.webhook_answers = [
+        harness.http.post(url, content=body, headers={"Content-Type": "application/json"})
+        for body in (b'{"id": "broken", "payload": {"type": "message", "value": {"id": ', b"not json at all",
+                     b'{"payload": [1, 2, 3]}')
+    ]
+
+
+@when(parsers.parse('n8n sends "{text}" through the gateway with idempotency key "{key}"'))
+def _(harness: Harness, text: str, key: str) -> None:
+    harness.send(text, key)
+
+
+@when(parsers.parse('n8n sends "{text}" through the gateway'))
+def _(harness: Harness, text: str) -> None:
+    harness.send(text)
+
+
+@when("n8n sends a message without text through the gateway")
+def _(harness: Harness) -> None:
+    harness.response = harness.api.post("/api/messages/send", json={"chat_id": harness.chat_id})
+
+
+@when("n8n sends a photo through the gateway")
+def _(harness: Harness) -> None:
+    harness.response = harness.api.post("/api/messages/send/image", data={"chat_id": harness.chat_id},
+                                        files={"file": ("promo.png", png_bytes("promo", 320, 240), "image/png")})
+
+
+@when(parsers.parse('n8n sends "{text}" to every chat and one unknown chat'))
+def _(harness: Harness, text: str) -> None:
+    chats = [c["id"] for c in harness.avito.account(USER)["chats"]]
+    harness.seen.bulk_chats = chats
+    harness.response = harness.api.post("/api/messages/send/bulk", json={"chat_ids": [*chats, "u2i-unknownChat0000000000"],
+                                                                          "text": text})
+
+
+@when(parsers.parse("n8n makes {n:d} requests within a minute"))
+def _(harness: Harness, n: int) -> None:
+    harness.seen.statuses = [harness.api.get("/api/token") for _ in range(min(n, SPEND_CAP))]
+
+
+def _announced(info: dict[str, Any], key: str, default: float) -> float:
+    value = info.get(key)
+    if value is None:
+        return default  # SPEC's figure when the gateway does not announce its own
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    expect(number == number and number > 0, "contract_violation", f"/info {key} is {value!r}, not a positive number")
+    return number
+
+
+@when("n8n spends the gateway's announced rate limit")
+def _(harness: Harness) -> None:
+    answer = harness.http.get(f"{harness.gateway_url}/info")
+    try:
+        info = answer.json() if answer.status_code == 200 else {}
+    except ValueError:
+        info = {}
+    info = info if isinstance(info, dict) else {}
+    limit, window = _announced(info, "rate_limit_requests", 100), _announced(info, "rate_limit_window", 60)
+    if limit > SPEND_CAP:
+        raise CannotJudge(Category.NOT_JUDGED, f"the gateway announces {limit:,.0f} requests per {window:g} s; the "
+                          f"harness spends at most {SPEND_CAP:,} requests to find a limit (start it with a smaller "
+                          "RATE_LIMIT_REQUESTS, as --gateway-cmd does)")
+    if harness.mode != "embedded" and window > WINDOW_CAP:
+        raise CannotJudge(Category.NOT_JUDGED, f"the gateway announces a {window:g} s window: longer than the "
+                          f"{WINDOW_CAP:g} s the harness waits in real time (start it with RATE_LIMIT_WINDOW=2, as "
+                          "--gateway-cmd does)")
+    harness.pass_time(window + 0.2)  # whatever earlier scenarios spent has left the window
+    statuses = []
+    for _ in range(int(limit) + 1):
+        statuses.append(harness.api.get("/api/chats"))
+        if statuses[-1].status_code == 429:
+            break
+    harness.seen.limit, harness.seen.window, harness.seen.statuses = int(limit), window, statuses
+
+
+@when(parsers.parse("{seconds:d} seconds pass"))
+def _(harness: Harness, seconds: int) -> None:
+    harness.stack.advance(seconds)
+
+
+@when("n8n is back")
+def _(harness: Harness) -> None:
+    harness.n8n.clear_faults()
+
+
+@when("the batching window closes")
+def _(harness: Harness) -> None:
+    expected = harness.customer_messages
+    batched = events(harness, "batched", 10, expected)
+    expect(len(batched) >= expected, dropped(harness),
+           f"{len(batched)} of {expected} message(s) reached the Universal Batcher{failed_runs(harness)}")
+    window_closes(harness)
+
+
+@when(parsers.parse('a {channel} client writes "{text}"'))
+def _(harness: Harness, channel: str, text: str) -> None:
+    harness.n8n.inject(_normalized(channel, text))
+    harness.customer_messages += 1
+
+
+@when(parsers.parse('the operator answers "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    (appeal,) = harness.n8n.appeals()
+    harness.seen.operator = harness.n8n.answer(appeal["id"], text)
+    if harness.seen.operator.get("success") is False:
+        harness.send_defect = "workflow_send_refused"  # the Message Router / BAT OUT said so itself
+
+
+def _normalized(channel: str, text: str) -> dict[str, Any]:
+    return {
+        "channel": channel, "external_user_id": f"{channel}-42", "external_chat_id": f"{channel}-chat-42", "text": text,
+        "timestamp": "2025-12-01T12:00:00", "client_phone": None, "client_name": "Гость", "client_email": None,
+        "media": {"has_voice": False, "voice_url": None, "voice_transcribed_text": None, "has_images": False,
+                  "images": [], "has_video": False, "videos": [], "has_document": False},
+        "meta": {"external_message_id": f"{channel}-1", "ad_channel": channel, "ad_id": None,
+                 "original_media_type": "text", "chat_type": None, "user_id": None, "raw": {}},
+        "prefilled_data": {"model": None, "parts_owner": None},
+    }

@@ -1,0 +1,127 @@
+"""pytest plugin (entry point ``avito_harness``): the simulated stack as fixtures.
+
+* ``sim_stack`` (session): the fakes on free 127.0.0.1 ports, a frozen clock.
+* ``sim`` (function): the same stack, reset (stores, faults, journal, clock,
+  seed) for this test; ``@pytest.mark.sim(scenario={...} or "file.yaml")``
+  loads a scenario after the reset. A fault rule set during the test that
+  never fired fails the test: it means the test missed what it meant to break.
+  So does any message at the fake n8n's ``/webhook/avito`` that breaks
+  ``contracts/normalized-message.schema.json``.
+* ``avito``, ``n8n``, ``stt``: control clients of the reset stack; ``clock``: its clock.
+  The n8n fake starts in record-only mode here; ``n8n.flows(mode="flows")`` runs the workflows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from avito_harness.fakes.clock import Clock
+from avito_harness.fakes.scenario import read_scenario
+from avito_harness.fakes.settings import SimSettings
+from avito_harness.stack.control_clients import AvitoSim, N8nSim, SttSim
+from avito_harness.stack.local import Stack, StackError
+
+__all__ = ["pytest_addoption", "pytest_configure"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("avito-harness")
+    group.addoption("--avito-gateway-url", default=None, help="run against this gateway instead of the embedded one")
+    group.addoption("--avito-gateway-api-key", default=None,
+                    help="X-API-Key of the gateway given by --avito-gateway-url")
+    group.addoption("--avito-gateway-cmd", default=None,
+                    help="start the gateway under test with this command ({port} is replaced; it gets the "
+                         "deployment's variables); for the step library avito_harness.bdd.steps")
+    group.addoption("--avito-stack-url", default=None,
+                    help="use fakes running elsewhere: avito=URL,n8n=URL,stt=URL (the compose file's acceptance service)")
+    group.addoption("--avito-n8n", choices=("light", "real"), default="light",
+                    help="light: the workflows played in Python (default); real: n8n itself runs BatteryCRM's workflows "
+                         "over a real Postgres (`avito-harness n8n install` first, or --avito-n8n-url)")
+    group.addoption("--avito-n8n-url", default=None, help="with --avito-n8n real: a running n8n (its workflows active)")
+    group.addoption("--avito-n8n-api-key", default=None, help="its public API key, to read its executions")
+    group.addoption("--avito-postgres-url", default=None,
+                    help="with --avito-n8n real: the CRM's Postgres (default: the harness starts one)")
+    group.addoption("--avito-workflows", default=None,
+                    help="with --avito-n8n real: a directory of your exported workflow JSON instead of ours")
+    group.addoption("--avito-workflows-map", default=None,
+                    help="YAML mapping your workflows' credential names and hosts (see avito_harness.real.n8n.mapping)")
+    group.addoption("--avito-request-timeout", type=float, default=10.0,
+                    help="seconds the gateway has for a whole answer (default 10)")
+    group.addoption("--avito-start-timeout", type=float, default=30.0,
+                    help="seconds a gateway started by command has to answer GET /health (default 30)")
+    group.addoption("--avito-scenario-timeout", type=float, default=300.0,
+                    help="seconds one scenario may take before it is stopped as not judged (default 300)")
+    group.addoption("--sim-seed", type=int, default=None, help="seed for the simulated stack (default 42)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sim(scenario=None): load a simulator scenario (dict or file) after reset")
+
+
+@pytest.fixture(scope="session")
+def sim_settings(pytestconfig: pytest.Config) -> SimSettings:
+    overrides: dict[str, Any] = {"avito_port": 0, "n8n_port": 0, "stt_port": 0, "clock": "frozen", "n8n_mode": "record"}
+    seed = pytestconfig.getoption("--sim-seed")
+    if seed is not None:
+        overrides["seed"] = seed
+    return SimSettings.from_env(os.environ, **overrides)
+
+
+@pytest.fixture(scope="session")
+def sim_stack(sim_settings: SimSettings) -> Iterator[Stack]:
+    """The fakes on free ports for the session; a stack that cannot start ends the session with exit code 2
+    (the harness could not judge), never as failed tests."""
+    stack = Stack(sim_settings)
+    try:
+        stack.serve()
+    except StackError as exc:
+        stack.stop()
+        pytest.exit(f"avito-harness could not judge [setup_error]: the simulated stack could not start: {exc}",
+                    returncode=2)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def sim(sim_stack: Stack, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    sim_stack.reset()
+    marker = request.node.get_closest_marker("sim")
+    if marker is not None and marker.kwargs.get("scenario") is not None:
+        scenario = marker.kwargs["scenario"]
+        sim_stack.load_scenario(scenario if isinstance(scenario, dict) else read_scenario(scenario))
+    yield sim_stack
+    invalid = sim_stack.apps["n8n"].state.n8n.invalid()
+    if invalid:
+        first = invalid[0]
+        pytest.fail(f"n8n received {len(invalid)} message(s) that break normalized-message.schema.json; "
+                    f"first: {first.schema_errors}", pytrace=False)
+    unfired = sim_stack.unfired_faults()
+    if unfired:
+        names = ", ".join(f"{svc}:{r['name'] or r['route']}" for svc, rules in unfired.items() for r in rules)
+        pytest.fail(f"fault rule(s) never fired: {names}", pytrace=False)
+
+
+@pytest.fixture
+def avito(sim: Stack) -> AvitoSim:
+    return sim.avito
+
+
+@pytest.fixture
+def n8n(sim: Stack) -> N8nSim:
+    return sim.n8n
+
+
+@pytest.fixture
+def stt(sim: Stack) -> SttSim:
+    return sim.stt
+
+
+@pytest.fixture
+def clock(sim: Stack) -> Clock:
+    return sim.clock
