@@ -18,6 +18,7 @@ import pytest
 from avito_gateway.app import create_app as create_gateway
 from avito_gateway.settings import GatewaySettings
 from avito_harness.demo.app import create_app as create_demo
+from avito_harness.fakes.settings import DEMO_USER_ID
 from avito_harness.stack.local import Stack
 from avito_harness.stack.serve import ServedApp, serve_in_thread
 
@@ -25,7 +26,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = bool(os.environ.get("CI"))
 # A laptop without Chromium skips with the reason; CI (CI=true) must run it, so there a missing Chromium fails
 pytestmark = pytest.mark.skipif(CHROMIUM is None and not IN_CI, reason="Chromium is not installed (apt-get install chromium)")
-USER = 100000001
+USER = DEMO_USER_ID
 
 
 @pytest.fixture

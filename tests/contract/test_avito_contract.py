@@ -17,10 +17,10 @@ from schemathesis.core.failures import Failure, FailureGroup
 
 from avito_harness.fakes.avito.app import create_app
 from avito_harness.fakes.clock import FakeClock
-from avito_harness.fakes.settings import SimSettings
+from avito_harness.fakes.settings import DEMO_USER_ID, SimSettings
 from tests.conftest import CONTRACTS, assert_avito_contract, avito_contract
 
-USER = 100000001
+USER = DEMO_USER_ID
 CONTRACT_FILE = CONTRACTS / "avito" / "avito-messenger.openapi.yaml"
 
 app = create_app(SimSettings(), clock=FakeClock(), transport=httpx.MockTransport(lambda r: httpx.Response(200, json={})))

@@ -20,14 +20,15 @@ from avito_gateway.app import create_app
 from avito_gateway.deps import require_api_key
 from avito_gateway.settings import GatewaySettings
 from avito_harness.cli import main
+from avito_harness.fakes.settings import DEMO_API_KEY, DEMO_USER_ID
 from avito_harness.judge.contract.drift import drift
 from avito_harness.judge.contract.runner import ContractOptions, check_gateway, mask_answer
 from avito_harness.stack.local import Stack
 from avito_harness.stack.serve import ServedApp, serve_in_thread
 from tests.conftest import CONTRACTS
 
-USER = 100000001
-KEY = "test-api-key"
+USER = DEMO_USER_ID
+KEY = DEMO_API_KEY
 GATEWAY_CONTRACT = CONTRACTS / "gateway.openapi.yaml"
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from avito_harness.fakes.settings import SimSettings
+from avito_harness.fakes.settings import DEMO_API_KEY, SimSettings
 from avito_harness.judge.contract.runner import ContractOptions, check_gateway
 from avito_harness.judge.defects import CATALOGUE
-from avito_harness.stack.gateway_process import GatewayProcess, free_port
+from avito_harness.stack.gateway_process import GatewayProcess
 from avito_harness.stack.local import Stack
 from tests.doubles.broken_gateway import DOUBLES
 
@@ -72,17 +72,13 @@ def stack() -> Iterator[Stack]:
 
 @pytest.mark.parametrize("name", sorted(n for n, d in DOUBLES.items() if d.contract))
 def test_contract_names_the_planted_defect(name: str, stack: Stack) -> None:
-    port = free_port()
-    process = GatewayProcess(
-        avito_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
-        client_id=stack.settings.avito_client_id, client_secret=stack.settings.avito_client_secret,
-        user_id=stack.settings.avito_user_id, port=port, require_healthy=False,
-        command=[sys.executable, str(ROOT / "tests" / "doubles" / "broken_gateway.py"), name, "--port", str(port)],
-    )
+    process = GatewayProcess.wired_to(
+        stack, require_healthy=False,
+        command=[sys.executable, str(ROOT / "tests" / "doubles" / "broken_gateway.py"), name, "--port", "{port}"])
     process.start()
     try:
         chat = stack.avito.account(stack.settings.avito_user_id)["chats"][0]["id"]
-        results = check_gateway(ContractOptions(process.url, "test-api-key", allow_writes=True, chat_ids=(chat,),
+        results = check_gateway(ContractOptions(process.url, DEMO_API_KEY, allow_writes=True, chat_ids=(chat,),
                                                 max_examples=10)).results
     finally:
         process.stop()

@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from avito_harness.fakes.settings import DEMO_USER_ID
 from avito_harness.stack.local import Stack
 
-USER = 100000001
+USER = DEMO_USER_ID
 
 
 def _free_port() -> int:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from avito_harness.judge.waiting import wait_until
+from avito_harness.waiting import wait_until
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))
 DOUBLES = Path(__file__).resolve().parents[1] / "doubles"

@@ -7,11 +7,12 @@ from typing import Any
 import httpx
 import pytest
 
+from avito_harness.fakes.settings import DEMO_USER_ID
 from avito_harness.stack.control_clients import AvitoSim, N8nSim, SimClientError
 from avito_harness.stack.local import Stack
 from tests.conftest import assert_webhook_envelope
 
-USER = 100000001
+USER = DEMO_USER_ID
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from avito_harness.fakes.avito.app import create_app
 from avito_harness.fakes.clock import FakeClock
-from avito_harness.fakes.settings import SimSettings
+from avito_harness.fakes.settings import DEMO_USER_ID, SimSettings
 
-USER = 100000001
+USER = DEMO_USER_ID
 HOOK = "http://127.0.0.1:9/hook"
 texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).filter(str.strip)
 

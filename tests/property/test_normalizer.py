@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 
 from avito_gateway.normalize import classify, normalize
 from avito_gateway.webhook_body import parse_webhook
+from avito_harness.fakes.settings import DEMO_USER_ID
 from tests.conftest import CONTRACTS
 
 SCHEMA = json.loads((CONTRACTS / "normalized-message.schema.json").read_text())
 WEBHOOK = json.loads((CONTRACTS / "avito" / "webhook-v3.schema.json").read_text())
-USER = 100000001
+USER = DEMO_USER_ID
 
 ids = st.text("0123456789abcdef", min_size=32, max_size=32)
 urls = st.builds(lambda s: f"https://img.example.test/{s}.jpg", st.text("abc123", min_size=1, max_size=8))

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 
 from avito_harness.fakes.avito.app import create_app
 from avito_harness.fakes.clock import Clock, FakeClock
-from avito_harness.fakes.settings import SimSettings
+from avito_harness.fakes.settings import DEMO_USER_ID, SimSettings
 from tests.conftest import assert_avito_contract
 
-USER = 100000001
+USER = DEMO_USER_ID
 CLIENT = {"client_id": "sim-client-id", "client_secret": "sim-client-secret"}
 
 

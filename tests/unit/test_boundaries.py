@@ -12,6 +12,7 @@ import pytest
 import avito_gateway
 import avito_harness
 from avito_harness.fakes.settings import SettingsError, SimSettings
+from avito_harness.judge.defects import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[2]
 BANNED_CALLS = {("time", "time"), ("time", "sleep"), ("datetime", "now"), ("datetime", "utcnow")}
@@ -94,3 +95,96 @@ def test_settings_come_from_sim_variables_with_fake_loopback_defaults() -> None:
 def test_bad_settings_name_the_variable() -> None:
     with pytest.raises(SettingsError, match="SIM_AVITO_PORT"):
         SimSettings.from_env({"SIM_AVITO_PORT": "eighty"})
+
+
+WAIT_HELPER = {"waiting.py", "clock.py"}  # the one way to wait in real time, and the virtual clock's scheduler
+
+
+def _event_waits(tree: ast.AST) -> list[int]:
+    """Lines that wait on a ``threading.Event`` themselves (a hand-made poll loop) instead of the wait helper."""
+    events: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _is_event(node.value):
+            events |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "wait":
+            target = node.func.value
+            if (isinstance(target, ast.Call) and _is_event(target)) or (isinstance(target, ast.Name) and target.id in events):
+                found.append(node.lineno)
+    return found
+
+
+def _is_event(call: ast.Call) -> bool:
+    func = call.func
+    return (isinstance(func, ast.Attribute) and func.attr == "Event") or (isinstance(func, ast.Name) and func.id == "Event")
+
+
+def test_the_wait_helper_is_the_only_way_to_wait() -> None:
+    """Every real-time wait goes through avito_harness.waiting (wait_until: by effect, bounded; pause)."""
+    for path in _modules("simulator"):
+        if path.name in WAIT_HELPER:
+            continue
+        lines = _event_waits(ast.parse(path.read_text(encoding="utf-8")))
+        assert not lines, f"{path} waits by hand on lines {lines}: use avito_harness.waiting.wait_until or pause"
+
+
+def test_the_wait_scan_catches_hand_made_polls() -> None:
+    assert _event_waits(ast.parse("import threading\nthreading.Event().wait(0.1)"))
+    assert _event_waits(ast.parse("from threading import Event\nw = Event()\nwhile True:\n    w.wait(1)"))
+    assert not _event_waits(ast.parse("proc.wait(5)\nstop = threading.Event()\nstop.set()"))
+
+
+PROSE = {"text", "hint", "error", "message", "summary", "detail", "description"}
+
+
+def _is_prose_search(node: ast.AST) -> bool:
+    """``"words" in x.text`` / ``in hint`` / ``in extra.get("error")``: a search for words in a message."""
+    if not (isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str)
+            and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops)):
+        return False
+    for right in node.comparators:
+        if isinstance(right, ast.Attribute) and right.attr in PROSE or isinstance(right, ast.Name) and right.id in PROSE:
+            return True
+        if isinstance(right, ast.Subscript) and isinstance(right.slice, ast.Constant) and right.slice.value in PROSE:
+            return True
+        if (isinstance(right, ast.Call) and isinstance(right.func, ast.Attribute) and right.func.attr == "get"
+                and right.args and isinstance(right.args[0], ast.Constant) and right.args[0].value in PROSE):
+            return True
+    return False
+
+
+def _prose_reads(tree: ast.AST) -> list[int]:
+    """Lines where a search for words in a message picks a defect code (an ``if`` or ``x if ... else y`` whose
+    test searches words and whose branches name a code of the catalogue)."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.If, ast.IfExp)) or not any(_is_prose_search(n) for n in ast.walk(node.test)):
+            continue
+        branches = [node.body, node.orelse] if isinstance(node, ast.IfExp) else [*node.body, *node.orelse]
+        codes = [n.value for b in branches for n in ast.walk(b) if isinstance(n, ast.Constant) and n.value in CATALOGUE]
+        if codes:
+            found.append(node.lineno)
+    return found
+
+
+def test_nothing_in_the_judge_reads_prose_to_decide_a_code() -> None:
+    """Defect codes come from codes the fakes record (avito_harness.fakes.reasons) and from structured answers,
+    never from the wording of a hint, an error or a message."""
+    for path in _modules("simulator/avito_harness/judge"):
+        lines = _prose_reads(ast.parse(path.read_text(encoding="utf-8")))
+        assert not lines, f"{path} decides by words in a message on lines {lines}: record and read a code"
+
+
+def test_the_prose_scan_catches_word_searches() -> None:
+    assert _prose_reads(ast.parse('code = "probe_not_200" if "probe" in response.text else "unclassified"'))
+    assert _prose_reads(ast.parse('if "HTTP Basic" in hint:\n    code = "token_basic_auth"'))
+    assert _prose_reads(ast.parse('if "expired" in extra.get("hint", ""):\n    return Anomaly("token_request_refused")'))
+    assert not _prose_reads(ast.parse('if reason == "probe_refused":\n    code = "probe_not_200"'))
+    assert not _prose_reads(ast.parse('assert "404" in failed["error"]'))  # a check of SPEC's words is no code choice
+
+
+@pytest.mark.parametrize("package", ["simulator", "gateway"])
+def test_no_module_is_over_500_lines(package: str) -> None:
+    long = {str(p.relative_to(ROOT)): n for p in _modules(package) if (n := len(p.read_text().splitlines())) > 500}
+    assert not long, f"split these by what they hold: {long}"

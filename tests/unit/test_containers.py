@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from avito_gateway.settings import GatewaySettings
-from avito_harness.cli import _parser
+from avito_harness.cli.parser import build_parser
 from avito_harness.fakes.settings import SimSettings
 from avito_harness.real.n8n.mapping import CREDENTIALS
 from avito_harness.stack.containers import COMPOSE_FILE, compose_services, docker_client
@@ -107,14 +107,14 @@ def test_the_replicas_env_file_points_the_run_and_n8n_at_the_balancer() -> None:
     assert "--gateway-url http://gateway-lb:8765" in " ".join(services["acceptance"]["command"])
     assert services["n8n"]["environment"]["SIM_GATEWAY_URL"] == "http://gateway-lb:8765"
     assert "gateway-lb" in services["avito"]["environment"]["SIM_WEBHOOK_ALLOWED_HOSTS"].split(",")
-    _parser().parse_args(services["acceptance"]["command"][1:])
+    build_parser().parse_args(services["acceptance"]["command"][1:])
 
 
 @pytest.mark.parametrize("name", ["avito", "n8n", "stt", "acceptance"])
 def test_every_harness_command_exists_in_the_cli(name: str) -> None:
     command = SERVICES[name]["command"]
     assert command[0] == "avito-harness"
-    _parser().parse_args(command[1:])  # argparse exits on an unknown command or option
+    build_parser().parse_args(command[1:])  # argparse exits on an unknown command or option
 
 
 def test_the_gateway_service_is_configured_with_the_deployments_names() -> None:

@@ -17,7 +17,7 @@ def _entry(path: str, status: int, *, at: float, method: str = "POST", fault: st
 
 
 def test_token_by_basic_auth_is_named_with_avitos_answer_and_the_hint() -> None:
-    journal = [_entry("/token", 400, at=1.0, hint=BASIC_HINT,
+    journal = [_entry("/token", 400, at=1.0, hint=BASIC_HINT, reason="token_basic_auth",
                       error='{"error":"invalid_request","error_description":"missing parameter(s): client_id"}'),
                _entry("/messenger/v3/webhook", 401, at=2.0)]
     found = first_anomaly(journal, [], [])
@@ -27,7 +27,7 @@ def test_token_by_basic_auth_is_named_with_avitos_answer_and_the_hint() -> None:
 
 
 def test_another_api_version_is_named_by_the_path_avito_serves() -> None:
-    journal = [_entry("/messenger/v2/accounts/7/chats/u2i-abc/messages", 404, at=1.0,
+    journal = [_entry("/messenger/v2/accounts/7/chats/u2i-abc/messages", 404, at=1.0, reason="other_api_version",
                       hint="no such path at Avito; Avito serves POST /messenger/v1/accounts/{user_id}/chats/{chat_id}/messages")]
     found = first_anomaly(journal, [], [])
     assert found is not None and found.code == "wrong_api_version"
@@ -36,7 +36,7 @@ def test_another_api_version_is_named_by_the_path_avito_serves() -> None:
 
 def test_what_the_scenario_caused_on_purpose_is_not_an_anomaly() -> None:
     journal = [_entry("/messenger/v1/accounts/7/chats/u2i-x/messages", 500, at=1.0, fault="server_500"),
-               _entry("/messenger/v2/accounts/7/chats", 401, at=2.0, method="GET",
+               _entry("/messenger/v2/accounts/7/chats", 401, at=2.0, method="GET", reason="token_expired",
                       hint="the token expired; a client gets a new one from /token"),
                _entry("/messenger/v1/accounts/7/chats/u2i-unknownChat0000000000/messages", 404, at=3.0)]
     assert first_anomaly(journal, [], []) is None
@@ -48,6 +48,21 @@ def test_the_earliest_anomaly_wins_across_journal_and_webhooks() -> None:
     found = first_anomaly(journal, deliveries, [])
     assert found is not None and "webhook delivery answered 500" in found.summary and found.code is None
     assert first_anomaly([], [], [{"schema_errors": ["media/voice_url: None is not of type 'string'"]}]) is not None
+
+
+def test_codes_come_from_the_recorded_reason_never_from_the_words() -> None:
+    """Rewording a hint or an error changes no defect code; a reason alone names one."""
+    reworded = [_entry("/token", 400, at=1.0, hint="Basic? No: put them in the form body", reason="token_basic_auth"),
+                _entry("/messenger/v3/webhook", 400, at=2.0, reason="probe_refused", error='{"error": {"code": 400}}')]
+    assert first_anomaly(reworded[:1], [], []).code == "token_basic_auth"  # type: ignore[union-attr]
+    assert first_anomaly(reworded[1:], [], []).code == "probe_not_200"  # type: ignore[union-attr]
+    words_only = [_entry("/token", 400, at=1.0, hint=BASIC_HINT),
+                  _entry("/messenger/v2/accounts/7/chats", 404, at=2.0, method="GET", hint="Avito serves GET ...")]
+    assert first_anomaly(words_only, [], []).code == "token_request_refused"  # type: ignore[union-attr]
+    assert first_anomaly(words_only[1:], [], []).code is None  # type: ignore[union-attr]
+    send = _entry("/messenger/v1/accounts/7/chats/u2i-x/messages", 400, at=1.0, reason="validation_failed",
+                  fields=["type"])
+    assert first_anomaly([send], [], []).code == "send_without_type"  # type: ignore[union-attr]
 
 
 def test_path_shape_hides_ids() -> None:

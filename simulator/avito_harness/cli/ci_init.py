@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from avito_harness.fakes.settings import DEMO_API_KEY, DEMO_USER_ID, WEBHOOK_PATH
+
 __all__ = ["CiOptions", "write_ci_files", "github_workflow", "gitlab_ci", "compose_file"]
 
 REPORTS = "avito-acceptance"
@@ -102,11 +104,11 @@ def compose_file(options: CiOptions) -> str:
             "gateway": {
                 "image": options.gateway_image,
                 "environment": {
-                    "API_KEY": "test-api-key", "AVITO_CLIENT_ID": "sim-client-id",
-                    "AVITO_CLIENT_SECRET": "sim-client-secret", "AVITO_USER_ID": "100000001",
-                    "AVITO_API_BASE_URL": "http://harness:8080", "N8N_WEBHOOK_URL": "http://harness:5678/webhook/avito",
+                    "API_KEY": DEMO_API_KEY, "AVITO_CLIENT_ID": "sim-client-id",
+                    "AVITO_CLIENT_SECRET": "sim-client-secret", "AVITO_USER_ID": str(DEMO_USER_ID),
+                    "AVITO_API_BASE_URL": "http://harness:8080", "N8N_WEBHOOK_URL": f"http://harness:5678{WEBHOOK_PATH}",
                     "SERVER_HOST": "0.0.0.0", "SERVER_PORT": "8765",
-                    "PUBLIC_WEBHOOK_URL": "http://gateway:8765/webhook/avito",
+                    "PUBLIC_WEBHOOK_URL": f"http://gateway:8765{WEBHOOK_PATH}",
                 },
             },
         },

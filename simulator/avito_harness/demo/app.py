@@ -15,11 +15,12 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from avito_harness.fakes.settings import DEMO_USER_ID
 from avito_harness.stack.control_clients import AvitoSim, N8nSim
 
 __all__ = ["create_app", "FAULTS"]
 
-USER_ID_DEFAULT = 100000001
+USER_ID_DEFAULT = DEMO_USER_ID
 
 #: What the buttons break, and how to undo it.
 FAULTS: dict[str, dict[str, Any]] = {

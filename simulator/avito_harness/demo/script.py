@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 import time as _perf
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.console import Console
 
+from avito_harness.fakes.settings import DEMO_USER_ID
 from avito_harness.judge.transcript import Hop, transcript
 from avito_harness.stack.local import Stack
+from avito_harness.waiting import wait_until
 
 __all__ = ["DemoStep", "SCRIPT", "play"]
 
-USER = 100000001
+USER = DEMO_USER_ID
 HOP_STYLE = {
     "customer -> Avito": "bold cyan", "Avito -> gateway": "yellow", "gateway -> n8n": "magenta",
     "n8n flows": "green", "gateway -> Avito": "blue", "seller -> Avito": "bold blue", "n8n -> STT": "green",
@@ -51,7 +52,6 @@ def play(stack: Stack, console: Console, *, script: tuple[DemoStep, ...] = SCRIP
     """Play ``script``; True when every step ended with the answer in the customer's chat."""
     chat_id = next(c["id"] for c in stack.avito.account(USER)["chats"] if c["chat_type"] == "u2i")
     shown = len(transcript(stack.apps))
-    waiter = threading.Event()
     ok = True
     for n, step in enumerate(script, 1):
         console.rule(f"[bold]{n}. {step.title}")
@@ -62,18 +62,18 @@ def play(stack: Stack, console: Console, *, script: tuple[DemoStep, ...] = SCRIP
         started = _perf.perf_counter()
         extra = {"type": step.kind} if step.kind != "text" else {}
         stack.avito.customer_says(USER, chat_id, step.text, **extra)
-        deadline = started + timeout
-        answered = False
-        while _perf.perf_counter() < deadline and not stop():
+        def answered_or_stopped(started: float = started, sent_before: int = sent_before) -> bool:
+            nonlocal shown
             hops = transcript(stack.apps)
             _print_hops(console, hops[shown:], started)
             shown = len(hops)
-            if len(stack.n8n.events("sent")) > sent_before:
-                answered = True
-                _print_hops(console, transcript(stack.apps)[shown:], started)
-                shown = len(transcript(stack.apps))
-                break
-            waiter.wait(0.1)
+            return stop() or len(stack.n8n.events("sent")) > sent_before
+
+        wait_until(answered_or_stopped, timeout, interval=0.1, what="the answer")
+        answered = len(stack.n8n.events("sent")) > sent_before
+        if answered:
+            _print_hops(console, transcript(stack.apps)[shown:], started)
+            shown = len(transcript(stack.apps))
         elapsed = _perf.perf_counter() - started
         if answered:
             answer = stack.avito.chat(USER, chat_id)["messages"][-1]["content"].get("text", "")

@@ -8,7 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["SimSettings", "SettingsError"]
+__all__ = ["DEMO_API_KEY", "DEMO_USER_ID", "SimSettings", "SettingsError", "WEBHOOK_PATH"]
+
+#: The demo account's Avito user id and the gateway's API key in every demo and test: obviously fake.
+DEMO_USER_ID = 100000001
+DEMO_API_KEY = "test-api-key"
+#: SPEC's path for Avito's webhooks at the gateway, and for BAT IN's webhook at n8n (the same words in both).
+WEBHOOK_PATH = "/webhook/avito"
 
 
 class SettingsError(ValueError):
@@ -30,7 +36,7 @@ class SimSettings(BaseModel):
     clock: Literal["system", "frozen"] = "system"
     clock_start: float | None = None
 
-    avito_user_id: int = 100000001
+    avito_user_id: int = DEMO_USER_ID
     avito_client_id: str = "sim-client-id"
     avito_client_secret: str = "sim-client-secret"
     avito_account_name: str = "АКБ Сервис (демо)"
@@ -54,7 +60,7 @@ class SimSettings(BaseModel):
     batch_window: float = Field(30.0, ge=0)
     gateway_url: str | None = None
     stt_url: str | None = None  # set when the fakes run as separate containers
-    gateway_api_key: str = "test-api-key"
+    gateway_api_key: str = DEMO_API_KEY
     crm_db: str | None = None  # None: a fresh SQLite file in a temporary directory
     #: a real n8n running BatteryCRM's workflows: the fake n8n records each call, then forwards it there
     n8n_upstream: str | None = None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import httpcore
 import httpx
@@ -73,7 +73,10 @@ class Bounds:
     def check(self, where: str) -> None:
         """Raise :class:`ScenarioDeadlineHit` once the scenario's time is up."""
         if self.remaining() <= 0:
-            raise ScenarioDeadlineHit(self.scenario_timeout or 0, where)
+            self.over(where)
+
+    def over(self, where: str) -> NoReturn:
+        raise ScenarioDeadlineHit(self.scenario_timeout or 0, where)
 
 
 class _DeadlineStream(httpcore.NetworkStream):

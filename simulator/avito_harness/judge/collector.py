@@ -20,7 +20,7 @@ from avito_harness.judge.defects import ROOT_CAUSES
 from avito_harness.judge.environment import Environment
 from avito_harness.judge.features import PlannedScenario, stage_of, template_of
 from avito_harness.judge.leaks import mask
-from avito_harness.judge.results import NOT_RUN, ScenarioResult
+from avito_harness.judge.results import NOT_RUN, Recorded, ScenarioResult
 from avito_harness.judge.safe_text import visible, visible_line
 from avito_harness.judge.steps.fixtures import ENVIRONMENT, SECRETS
 from avito_harness.judge.verdict import CannotJudge, Category
@@ -104,11 +104,11 @@ class Collector:
             return
         result.duration += report.duration
         props = {str(k): str(v) for k, v in report.user_properties}
-        result.transcript = props.get("transcript", result.transcript)
-        result.failed_step = props.get("failed step", result.failed_step)
-        result.anomaly = props.get("anomaly", result.anomaly)
-        if "gateway output" in props:
-            result.extra["gateway output"] = props["gateway output"]
+        result.transcript = props.get(Recorded.TRANSCRIPT, result.transcript)
+        result.failed_step = props.get(Recorded.FAILED_STEP, result.failed_step)
+        result.anomaly = props.get(Recorded.ANOMALY, result.anomaly)
+        if Recorded.GATEWAY_OUTPUT in props:
+            result.extra["gateway output"] = props[Recorded.GATEWAY_OUTPUT]
         carried = report.__dict__.get("avito_outcome")
         outcome = Outcome.from_strings(carried) if carried else None
         if report.skipped:
@@ -117,8 +117,9 @@ class Collector:
             result.passed()
         elif report.failed:
             self._failure(result, report, outcome)
-        if result.outcome == "failed" and props.get("anomaly code") in ROOT_CAUSES and result.defect != "gateway_crashed":
-            result.defect = props["anomaly code"]  # the wire shows the cause; the failing check is its symptom
+        code = props.get(Recorded.ANOMALY_CODE)
+        if result.outcome == "failed" and code in ROOT_CAUSES and result.defect != "gateway_crashed":
+            result.defect = code  # the wire shows the cause; the failing check is its symptom
         if report.when == "teardown":
             self.finished += 1
         if report.when == "teardown" and self.progress is not None:

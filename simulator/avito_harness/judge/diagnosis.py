@@ -15,10 +15,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Anomaly", "first_anomaly", "path_shape"]
+from avito_harness.fakes.reasons import Reason
 
-#: Chats a scenario uses on purpose to get a 404.
-DELIBERATE_404 = "unknownChat"
+__all__ = ["Anomaly", "REASON_DEFECTS", "UNKNOWN_CHAT", "first_anomaly", "path_shape"]
+
+#: The chat a scenario names on purpose to get Avito's 404 (a bulk send to it).
+UNKNOWN_CHAT = "u2i-unknownChat0000000000"
+#: Reasons the fake Avito records that prove a defect by themselves: the anomaly is then the root cause.
+REASON_DEFECTS = {Reason.TOKEN_BASIC_AUTH: "token_basic_auth", Reason.OTHER_API_VERSION: "wrong_api_version",
+                  Reason.PROBE_REFUSED: "probe_not_200"}
+SEND = re.compile(r"/messenger/v1/accounts/[^/]+/chats/[^/]+/messages")
 
 
 @dataclass(frozen=True)
@@ -49,22 +55,22 @@ def _error_text(extra: dict[str, Any]) -> str:
 
 
 def _avito_anomaly(entry: dict[str, Any]) -> Anomaly | None:
+    """What the journal's codes say (``extra.reason``, ``extra.fields``); hints and errors are only shown."""
     status, path, extra = entry.get("status", 0), str(entry.get("path", "")), entry.get("extra") or {}
-    if status < 400 or entry.get("fault") or path.startswith("/_sim") or DELIBERATE_404 in path:
+    if status < 400 or entry.get("fault") or path.startswith("/_sim") or UNKNOWN_CHAT in path:
         return None
-    error, hint = _error_text(extra), str(extra.get("hint") or "")
-    if status in (401, 403) and "expired" in hint:
-        return None
+    reason, hint = extra.get("reason"), str(extra.get("hint") or "")
+    if status in (401, 403) and reason == Reason.TOKEN_EXPIRED:
+        return None  # the scenario expired the token: the gateway is to refresh it
     call = f"{entry.get('method')} {path_shape(path)}"
-    summary = f"gateway -> Avito: {call} answered {status} {error}".rstrip() + (f"; {hint}" if hint else "")
+    summary = f"gateway -> Avito: {call} answered {status} {_error_text(extra)}".rstrip() + (f"; {hint}" if hint else "")
+    if reason in REASON_DEFECTS:
+        return Anomaly(REASON_DEFECTS[reason], summary)
     if path.rstrip("/") == "/token":
-        return Anomaly("token_basic_auth" if "HTTP Basic" in hint else "token_request_refused", summary)
-    if status == 404 and "Avito serves" in hint:
-        return Anomaly("wrong_api_version", summary)
-    if status == 400 and "/messages" in path and entry.get("method") == "POST" and '"type"' in str(extra.get("error")):
+        return Anomaly("token_request_refused", summary)
+    if (reason == Reason.VALIDATION_FAILED and entry.get("method") == "POST" and SEND.fullmatch(path)
+            and "type" in (extra.get("fields") or [])):
         return Anomaly("send_without_type", summary)
-    if "/webhook" in path and "probe" in error:
-        return Anomaly("probe_not_200", summary)
     return Anomaly(None, summary)
 
 

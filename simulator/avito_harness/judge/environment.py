@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from avito_harness.fakes.settings import DEMO_API_KEY, DEMO_USER_ID
 from avito_harness.judge.bounded_http import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_REQUEST_TIMEOUT,
@@ -28,12 +29,12 @@ from avito_harness.judge.bounded_http import (
     bounded_client,
 )
 from avito_harness.judge.verdict import CannotJudge, Category
-from avito_harness.judge.waiting import pause, wait_until
-from avito_harness.stack.gateway_process import GatewayProcess, GatewayProcessError, free_port, last_lines
+from avito_harness.stack.gateway_process import GatewayProcess, GatewayProcessError, last_lines
+from avito_harness.waiting import pause, wait_until
 
 __all__ = ["EMBEDDED_GROUP", "Environment", "SHORT_WINDOWS", "TargetOptions", "USER", "WINDOW_CAP"]
 
-USER = 100000001
+USER = DEMO_USER_ID
 EMBEDDED_GROUP = "avito_harness.embedded_gateway"
 #: A gateway the harness starts gets short windows, so real-time checks stay short (a foreign gateway may
 #: ignore names it does not know; the checks read the limits it announces on /info).
@@ -81,7 +82,7 @@ class TargetOptions:
 
     @property
     def api_key(self) -> str:
-        return self.gateway_api_key or "test-api-key"
+        return self.gateway_api_key or DEMO_API_KEY
 
     def bounds(self) -> Bounds:
         return Bounds(self.request_timeout, self.max_answer_bytes, self.scenario_timeout)
@@ -207,13 +208,9 @@ class Environment:
             raise CannotJudge(Category.SETUP, f"--gateway-cmd: {exc}") from None
 
     def _new_process(self, *, api_key: str) -> GatewayProcess:
-        s, port = self.stack.settings, free_port()
-        return GatewayProcess(
-            avito_url=self.stack.urls["avito"], n8n_webhook_url=f"{self.stack.urls['n8n']}/webhook/avito",
-            client_id=s.avito_client_id, client_secret=s.avito_client_secret, user_id=s.avito_user_id,
-            api_key=api_key, port=port, command=shlex.split(str(self.options.gateway_cmd)),
-            extra_env=dict(SHORT_WINDOWS), require_healthy=False, start_timeout=self.options.start_timeout,
-        )
+        return GatewayProcess.wired_to(
+            self.stack, api_key=api_key, command=shlex.split(str(self.options.gateway_cmd)),
+            extra_env=dict(SHORT_WINDOWS), require_healthy=False, start_timeout=self.options.start_timeout)
 
     def gateway_without_key(self) -> GatewayProcess:
         """Another instance of the gateway under test, started with API_KEY empty (the caller starts and stops it)."""
@@ -257,7 +254,7 @@ class Environment:
         settings = {
             "api_key": api_key, "avito_client_id": self.stack.settings.avito_client_id,
             "avito_client_secret": self.stack.settings.avito_client_secret, "avito_user_id": USER,
-            "avito_api_base_url": self.stack.urls["avito"], "n8n_webhook_url": f"{self.stack.urls['n8n']}/webhook/avito",
+            "avito_api_base_url": self.stack.urls["avito"], "n8n_webhook_url": self.stack.n8n_webhook_url,
             "data_dir": data_dir, "connection_timeout": 2, "max_retries": 1, "retry_min_wait": 1, "retry_max_wait": 4,
             "outbox_poll_interval": 0.01,
         }
@@ -285,7 +282,7 @@ class Environment:
         if self._restart and self.process is not None:
             self._restart = False
             self.process.stop()
-            self.process.port = free_port()
+            self.process.port = 0
             try:
                 self.process.start()
             except GatewayProcessError as exc:

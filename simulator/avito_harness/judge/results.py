@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["NOT_RUN", "ScenarioResult"]
+__all__ = ["NOT_RUN", "Recorded", "ScenarioResult"]
 
 NOT_RUN = "did not run"
+
+
+class Recorded:
+    """What the step library records on a scenario's pytest item (``user_properties``) for the report to read:
+    plain strings (pytest-xdist sends reports between processes and serializes only plain types)."""
+
+    TRANSCRIPT = "transcript"
+    FAILED_STEP = "failed step"
+    FEATURE = "feature"
+    ANOMALY = "anomaly"
+    ANOMALY_CODE = "anomaly code"
+    GATEWAY_OUTPUT = "gateway output"
+    CRASH = "crash"
 
 
 @dataclass

@@ -22,12 +22,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
+from avito_harness.fakes.settings import DEMO_API_KEY, WEBHOOK_PATH
 from avito_harness.judge.bounded_http import Bounds, bounded_client
 from avito_harness.judge.safe_text import visible_line
+from avito_harness.waiting import pause
 
 __all__ = ["GatewayProcess", "GatewayProcessError", "collect_output", "free_port", "last_lines", "stop_process"]
 
@@ -146,9 +148,9 @@ class GatewayProcess:
     client_id: str
     client_secret: str
     user_id: int
-    api_key: str = "test-api-key"
+    api_key: str = DEMO_API_KEY
     host: str = "127.0.0.1"
-    port: int = 8765
+    port: int = 0  # 0: a free one (a port a child must be told cannot be bound for it; taken ports are retried)
     #: the program and its arguments; "{port}" in an argument is replaced by the port (a new one on a retry)
     command: Sequence[str] = field(default_factory=lambda: (sys.executable, "-m", "avito_gateway"))
     data_dir: str | None = None  # None: a fresh temporary directory, removed when the process stops
@@ -160,6 +162,13 @@ class GatewayProcess:
     proc: subprocess.Popen[bytes] | None = None
     output: list[str] = field(default_factory=list)
     _owned_dir: str | None = None
+
+    @classmethod
+    def wired_to(cls, stack: Any, **options: Any) -> GatewayProcess:
+        """A gateway configured for ``stack``'s fakes and demo account (the one place that wires one)."""
+        s = stack.settings
+        return cls(avito_url=stack.urls["avito"], n8n_webhook_url=stack.n8n_webhook_url, client_id=s.avito_client_id,
+                   client_secret=s.avito_client_secret, user_id=s.avito_user_id, **options)
 
     @property
     def url(self) -> str:
@@ -179,6 +188,8 @@ class GatewayProcess:
 
     def start(self) -> None:
         """Start and wait until it answers ``GET /health``; :class:`GatewayProcessError` says what went wrong."""
+        if self.port == 0:
+            self.port = free_port(self.host)
         for attempt in range(3):
             try:
                 self._start_once()
@@ -207,7 +218,7 @@ class GatewayProcess:
             "SERVER_HOST": self.host,
             "SERVER_PORT": str(self.port),
             "DATA_DIR": data_dir,
-            "PUBLIC_WEBHOOK_URL": f"{self.url}/webhook/avito",
+            "PUBLIC_WEBHOOK_URL": f"{self.url}{WEBHOOK_PATH}",
             **self.extra_env,
         }
         self.output.clear()
@@ -240,7 +251,7 @@ class GatewayProcess:
                     raise GatewayProcessError(
                         f"the gateway was not {healthy} within {self.start_timeout:g} s: probed {HEALTH_PROBE} at "
                         f"{self.url}/health, last probe: {last}; its last output: {last_lines(self.output)}")
-                threading.Event().wait(0.1)
+                pause(0.1)
 
     def _probe(self, http: httpx.Client) -> tuple[bool, str]:
         try:
@@ -260,7 +271,7 @@ class GatewayProcess:
     def subscribe(self) -> None:
         """Subscribe the gateway's webhook URL at Avito, through the gateway."""
         response = httpx.post(f"{self.url}/api/webhook/subscribe", headers={"X-API-Key": self.api_key},
-                              json={"url": f"{self.url}/webhook/avito"}, timeout=10)
+                              json={"url": f"{self.url}{WEBHOOK_PATH}"}, timeout=10)
         if response.status_code != 200:
             raise GatewayProcessError(f"webhook subscription failed: {response.text}")
 

@@ -19,7 +19,7 @@ from avito_harness.fakes.control import ControlHooks
 from avito_harness.fakes.n8n.app import create_app as create_n8n_app
 from avito_harness.fakes.n8n.upstream import RealFlows
 from avito_harness.fakes.scenario import apply_common, validate_scenario
-from avito_harness.fakes.settings import SimSettings
+from avito_harness.fakes.settings import WEBHOOK_PATH, SimSettings
 from avito_harness.fakes.stt.app import create_app as create_stt_app
 from avito_harness.judge.transcript import render, transcript
 from avito_harness.real.crm import PostgresCrm
@@ -119,6 +119,11 @@ class Stack:
     @property
     def urls(self) -> dict[str, str]:
         return {name: served.url for name, served in self._served.items()}
+
+    @property
+    def n8n_webhook_url(self) -> str:
+        """Where a gateway forwards normalized messages (the fake n8n's BAT IN webhook)."""
+        return f"{self.urls['n8n']}{WEBHOOK_PATH}"
 
     def hooks(self, name: str) -> ControlHooks:
         hooks: ControlHooks = self.apps[name].state.control

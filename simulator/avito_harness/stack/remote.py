@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from avito_harness.fakes.settings import SimSettings
+from avito_harness.fakes.settings import WEBHOOK_PATH, SimSettings
 from avito_harness.stack.control_clients import AvitoSim, N8nSim, SttSim
 
 __all__ = ["RemoteStack", "parse_stack_urls"]
@@ -31,6 +31,10 @@ class RemoteStack:
 
     def _all(self) -> tuple[AvitoSim, N8nSim, SttSim]:
         return self.avito, self.n8n, self.stt
+
+    @property
+    def n8n_webhook_url(self) -> str:
+        return f"{self.urls['n8n']}{WEBHOOK_PATH}"
 
     def reset(self, seed: int | None = None) -> None:
         for client in self._all():

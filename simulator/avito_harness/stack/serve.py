@@ -12,6 +12,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from avito_harness.waiting import wait_until
+
 __all__ = [
     "ServeError", "ServedApp", "keep_the_heap_out_of_collections", "serve_in_thread", "wait_until_up", "START_TIMEOUT",
     "STOP_TIMEOUT",
@@ -60,11 +62,7 @@ def serve_in_thread(app: Any, *, name: str, host: str = "127.0.0.1", port: int =
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"serve-{name}", daemon=True)
     thread.start()
-    waiter = threading.Event()
-    for _ in range(int(START_TIMEOUT / 0.01)):
-        if server.started or not thread.is_alive():
-            break
-        waiter.wait(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), START_TIMEOUT, interval=0.01, what=f"{name} to start")
     if not server.started:
         server.should_exit = True
         raise ServeError(f"{name} did not start within {START_TIMEOUT:g} s")
@@ -129,12 +127,10 @@ def wait_until_up(url: str, timeout: float = 30.0, interval: float = 0.1) -> boo
     """Poll ``url`` (real time, bounded) until it answers 200; False when it never did."""
     import httpx  # here, not at the top: a fake's cold start does not load the client it never uses
 
-    waiter = threading.Event()
-    for _ in range(max(1, int(timeout / interval))):
+    def up() -> bool:
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return True
+            return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        waiter.wait(interval)
-    return False
+            return False
+
+    return bool(wait_until(up, timeout, interval=interval, what=f"{url} to answer"))

@@ -24,6 +24,7 @@ from avito_harness.fakes.avito.webhooks import WebhookDispatcher
 from avito_harness.fakes.clock import Clock
 from avito_harness.fakes.faults import FaultSet
 from avito_harness.fakes.journal import Journal
+from avito_harness.fakes.reasons import Reason
 from avito_harness.fakes.settings import SimSettings
 
 if TYPE_CHECKING:
@@ -166,19 +167,19 @@ class AvitoBackend:
             raise ForbiddenError(f"The token lacks the {scope} scope")
         return state, token
 
-    def auth_hint(self, authorization: str | None) -> str:
-        """Why a request was refused, for the tester (never in Avito's answer)."""
+    def auth_hint(self, authorization: str | None) -> tuple[Reason, str]:
+        """Why a request was refused, as a code and in words, for the tester (never in Avito's answer)."""
         scheme, _, value = (authorization or "").partition(" ")
         if not value.strip():
-            return "no Authorization header: Avito wants Bearer <access_token>"
+            return Reason.NO_AUTHORIZATION, "no Authorization header: Avito wants Bearer <access_token>"
         if scheme.lower() != "bearer":
-            return f"Authorization scheme {scheme!r}: Avito wants Bearer <access_token>"
+            return Reason.NOT_BEARER, f"Authorization scheme {scheme!r}: Avito wants Bearer <access_token>"
         token = self.tokens.find(value.strip())
         if token is None:
-            return "a token this Avito never issued"
+            return Reason.TOKEN_UNKNOWN, "a token this Avito never issued"
         if not self.tokens.is_live(token):
-            return "the token expired; a client gets a new one from /token"
-        return "the token lacks a scope or names another account"
+            return Reason.TOKEN_EXPIRED, "the token expired; a client gets a new one from /token"
+        return Reason.TOKEN_NOT_ALLOWED, "the token lacks a scope or names another account"
 
     def authorized(self, authorization: str | None) -> bool:
         """A live token of this Avito: a request Avito's servers would process (faults only hit those)."""

@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from avito_harness.fakes.reasons import Reason
+
 __all__ = [
     "AvitoError",
     "BadRequestError",
@@ -60,9 +62,11 @@ class AvitoError(Exception):
 
     status = 500
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None,
+                 reason: Reason | None = None) -> None:
         self.message = message or STOCK_MESSAGES.get(self.status, "Error")
         self.headers = headers or {}
+        self.reason = reason  # why, as a code, for the journal (never in Avito's answer)
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
@@ -150,6 +154,11 @@ def near_miss(request: Request) -> str | None:
     return None
 
 
+def _note_validation(request: Request, fields: dict[str, str]) -> None:
+    """The journal learns which fields were wrong, as data (the judge tells a send without ``type`` by it)."""
+    request.state.reason, request.state.fields = Reason.VALIDATION_FAILED, sorted(fields)
+
+
 def avito_error_response(exc: AvitoError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
@@ -162,7 +171,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map every failure (ours, FastAPI's, unexpected) to Avito's error shape."""
 
     @app.exception_handler(AvitoError)
-    async def _avito(_: Request, exc: AvitoError) -> JSONResponse:
+    async def _avito(request: Request, exc: AvitoError) -> JSONResponse:
+        if exc.reason is not None:
+            request.state.reason = exc.reason
+        if isinstance(exc, ValidationFailedError):
+            _note_validation(request, exc.fields)
         return avito_error_response(exc)
 
     @app.exception_handler(OAuthError)
@@ -170,8 +183,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return oauth_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = {_field_name(tuple(e["loc"])): str(e["msg"]) for e in exc.errors()}
+        _note_validation(request, fields)
         return JSONResponse(ValidationFailedError(fields).body(), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
@@ -182,8 +196,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 404:
             hint = near_miss(request)
-            if hint:
-                request.state.hint = hint  # for the journal and transcripts; Avito's answer stays Avito's
+            if hint:  # for the journal and transcripts; Avito's answer stays Avito's
+                request.state.hint, request.state.reason = hint, Reason.OTHER_API_VERSION
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(body, status_code=exc.status_code, headers=headers)

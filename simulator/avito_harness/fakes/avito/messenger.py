@@ -59,7 +59,7 @@ def authorize(
     try:
         state, _ = backend.authenticate(authorization, scope=scope)
     except (UnauthorizedError, ForbiddenError):
-        notes["hint"] = backend.auth_hint(authorization)
+        notes["reason"], notes["hint"] = backend.auth_hint(authorization)
         raise
     if path_user is not None and path_user != str(state.user_id):
         raise ForbiddenError("user_id in the path is not the token's account")

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from avito_harness.fakes.avito.backend import AvitoBackend
 from avito_harness.fakes.avito.errors import OAuthError
 from avito_harness.fakes.avito.tokens import ALL_SCOPES
+from avito_harness.fakes.reasons import Reason
 
 __all__ = ["router", "issue_token", "TOKEN_HEADERS"]
 
@@ -101,6 +102,7 @@ def issue_token(
         if backend.settings.token_basic_auth:
             params["client_id"], params["client_secret"] = basic
         else:  # Avito's own answer names only the missing fields; the journal says why they are missing
+            notes["reason"] = Reason.TOKEN_BASIC_AUTH
             notes["hint"] = ("client_id and client_secret came as HTTP Basic (Authorization header); Avito "
                              "documents them as form fields of the body (SIM_TOKEN_BASIC_AUTH=true accepts "
                              "Basic)")

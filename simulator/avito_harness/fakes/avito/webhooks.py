@@ -32,6 +32,7 @@ from avito_harness.fakes.avito.errors import BadRequestError, ValidationFailedEr
 from avito_harness.fakes.avito.models import Chat, Message, Subscription
 from avito_harness.fakes.avito.state import AvitoState
 from avito_harness.fakes.clock import Clock
+from avito_harness.fakes.reasons import Reason
 
 if TYPE_CHECKING:
     import httpx
@@ -140,10 +141,11 @@ class WebhookDispatcher:
             response = client.post(url, json={})
         except _http_error() as exc:
             raise BadRequestError(
-                f"Webhook URL did not answer within {self.timeout:g} s: {type(exc).__name__}"
-            ) from None
+                f"Webhook URL did not answer within {self.timeout:g} s: {type(exc).__name__}",
+                reason=Reason.PROBE_REFUSED) from None
         if response.status_code != 200:
-            raise BadRequestError(f"Webhook URL answered {response.status_code} to the probe; 200 is required")
+            raise BadRequestError(f"Webhook URL answered {response.status_code} to the probe; 200 is required",
+                                  reason=Reason.PROBE_REFUSED)
 
     # --- delivering --------------------------------------------------------
     def envelope(self, state: AvitoState, message: Message, chat: Chat) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time as _perf
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -22,8 +21,10 @@ import httpx
 
 from avito_harness.fakes.n8n.flows.config import FlowConfig
 from avito_harness.fakes.n8n.flows.events import FlowEvent
+from avito_harness.fakes.settings import WEBHOOK_PATH
 from avito_harness.real.crm import PostgresCrm
 from avito_harness.real.n8n.executions import Execution, Executions
+from avito_harness.waiting import wait_until
 
 __all__ = ["RealFlows"]
 
@@ -96,13 +97,8 @@ class DerivedLog:
                           key=lambda e: e.id)
 
     def wait_for(self, kind: str, count: int, timeout: float, since: int = 0) -> list[FlowEvent]:
-        deadline = _perf.monotonic() + timeout
-        waiter = threading.Event()
-        while True:
-            found = self.events(kind, since)
-            if len(found) >= count or _perf.monotonic() >= deadline:
-                return found
-            waiter.wait(POLL)
+        wait_until(lambda: len(self.events(kind, since)) >= count, timeout, interval=POLL, what=f"{count} {kind}")
+        return self.events(kind, since)
 
     def failed_executions(self) -> list[Execution]:
         self._observe()
@@ -172,7 +168,7 @@ class RealFlows:
         """A normalized message of any channel into BAT IN (as another channel's trigger would)."""
         done: Future[None] = Future()
         try:
-            answer = self.http.post(f"{self.upstream}/webhook/avito", json=message)
+            answer = self.http.post(f"{self.upstream}{WEBHOOK_PATH}", json=message)
             answer.raise_for_status()
             done.set_result(None)
         except httpx.HTTPError as exc:
@@ -199,10 +195,5 @@ class RealFlows:
 
     def idle(self, timeout: float, *, batches: bool = True) -> bool:
         """True once no execution is under way and (``batches``) no batch window is open (every batch went on)."""
-        deadline = _perf.monotonic() + timeout
-        waiter = threading.Event()
-        while (batches and self.crm.open_batches()) or self.log.running():
-            if _perf.monotonic() >= deadline:
-                return False
-            waiter.wait(POLL)
-        return True
+        return bool(wait_until(lambda: not ((batches and self.crm.open_batches()) or self.log.running()), timeout,
+                               interval=POLL, what="n8n to be idle"))

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from avito_harness.judge.contract.model import ContractOptions, OperationResult, Violation, mask_answer
-from avito_harness.judge.waiting import pause
+from avito_harness.waiting import pause
 
 __all__ = ["NotFoundBaseline", "auth_violations", "cors_result", "idempotency_violations", "not_implemented"]
 

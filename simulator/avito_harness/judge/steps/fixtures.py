@@ -25,6 +25,7 @@ from avito_harness.judge.diagnosis import first_anomaly
 from avito_harness.judge.environment import USER, Environment, TargetOptions
 from avito_harness.judge.features import template_of, unknown_steps
 from avito_harness.judge.leaks import leaked_piece, mask
+from avito_harness.judge.results import Recorded
 from avito_harness.judge.verdict import CannotJudge, Category
 from avito_harness.stack.serve import ServedApp, serve_in_thread
 
@@ -114,10 +115,10 @@ def harness(request: pytest.FixtureRequest, acceptance_env: Environment, tmp_pat
         try:
             _after_scenario(request, h, secrets)
         finally:
-            request.node.user_properties.append(("transcript", mask(stack.story(), secrets)))
+            request.node.user_properties.append((Recorded.TRANSCRIPT, mask(stack.story(), secrets)))
             if env.process is not None:
                 lines = [line if len(line) <= 300 else line[:300] + " …(cut)\n" for line in env.process.output[-15:]]
-                request.node.user_properties.append(("gateway output", mask("".join(lines), secrets)))
+                request.node.user_properties.append((Recorded.GATEWAY_OUTPUT, mask("".join(lines), secrets)))
             h.api.close()
             h.http.close()
             if served is not None:
@@ -141,12 +142,12 @@ def _after_scenario(request: pytest.FixtureRequest, h: Harness, secrets: list[st
     anomaly = first_anomaly(h.avito.journal(), h.avito.deliveries(account=USER), h.n8n.invalid(),
                             h.n8n.failed_executions())
     if anomaly is not None:
-        request.node.user_properties.append(("anomaly", mask(anomaly.summary, secrets)))
+        request.node.user_properties.append((Recorded.ANOMALY, mask(anomaly.summary, secrets)))
         if anomaly.code:
-            request.node.user_properties.append(("anomaly code", anomaly.code))
+            request.node.user_properties.append((Recorded.ANOMALY_CODE, anomaly.code))
     crashed = h.env.crashed()
     if crashed is not None:
-        request.node.user_properties.append(("crash", crashed))
+        request.node.user_properties.append((Recorded.CRASH, crashed))
         raise Defect("gateway_crashed", crashed)
     call = getattr(request.node, "rep_call", None)
     if call is not None and call.failed and h.mode == "url" and _gone(h):
@@ -195,5 +196,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,
                           step_func_args: Any, exception: Exception) -> None:
-    request.node.user_properties.append(("failed step", f"{step.keyword} {step.name}"))
-    request.node.user_properties.append(("feature", feature.name))
+    request.node.user_properties.append((Recorded.FAILED_STEP, f"{step.keyword} {step.name}"))
+    request.node.user_properties.append((Recorded.FEATURE, feature.name))

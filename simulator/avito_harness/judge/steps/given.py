@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers
 
+from avito_harness.fakes.settings import WEBHOOK_PATH
 from avito_harness.judge.defects import expect
 from avito_harness.judge.environment import USER
 from avito_harness.judge.step_params import PARAM_TYPES
 
 from .harness import Harness
+from .observe import probe_refused
 
 __all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing is imported from here
 
@@ -22,8 +24,8 @@ def _(harness: Harness) -> None:
 
 @given("the gateway is subscribed to Avito webhooks")
 def _(harness: Harness) -> None:
-    response = harness.api.post("/api/webhook/subscribe", json={"url": f"{harness.gateway_url}/webhook/avito"})
-    expect(response.status_code == 200, "probe_not_200" if "probe" in response.text else "unclassified",
+    response = harness.api.post("/api/webhook/subscribe", json={"url": harness.gateway_url + WEBHOOK_PATH})
+    expect(response.status_code == 200, "probe_not_200" if probe_refused(harness) else "unclassified",
            f"the gateway could not subscribe its webhook: {response.status_code} {response.text[:300]}")
 
 

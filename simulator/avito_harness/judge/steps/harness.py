@@ -10,7 +10,7 @@ import httpx
 
 from avito_harness.judge.bounded_http import Bounds
 from avito_harness.judge.environment import USER, Environment
-from avito_harness.judge.waiting import pause
+from avito_harness.waiting import pause
 
 __all__ = ["Answer", "Harness", "Scenario"]
 
@@ -100,7 +100,7 @@ class Harness:
         if self.mode == "embedded":
             self.stack.advance(seconds)
         else:
-            pause(seconds, bounds=self.bounds, what="the gateway's own time")
+            pause(seconds, budget=self.bounds, what="the gateway's own time")
         self.elapsed += seconds
         for due in [t for t in self.timers if t[0] <= self.elapsed]:
             self.timers.remove(due)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from avito_harness.fakes.reasons import Reason
 from avito_harness.judge.defects import expect
-from avito_harness.judge.waiting import pause, wait_until
+from avito_harness.waiting import pause, wait_until
 
 from .harness import Harness
 
 __all__ = ["answer_sent", "avito_texts", "check_forwarded", "dropped", "events", "failed_runs", "first_of",
-           "forwarded_with_text", "settle", "window_closes"]
+           "forwarded_with_text", "probe_refused", "settle", "window_closes"]
 
 SETTLE = 0.5  # real seconds a foreign gateway gets to forward anything more
 
@@ -28,6 +29,12 @@ def _n8n_idle(harness: Harness) -> None:
         harness.n8n.settle(timeout=max(1.0, min(N8N_IDLE_LIMIT, harness.bounds.remaining() - 5)), batches=False)
     except Exception:  # noqa: BLE001 - still busy at the limit: conclude from what there is
         pass
+
+
+def probe_refused(harness: Harness) -> bool:
+    """The fake Avito refused the last subscription because the URL did not answer its ``{}`` probe with 200."""
+    calls = harness.avito.journal(method="POST", path="/messenger/v3/webhook")
+    return bool(calls) and (calls[-1].get("extra") or {}).get("reason") == Reason.PROBE_REFUSED
 
 
 def events(harness: Harness, kind: str, timeout: float, count: int = 1) -> list[dict[str, Any]]:
@@ -51,7 +58,7 @@ def first_of(harness: Harness, kinds: tuple[str, ...], timeout: float) -> dict[s
     def seen() -> list[dict[str, Any]]:
         return [e for e in harness.n8n.events() if e["kind"] in kinds]
 
-    found = wait_until(seen, timeout, interval=0.1, bounds=harness.bounds, what=f"a flow event {'/'.join(kinds)}")
+    found = wait_until(seen, timeout, interval=0.1, budget=harness.bounds, what=f"a flow event {'/'.join(kinds)}")
     if not found:
         _n8n_idle(harness)
         found = seen()
@@ -98,7 +105,7 @@ def settle(harness: Harness) -> None:
     if harness.mode == "embedded":
         assert harness.api.post("/api/outbox/flush").status_code == 200
         return
-    pause(SETTLE, bounds=harness.bounds, what="the gateway to forward anything more")
+    pause(SETTLE, budget=harness.bounds, what="the gateway to forward anything more")
 
 
 def avito_texts(harness: Harness) -> list[str]:
@@ -133,5 +140,5 @@ def forwarded_with_text(harness: Harness, text: str, timeout: float = 5.0) -> di
                 and r["body"].get("text") == text]
         return hits[0] if hits else None
 
-    return wait_until(found, timeout if harness.mode != "embedded" else 0, interval=0.1, bounds=harness.bounds,
+    return wait_until(found, timeout if harness.mode != "embedded" else 0, interval=0.1, budget=harness.bounds,
                       what=f"n8n to receive {text!r}")

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from pytest_bdd import parsers, then
 
+from avito_harness.fakes.settings import WEBHOOK_PATH
 from avito_harness.judge.defects import expect
+from avito_harness.judge.diagnosis import UNKNOWN_CHAT
 from avito_harness.judge.environment import USER
 from avito_harness.judge.leaks import leaked_piece
 from avito_harness.stack.gateway_process import GatewayProcessError
@@ -33,7 +35,7 @@ def _(harness: Harness) -> None:
 @then("Avito lists the gateway's webhook URL")
 def _(harness: Harness) -> None:
     subscriptions = harness.avito.account(USER)["subscriptions"]
-    ours = [s for s in subscriptions if str(s.get("url", "")).startswith(f"{harness.gateway_url}/webhook/avito")]
+    ours = [s for s in subscriptions if str(s.get("url", "")).startswith(harness.gateway_url + WEBHOOK_PATH)]
     assert ours and ours[0].get("version") == "3", subscriptions  # a secret path segment may follow
 
 
@@ -182,7 +184,7 @@ def _(harness: Harness) -> None:
     assert harness.response is not None
     body = harness.response.json()
     (failed,) = [r for r in body["results"] if not r.get("success")]
-    assert failed["chat_id"] == "u2i-unknownChat0000000000" and "404" in failed["error"]
+    assert failed["chat_id"] == UNKNOWN_CHAT and "404" in failed["error"]
     assert body["failed"] == 1 and body["success"] is False
 
 

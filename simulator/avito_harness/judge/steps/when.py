@@ -8,12 +8,15 @@ from pytest_bdd import parsers, when
 
 from avito_harness.fakes.avito.media import png_bytes
 from avito_harness.judge.defects import expect
+from avito_harness.judge.diagnosis import UNKNOWN_CHAT
 from avito_harness.judge.environment import USER, WINDOW_CAP
 from avito_harness.judge.verdict import CannotJudge, Category
 
 from .harness import Harness
 
 __all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing is imported from here
+from avito_harness.fakes.settings import WEBHOOK_PATH
+
 from .observe import dropped, events, failed_runs, window_closes
 
 #: The most requests the harness spends to find a gateway's announced limit (a gateway announcing 1e9 a second
@@ -23,7 +26,7 @@ SPEND_CAP = 1000
 
 @when("the gateway subscribes its webhook at Avito")
 def _(harness: Harness) -> None:
-    harness.response = harness.api.post("/api/webhook/subscribe", json={"url": f"{harness.gateway_url}/webhook/avito"})
+    harness.response = harness.api.post("/api/webhook/subscribe", json={"url": harness.gateway_url + WEBHOOK_PATH})
 
 
 @when(parsers.parse('the customer writes "{text}"'))
@@ -60,7 +63,7 @@ def _(harness: Harness) -> None:
     """What a proxy cutting a body short, or an attacker, delivers to the subscribed URL."""
     subscribed = [str(s.get("url")) for s in harness.avito.account(USER)["subscriptions"]
                   if str(s.get("url", "")).startswith(harness.gateway_url)]
-    url = subscribed[0] if subscribed else f"{harness.gateway_url}/webhook/avito"
+    url = subscribed[0] if subscribed else harness.gateway_url + WEBHOOK_PATH
     harness.seen.webhook_answers = [
         harness.http.post(url, content=body, headers={"Content-Type": "application/json"})
         for body in (b'{"id": "broken", "payload": {"type": "message", "value": {"id": ', b"not json at all",
@@ -93,8 +96,7 @@ def _(harness: Harness) -> None:
 def _(harness: Harness, text: str) -> None:
     chats = [c["id"] for c in harness.avito.account(USER)["chats"]]
     harness.seen.bulk_chats = chats
-    harness.response = harness.api.post("/api/messages/send/bulk", json={"chat_ids": [*chats, "u2i-unknownChat0000000000"],
-                                                                          "text": text})
+    harness.response = harness.api.post("/api/messages/send/bulk", json={"chat_ids": [*chats, UNKNOWN_CHAT], "text": text})
 
 
 @when(parsers.parse("n8n makes {n:d} requests within a minute"))

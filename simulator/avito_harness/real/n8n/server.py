@@ -15,7 +15,6 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-import threading
 import time as _perf
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import httpx
 
 from avito_harness.real.n8n.install import N8nInstall
 from avito_harness.stack.gateway_process import collect_output, free_port, stop_process
+from avito_harness.waiting import wait_until
 
 __all__ = ["N8nServer", "N8nServerError"]
 
@@ -110,18 +110,16 @@ class N8nServer:
 
     def _wait_ready(self) -> None:
         probe = f"{self.url}/webhook/{self.ready_path}" if self.ready_path else f"{self.url}/healthz"
-        deadline = _perf.monotonic() + READY_TIMEOUT
-        waiter = threading.Event()
-        while _perf.monotonic() < deadline:
+        def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise N8nServerError("n8n exited: " + "".join(self.output[-10:]).strip())
             try:
-                answer = httpx.get(probe, timeout=5)
-                if _ready(answer, webhook=self.ready_path is not None):
-                    return
+                return _ready(httpx.get(probe, timeout=5), webhook=self.ready_path is not None)
             except httpx.HTTPError:
-                pass
-            waiter.wait(0.25)
+                return False
+
+        if wait_until(ready, READY_TIMEOUT, interval=0.25, what="n8n to be ready"):
+            return
         self.stop()
         raise N8nServerError(f"n8n not ready within {READY_TIMEOUT:g} s ({probe}): " + "".join(self.output[-10:]))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from avito_harness.fakes.settings import DEMO_API_KEY
+
 __all__ = ["FlowConfig", "DEFAULT_AI_RULES"]
 
 #: The default "AI": the first rule whose pattern (a regular expression) is found in the batch text answers.
@@ -27,7 +29,7 @@ class FlowConfig:
     ai_default_answer: str = DEFAULT_ANSWER
     operator_mode: bool = False
     gateway_url: str | None = None
-    gateway_api_key: str = "test-api-key"
+    gateway_api_key: str = DEMO_API_KEY
     gateway_timeout: float = 30.0
     gateway_retries: int = 2
     stt_url: str | None = None
