@@ -42,7 +42,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	$(BIN)/ruff check simulator gateway tests
-	mkdir -p .venv/typecheck && ln -sfn ../../simulator .venv/typecheck/avito_harness && ln -sfn ../../gateway .venv/typecheck/avito_gateway
+	mkdir -p .venv/typecheck && rm -f .venv/typecheck/avito_gateway && ln -sfn ../../simulator .venv/typecheck/avito_harness
 	$(BIN)/mypy
 
 clean:
