@@ -17,15 +17,18 @@ from avito_gateway.accounts import Account, load_accounts
 from avito_gateway.avito_client import AvitoClient
 from avito_gateway.clock import Clock, SystemClock
 from avito_gateway.deps import Deployment, Services
+from avito_gateway.echoes import EchoBook
 from avito_gateway.errors import StorageError, install_error_handlers
+from avito_gateway.idempotency import IdempotencyKeys
+from avito_gateway.images import ImageFetcher
 from avito_gateway.inbound import Inbound
 from avito_gateway.limits import BodyLimitMiddleware
 from avito_gateway.logsafe import install_access_log_redaction
-from avito_gateway.messaging import Messenger
 from avito_gateway.outbox import Forwarder
 from avito_gateway.ratelimit import Limiter, SharedLimiter, SlidingWindowLimiter
 from avito_gateway.retention import Retention
 from avito_gateway.routes import chats, health, send, webhooks
+from avito_gateway.sending import Sender
 from avito_gateway.settings import GatewaySettings
 from avito_gateway.store import SqliteStore, Store
 from avito_gateway.webhook_auth import WebhookAuth
@@ -38,7 +41,7 @@ DB_NAME = "gateway.sqlite3"
 def open_store(settings: GatewaySettings) -> Store:
     """Postgres when DATABASE_URL is set (replicas share it), else the SQLite file in DATA_DIR."""
     if settings.database_url:
-        from avito_gateway.store_postgres import PostgresStore
+        from avito_gateway.store.postgres import PostgresStore
 
         return PostgresStore(settings.database_url, connect_timeout=settings.connection_timeout)
     return SqliteStore(settings.data_dir / DB_NAME)
@@ -71,15 +74,16 @@ def create_app(
         store = open_store(settings)
         served: list[Services] = []
         deployment = Deployment(served)
-        inbound = Inbound(settings, store, clock, deployment.by_user_id,
-                          lambda: [s.account.user_id for s in deployment.accounts])
+        inbound = Inbound(store, clock, deployment.by_user_id, lambda: [s.account.user_id for s in deployment.accounts])
         forwarder = Forwarder(settings, store, clock, deployment.by_user_id, owner=owner, transport=n8n_transport)
+        images = ImageFetcher(settings)
         for account in accounts:
             avito = AvitoClient(settings, clock, account, transport=avito_transport)
-            limiter = _limiter(settings, store, account, clock)
+            echoes = EchoBook(store, clock)
             served.append(Services(
-                settings, clock, store, avito, limiter, Messenger(settings, store, avito, limiter, clock, account),
-                inbound, forwarder, WebhookAuth(settings, store, account, clock), account,
+                settings, clock, store, avito, _limiter(settings, store, account, clock), echoes,
+                IdempotencyKeys(settings, store, clock, account), Sender(settings, store, avito, clock, echoes), images,
+                inbound, forwarder, await WebhookAuth.open(settings, store, account, clock), account,
                 None if len(accounts) == 1 else [account.user_id or 0],
             ))
         deployment.reindex()
@@ -100,7 +104,8 @@ def create_app(
             await forwarder.stop()
             for s in served:
                 await s.avito.close()
-            store.close()
+            await images.close()
+            await store.close()
 
     app = FastAPI(
         redirect_slashes=False,
@@ -111,9 +116,9 @@ def create_app(
     )
     install_error_handlers(app)
 
-    def webhook_too_large(size: int) -> None:
+    async def webhook_too_large(size: int) -> None:
         try:
-            app.state.deployment.default.store.record_rejected(f"body too large: {size} bytes", "", clock.now())
+            await app.state.deployment.default.store.record_rejected(f"body too large: {size} bytes", "", clock.now())
         except StorageError:
             pass  # Avito still gets its 200; /health shows the failed write
 

@@ -1,11 +1,12 @@
-"""Talking to Avito for one account: its OAuth token (single flight), a connection cap, retries, error mapping.
+"""Talking to Avito for one account: one typed method per Avito operation the gateway uses (every Avito path
+lives here), its OAuth token (single flight), a connection cap, retries, error mapping.
 
 Callers never see tokens. A cached client-credentials token is refreshed
 ``TOKEN_REFRESH_MARGIN`` seconds before it expires by exactly one request,
 however many calls wait for it; a 401 (or Avito's "expired" 403) drops the
 token, fetches a new one and replays the call once. Reads are retried on
 5xx, 429 and transport errors with exponential backoff and jitter; writes
-are not (the caller decides, see :mod:`avito_gateway.messaging`).
+are not (the caller decides, see :mod:`avito_gateway.sending`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ import httpx
 
 from avito_gateway.accounts import Account
 from avito_gateway.clock import Clock, sleep
-from avito_gateway.errors import AvitoApiError, InvalidRequestError, avito_error, avito_transport_error
+from avito_gateway.errors import (
+    AvitoApiError,
+    AvitoOtherError,
+    InvalidRequestError,
+    avito_error,
+    avito_transport_error,
+)
 from avito_gateway.http import HttpAnswer, HttpFailure, http_client
 from avito_gateway.settings import GatewaySettings
 
@@ -117,10 +124,72 @@ class AvitoClient:
         self._token = TokenState(str(body["access_token"]), now + lifetime, now, self._token.refreshes + 1)
 
     async def user_id(self) -> int:
+        """Our own Avito user id: configured, or asked of Avito once."""
         if self._user_id is None:
             me = await self.request("GET", "/core/v1/accounts/self", retry=True)
             self._user_id = int(me["id"])
         return self._user_id
+
+    async def _account_path(self, version: str, rest: str) -> str:
+        return f"/messenger/{version}/accounts/{await self.user_id()}{rest}"
+
+    # --- operations: one method per Avito call the gateway makes --------------------------------------------
+    async def list_chats(self, params: dict[str, Any]) -> list[Any]:
+        """Chats v2 (``limit``, ``offset``, ``unread_only``, ``chat_types``, ``item_ids`` as Avito takes them)."""
+        body = await self.request("GET", await self._account_path("v2", "/chats"), params=params, retry=True)
+        found = body.get("chats", []) if isinstance(body, dict) else []
+        return found if isinstance(found, list) else []
+
+    async def get_chat(self, chat_id: str, *, patient: bool = True) -> dict[str, Any] | None:
+        """One chat v2 (its users and item); ``patient=False``: once, no waiting out a 429."""
+        found = await self.request("GET", await self._account_path("v2", f"/chats/{segment(chat_id)}"),
+                                   retry=patient, patient=patient)
+        return found if isinstance(found, dict) else None
+
+    async def list_messages(self, chat_id: str, *, limit: int, offset: int = 0) -> list[Any]:
+        """A chat's messages v3, newest first (Avito answers a list, or an object holding ``messages``)."""
+        body = await self.request("GET", await self._account_path("v3", f"/chats/{segment(chat_id)}/messages/"),
+                                  params={"limit": limit, "offset": offset}, retry=True)
+        found = body.get("messages", []) if isinstance(body, dict) else body
+        return found if isinstance(found, list) else []
+
+    async def send_text(self, chat_id: str, text: str) -> dict[str, Any]:
+        """Post a text message v1 (never retried here: the caller decides, see :mod:`avito_gateway.sending`)."""
+        sent = await self.request("POST", await self._account_path("v1", f"/chats/{segment(chat_id)}/messages"),
+                                  json={"type": "text", "message": {"text": text}})
+        return _message(sent, "send")
+
+    async def upload_image(self, filename: str, data: bytes, content_type: str) -> str:
+        """uploadImages v1: the id Avito gave the image."""
+        uploaded = await self.request("POST", await self._account_path("v1", "/uploadImages"),
+                                      files={"uploadfile[]": (filename, data, content_type)})
+        if not isinstance(uploaded, dict) or not uploaded:
+            raise AvitoOtherError("Avito's uploadImages answer had no image id", avito_status=200)
+        return str(next(iter(uploaded)))
+
+    async def send_image(self, chat_id: str, image_id: str) -> dict[str, Any]:
+        sent = await self.request("POST", await self._account_path("v1", f"/chats/{segment(chat_id)}/messages/image"),
+                                  json={"image_id": image_id})
+        return _message(sent, "image send")
+
+    async def mark_read(self, chat_id: str) -> None:
+        await self.request("POST", await self._account_path("v1", f"/chats/{segment(chat_id)}/read"), retry=True)
+
+    async def voice_url(self, voice_id: str) -> str | None:
+        """getVoiceFiles v1: the voice's download link (Avito's links work for an hour), None if Avito gave none."""
+        urls = await self.request("GET", await self._account_path("v1", "/getVoiceFiles"),
+                                  params={"voice_ids": voice_id}, retry=True)
+        found = (urls.get("voices_urls") or {}).get(voice_id) if isinstance(urls, dict) else None
+        return found if isinstance(found, str) and found else None
+
+    async def subscribe(self, url: str) -> Any:
+        """Webhook subscription v3 (Avito probes the URL first); returns Avito's answer."""
+        return await self.request("POST", "/messenger/v3/webhook", json={"url": url})
+
+    async def subscriptions(self) -> list[Any]:
+        answer = await self.request("POST", "/messenger/v1/subscriptions", retry=True)
+        found = answer.get("subscriptions", []) if isinstance(answer, dict) else []
+        return found if isinstance(found, list) else []
 
     # --- requests ----------------------------------------------------------
     async def _send(self, method: str, path: str, **kwargs: Any) -> HttpAnswer:
@@ -194,6 +263,14 @@ class AvitoClient:
             if status >= 400:
                 raise avito_error(status, _json(response), retry_after=self._retry_after(response))
             return _json(response)
+
+
+def _message(answer: Any, what: str) -> dict[str, Any]:
+    """A sent message as Avito answered it: an object with its ``id``."""
+    if not isinstance(answer, dict) or "id" not in answer:
+        raise AvitoOtherError(f"Avito's {what} answer had no message id", avito_status=200,
+                              details=answer if isinstance(answer, dict) else {"body": answer})
+    return answer
 
 
 def _json(response: HttpAnswer) -> Any:

@@ -1,4 +1,5 @@
-"""Gateway errors: one class per failure, one table for Avito's errors, one place that renders them.
+"""Gateway errors: one class per wire error (its status, code and retryability fixed in the class), one table for
+Avito's errors, one place that renders them.
 
 Every error body has SPEC's shape ``{"success": false, "error": "...", "details": {...}}``
 plus a stable machine ``code`` and ``retryable`` / ``retry_after`` so n8n can decide.
@@ -7,7 +8,6 @@ plus a stable machine ``code`` and ``retryable`` / ``retry_after`` so n8n can de
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,10 +18,34 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 __all__ = [
     "AVITO_ERROR_TABLE",
     "AvitoApiError",
+    "AvitoBadRequestError",
+    "AvitoConflictError",
+    "AvitoForbiddenError",
+    "AvitoNotFoundError",
+    "AvitoOtherError",
+    "AvitoPaymentRequiredError",
+    "AvitoRateLimitedError",
+    "AvitoTimeoutError",
+    "AvitoTooLargeError",
+    "AvitoUnauthorizedError",
+    "AvitoUnavailableError",
+    "AvitoUnreachableError",
+    "DatabaseTimeoutError",
+    "DatabaseUnreachableError",
+    "FrameworkHttpError",
     "GatewayError",
+    "IdempotencyInProgressError",
+    "IdempotencyKeyReusedError",
+    "ImageHostNotAllowedError",
+    "ImageSourceRefusedError",
+    "ImageSourceUnreachableError",
+    "ImageTooLargeError",
+    "InternalError",
     "InvalidRequestError",
+    "MethodNotAllowedError",
     "NotFoundError",
     "RateLimitedError",
+    "SendOutcomeUnknownError",
     "StorageError",
     "UnauthorizedError",
     "avito_error",
@@ -31,32 +55,18 @@ __all__ = [
 
 
 class GatewayError(Exception):
-    """Base: an error answer of the gateway."""
+    """Base: an error answer of the gateway. Subclasses fix ``status``, ``code`` and ``retryable``."""
 
     status = 500
     code = "internal_error"
     retryable = False
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        details: dict[str, Any] | None = None,
-        retry_after: float | None = None,
-        status: int | None = None,
-        code: str | None = None,
-        retryable: bool | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
         self.retry_after = retry_after
-        if status is not None:
-            self.status = status
-        if code is not None:
-            self.code = code
-        if retryable is not None:
-            self.retryable = retryable
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"success": False, "error": self.message, "code": self.code, "retryable": self.retryable,
@@ -73,6 +83,10 @@ def _whole(seconds: float | None) -> int | None:
     return None if seconds is None else max(1, math.ceil(seconds))
 
 
+class InternalError(GatewayError):
+    """A bug: the gateway met something it does not handle."""
+
+
 class InvalidRequestError(GatewayError):
     status, code = 400, "invalid_request"
 
@@ -85,48 +99,159 @@ class NotFoundError(GatewayError):
     status, code = 404, "not_found"
 
 
+class MethodNotAllowedError(GatewayError):
+    status, code = 405, "method_not_allowed"
+
+
+class FrameworkHttpError(GatewayError):
+    """Any other HTTP error the web framework raises itself (its status is the framework's)."""
+
+    code = "http_error"
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class IdempotencyKeyReusedError(GatewayError):
+    status, code = 422, "idempotency_key_reused"
+
+
+class IdempotencyInProgressError(GatewayError):
+    """The key's request is under way on another replica: retry with the same key to get its answer."""
+
+    status, code, retryable = 409, "idempotency_in_progress", True
+
+
+class SendOutcomeUnknownError(GatewayError):
+    """A post went out and neither Avito's answer nor the chat says whether it landed. The key stays claimed:
+    a retry with the same Idempotency-Key reads the chat before any new post; a new key may post it twice."""
+
+    status, code, retryable = 504, "send_outcome_unknown", True
+
+
+class ImageHostNotAllowedError(GatewayError):
+    status, code = 403, "image_host_not_allowed"
+
+
+class ImageTooLargeError(GatewayError):
+    status, code = 413, "image_too_large"
+
+
+class ImageSourceRefusedError(GatewayError):
+    """``image_url`` answered, but not with the image (a retry gets the same answer)."""
+
+    status, code = 502, "image_fetch_failed"
+
+
+class ImageSourceUnreachableError(GatewayError):
+    """``image_url`` did not answer (connection, timeout): a retry may work."""
+
+    status, code, retryable = 502, "image_fetch_failed", True
+
+
 class RateLimitedError(GatewayError):
     status, code, retryable = 429, "rate_limited", True
-
-
-class AvitoApiError(GatewayError):
-    """Avito answered with an error (or did not answer); see :data:`AVITO_ERROR_TABLE`."""
-
-    def __init__(self, message: str, *, avito_status: int | None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.avito_status = avito_status
-
-
-@dataclass(frozen=True)
-class Mapping:
-    status: int
-    code: str
-    retryable: bool
-
-
-#: Avito's answer -> the gateway's status, machine code and whether a retry can help.
-AVITO_ERROR_TABLE: dict[int | str, Mapping] = {
-    400: Mapping(400, "avito_bad_request", False),
-    401: Mapping(502, "avito_unauthorized", False),  # still 401 after a fresh token: credentials problem
-    402: Mapping(402, "avito_payment_required", False),  # no Messenger tariff
-    403: Mapping(403, "avito_forbidden", False),  # still 403 after a fresh token: scope or employee key
-    404: Mapping(404, "avito_not_found", False),
-    409: Mapping(409, "avito_conflict", False),
-    413: Mapping(413, "avito_too_large", False),
-    429: Mapping(429, "avito_rate_limited", True),
-    "5xx": Mapping(502, "avito_unavailable", True),
-    "timeout": Mapping(504, "avito_timeout", True),
-    "transport": Mapping(502, "avito_unreachable", True),
-    "other": Mapping(502, "avito_error", False),
-}
 
 
 class StorageError(GatewayError):
     """The gateway's own database refused a write (disk full, I/O error): nothing was accepted."""
 
-    status = 503
-    code = "storage_unavailable"
-    retryable = True
+    status, code, retryable = 503, "storage_unavailable", True
+
+
+class DatabaseUnreachableError(StorageError):
+    """The database server cannot be reached (DATABASE_URL): at start the gateway does not listen."""
+
+
+class DatabaseTimeoutError(StorageError):
+    """The database did not answer within DATABASE_TIMEOUT (a lock held too long, a stalled server)."""
+
+
+# --- Avito's errors --------------------------------------------------------------------------------------------
+
+class AvitoApiError(GatewayError):
+    """Avito answered with an error (or did not answer); ``avito_status`` is its HTTP status (None: no answer)."""
+
+    status, code = 502, "avito_error"
+
+    def __init__(self, message: str, *, avito_status: int | None, details: dict[str, Any] | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, details=details, retry_after=retry_after)
+        self.avito_status = avito_status
+
+
+class AvitoBadRequestError(AvitoApiError):
+    status, code = 400, "avito_bad_request"
+
+
+class AvitoUnauthorizedError(AvitoApiError):
+    """Still 401 after a fresh token: a credentials problem (the caller's request was fine)."""
+
+    status, code = 502, "avito_unauthorized"
+
+
+class AvitoPaymentRequiredError(AvitoApiError):
+    """No Messenger tariff."""
+
+    status, code = 402, "avito_payment_required"
+
+
+class AvitoForbiddenError(AvitoApiError):
+    """Still 403 after a fresh token: scope or an employee's key."""
+
+    status, code = 403, "avito_forbidden"
+
+
+class AvitoNotFoundError(AvitoApiError):
+    status, code = 404, "avito_not_found"
+
+
+class AvitoConflictError(AvitoApiError):
+    status, code = 409, "avito_conflict"
+
+
+class AvitoTooLargeError(AvitoApiError):
+    status, code = 413, "avito_too_large"
+
+
+class AvitoRateLimitedError(AvitoApiError):
+    status, code, retryable = 429, "avito_rate_limited", True
+
+
+class AvitoUnavailableError(AvitoApiError):
+    """Avito answered 5xx."""
+
+    status, code, retryable = 502, "avito_unavailable", True
+
+
+class AvitoTimeoutError(AvitoApiError):
+    status, code, retryable = 504, "avito_timeout", True
+
+
+class AvitoUnreachableError(AvitoApiError):
+    status, code, retryable = 502, "avito_unreachable", True
+
+
+class AvitoOtherError(AvitoApiError):
+    """An Avito status the table does not name, or an answer the gateway cannot use."""
+
+
+#: Avito's answer (its status, ``5xx``, ``timeout``, ``transport``, ``other``) -> the gateway's error class.
+AVITO_ERROR_TABLE: dict[int | str, type[AvitoApiError]] = {
+    400: AvitoBadRequestError,
+    401: AvitoUnauthorizedError,
+    402: AvitoPaymentRequiredError,
+    403: AvitoForbiddenError,
+    404: AvitoNotFoundError,
+    409: AvitoConflictError,
+    413: AvitoTooLargeError,
+    429: AvitoRateLimitedError,
+    "5xx": AvitoUnavailableError,
+    "timeout": AvitoTimeoutError,
+    "transport": AvitoUnreachableError,
+    "other": AvitoOtherError,
+}
 
 
 def _avito_message(body: Any) -> str:
@@ -146,22 +271,14 @@ def _avito_message(body: Any) -> str:
 def avito_error(status: int, body: Any, *, retry_after: float | None = None) -> AvitoApiError:
     """The gateway error for an Avito HTTP error answer."""
     key: int | str = status if status in AVITO_ERROR_TABLE else ("5xx" if status >= 500 else "other")
-    m = AVITO_ERROR_TABLE[key]
     details = body if isinstance(body, dict) else {"body": body}
-    return AvitoApiError(
-        f"Avito API Error {status}: {_avito_message(body)}",
-        avito_status=status,
-        details=details,
-        retry_after=retry_after,
-        status=m.status,
-        code=m.code,
-        retryable=m.retryable,
-    )
+    return AVITO_ERROR_TABLE[key](f"Avito API Error {status}: {_avito_message(body)}", avito_status=status,
+                                  details=details, retry_after=retry_after)
 
 
 def avito_transport_error(kind: str, message: str) -> AvitoApiError:
-    m = AVITO_ERROR_TABLE[kind]
-    return AvitoApiError(message, avito_status=None, status=m.status, code=m.code, retryable=m.retryable)
+    """No answer from Avito: ``kind`` is ``timeout`` or ``transport``."""
+    return AVITO_ERROR_TABLE[kind](message, avito_status=None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -174,15 +291,20 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = {".".join(str(p) for p in e["loc"] if p != "body") or "body": str(e["msg"]) for e in exc.errors()}
         summary = "; ".join(f"{k}: {v}" for k, v in problems.items())
         error = InvalidRequestError(f"Invalid request: {summary}", details={"fields": problems})
-        return JSONResponse(error.body(), status_code=400)
+        return JSONResponse(error.body(), status_code=error.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        error = GatewayError(str(exc.detail), status=exc.status_code, code=code)
-        return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
+        error: GatewayError
+        if exc.status_code == 404:
+            error = NotFoundError(str(exc.detail))
+        elif exc.status_code == 405:
+            error = MethodNotAllowedError(str(exc.detail))
+        else:
+            error = FrameworkHttpError(str(exc.detail), status=exc.status_code)
+        return JSONResponse(error.body(), status_code=error.status, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
-        error = GatewayError(f"Internal error: {type(exc).__name__}")
-        return JSONResponse(error.body(), status_code=500)
+        error = InternalError(f"Internal error: {type(exc).__name__}")
+        return JSONResponse(error.body(), status_code=error.status)

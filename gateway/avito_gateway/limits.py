@@ -15,7 +15,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 class BodyLimitMiddleware:
     """413 in the gateway's error shape; ``/webhook/avito`` still answers Avito 200 (and records the refusal)."""
 
-    def __init__(self, app: Any, *, limit: int, image_limit: int, on_webhook_too_large: Callable[[int], None]) -> None:
+    def __init__(self, app: Any, *, limit: int, image_limit: int, on_webhook_too_large: Callable[[int], Awaitable[None]]) -> None:
         self.app, self.limit, self.image_limit, self.on_webhook_too_large = app, limit, image_limit, on_webhook_too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,7 +57,7 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, path: str, size: int, send: Send) -> None:
         if path.startswith("/webhook/avito"):
-            self.on_webhook_too_large(size)
+            await self.on_webhook_too_large(size)
             status, body = 200, b'{"ok":true}'
         else:
             status = 413

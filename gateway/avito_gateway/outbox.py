@@ -21,34 +21,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from avito_gateway.avito_client import segment
 from avito_gateway.clock import Clock
+from avito_gateway.enrich import Enricher, ForwardAccount, NotForwardable
 from avito_gateway.errors import GatewayError, StorageError
 from avito_gateway.http import HttpFailure, http_client
 from avito_gateway.logsafe import safe
-from avito_gateway.normalize import normalize
 from avito_gateway.settings import GatewaySettings
 from avito_gateway.store import OutboxItem, Store
 
-if TYPE_CHECKING:
-    from avito_gateway.deps import Services
-
-__all__ = ["Forwarder", "VOICE_LINK_TTL"]
+__all__ = ["Forwarder"]
 
 log = logging.getLogger("avito_gateway.outbox")
-#: Avito's voice links work for one hour; renew a little before.
-VOICE_LINK_TTL = 3600
-VOICE_LINK_MARGIN = 120
-#: Chats whose users (names) are remembered, and for how long.
-CHAT_CACHE_SIZE = 2048
-CHAT_CACHE_TTL = 600.0
-CHAT_MISS_TTL = 30.0  # a failed read is not repeated for every message of a busy chat
 STORE_BACKOFF_MIN, STORE_BACKOFF_MAX = 1.0, 30.0
 
 
@@ -58,7 +46,7 @@ class Forwarder:
         settings: GatewaySettings,
         store: Store,
         clock: Clock,
-        route: Callable[[int], Services | None],
+        route: Callable[[int], ForwardAccount | None],
         *,
         owner: str,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -68,12 +56,12 @@ class Forwarder:
         self.owner = owner
         self.http = http_client(timeout=settings.n8n_timeout, max_connections=settings.outbox_concurrency,
                                 transport=transport)
+        self.enricher = Enricher(settings, clock)
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}  # chat id -> its delivery under way
         #: Items n8n accepted whose "delivered" mark the database refused: never posted again by this process.
         self._unmarked: dict[int, float] = {}
-        self._chats: OrderedDict[tuple[int, str], tuple[float, dict[str, Any] | None]] = OrderedDict()
         self._store_backoff = 0.0
         self._store_resume_at = 0.0
         #: Failed forwards in a row (any item); /health reads it.
@@ -99,7 +87,7 @@ class Forwarder:
                 pass
         await self.http.aclose()
         try:
-            self.store.release_claims(self.owner)  # a clean stop hands its unfinished items over at once
+            await self.store.release_claims(self.owner)  # a clean stop hands its unfinished items over at once
         except StorageError:
             pass
 
@@ -109,8 +97,8 @@ class Forwarder:
         while not self._stopping:
             self.wake.clear()
             try:
-                self._dispatch()
-            except Exception as exc:  # never let one pass end forwarding for good
+                await self._dispatch()
+            except Exception as exc:  # whatever it was, never let one pass end forwarding for good
                 log.warning("outbox pass failed: %s", safe(repr(exc)))
             try:
                 async with asyncio.timeout(self.settings.outbox_poll_interval):
@@ -124,20 +112,20 @@ class Forwarder:
         items were attempted."""
         if self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
-        tasks = self._dispatch()
+        tasks = await self._dispatch()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
 
-    def _dispatch(self) -> list[asyncio.Task[None]]:
+    async def _dispatch(self) -> list[asyncio.Task[None]]:
         """Start a delivery for each chat whose head is due and which has none under way (bounded)."""
         now = self.clock.now()
-        self._retry_marks(now)
+        await self._retry_marks(now)
         free = self.settings.outbox_concurrency - len(self._in_flight)
         if free <= 0 or now < self._store_resume_at:
             return []
         try:
-            due = self.store.claim(now, free, self.owner, self.settings.outbox_lease_seconds)
+            due = await self.store.claim(now, free, self.owner, self.settings.outbox_lease_seconds)
         except StorageError as exc:
             self._store_failed(exc)
             return []
@@ -155,7 +143,7 @@ class Forwarder:
             started.append(task)
         if skipped:
             try:
-                self.store.release_claims(self.owner, skipped)
+                await self.store.release_claims(self.owner, skipped)
             except StorageError as exc:
                 self._store_failed(exc)
         return started
@@ -173,12 +161,12 @@ class Forwarder:
         self._store_resume_at = self.clock.now() + self._store_backoff
         log.warning("outbox paused %.1f s: %s", self._store_backoff, safe(exc.message))
 
-    def _retry_marks(self, now: float) -> None:
+    async def _retry_marks(self, now: float) -> None:
         for item_id in list(self._unmarked):
             if now < self._unmarked[item_id]:
                 continue
             try:
-                self.store.delivered(item_id, now)
+                await self.store.delivered(item_id, now)
             except StorageError as exc:
                 self._unmarked[item_id] = now + max(STORE_BACKOFF_MIN, self._store_backoff)
                 self._store_failed(exc)
@@ -186,65 +174,18 @@ class Forwarder:
             del self._unmarked[item_id]
             self._store_backoff = 0.0
 
-    def _account(self, item: OutboxItem) -> Services:
+    def _account(self, item: OutboxItem) -> ForwardAccount:
         found = self._route(item.account)
         if found is None:
-            raise _NotDelivered(f"no account serves Avito user {item.account} any more (ACCOUNTS_FILE)")
+            raise NotForwardable(f"no account serves Avito user {item.account} any more (ACCOUNTS_FILE)")
         return found
 
-    async def _payload(self, item: OutboxItem, account: Services) -> dict[str, Any]:
-        payload = item.payload
-        value = item.raw["payload"]["value"]
-        voice_stale = (
-            payload is not None
-            and payload["media"]["has_voice"]
-            and (payload["meta"].get("voice_url_expires_at") or 0) - VOICE_LINK_MARGIN <= self.clock.now()
-        )
-        if payload is not None and not voice_stale:
-            return payload
-        chat = await self._chat(account, str(value["chat_id"]))
-        voice_url, expires = None, None
-        if value.get("type") == "voice":
-            voice_id = value["content"]["voice"]["voice_id"]
-            user_id = await account.avito.user_id()
-            urls = await account.avito.request(
-                "GET", f"/messenger/v1/accounts/{user_id}/getVoiceFiles", params={"voice_ids": voice_id}, retry=True
-            )
-            voice_url = (urls.get("voices_urls") or {}).get(voice_id) if isinstance(urls, dict) else None
-            if not isinstance(voice_url, str) or not voice_url:
-                raise _NotDelivered(f"Avito gave no link for voice {safe(voice_id, 80)}")
-            expires = self.clock.now() + VOICE_LINK_TTL
-        payload = normalize(item.raw, chat=chat, voice_url=voice_url, voice_url_expires_at=expires)
-        if account.account.tenant is not None:
-            payload["meta"]["tenant"] = account.account.tenant
-        self.store.save_payload(item.id, payload)
+    async def _payload(self, item: OutboxItem, account: ForwardAccount) -> dict[str, Any]:
+        payload = self.enricher.ready(item)
+        if payload is None:
+            payload = await self.enricher.payload(item, account)
+            await self.store.save_payload(item.id, payload)
         return payload
-
-    async def _chat(self, account: Services, chat_id: str) -> dict[str, Any] | None:
-        """The chat, for the customer's name and item: cached, read within ENRICH_TIMEOUT, never retried.
-        A slow or failing read leaves the name empty rather than holding the message back."""
-        now = self.clock.now()
-        cache_key = (account.account.user_id or 0, chat_id)
-        cached = self._chats.get(cache_key)
-        if cached is not None and now - cached[0] < (CHAT_CACHE_TTL if cached[1] is not None else CHAT_MISS_TTL):
-            return cached[1]
-        chat: dict[str, Any] | None = None
-        try:
-            user_id = await account.avito.user_id()
-            found = await asyncio.wait_for(
-                account.avito.request("GET", f"/messenger/v2/accounts/{user_id}/chats/{segment(chat_id)}", retry=False,
-                                   patient=False),
-                timeout=self.settings.enrich_timeout,
-            )
-            chat = found if isinstance(found, dict) else None
-        except (GatewayError, TimeoutError) as exc:
-            reason = exc.message if isinstance(exc, GatewayError) else f"no answer within {self.settings.enrich_timeout:g} s"
-            log.warning("chat %s not read for the customer's name: %s", safe(chat_id, 80), safe(reason))
-        self._chats[cache_key] = (now, chat)
-        self._chats.move_to_end(cache_key)
-        while len(self._chats) > CHAT_CACHE_SIZE:
-            self._chats.popitem(last=False)
-        return chat
 
     async def _deliver(self, item: OutboxItem) -> None:
         started = self.clock.now()
@@ -252,32 +193,32 @@ class Forwarder:
             account = self._account(item)
             target = account.account.n8n_webhook_url
             if not target:
-                raise _NotDelivered("N8N_WEBHOOK_URL is not set" if account.account.is_default
-                                    else f"account {account.account.name} has no n8n_webhook_url (nor N8N_WEBHOOK_URL)")
+                raise NotForwardable("N8N_WEBHOOK_URL is not set" if account.account.is_default
+                                     else f"account {account.account.name} has no n8n_webhook_url (nor N8N_WEBHOOK_URL)")
             payload = await self._payload(item, account)
             headers = {"Idempotency-Key": f"avito-{payload['meta']['external_message_id']}"}
             if account.account.tenant is not None:
                 headers["X-Tenant"] = account.account.tenant
             response = await self.http.request("POST", target, json=payload, headers=headers)
             if not 200 <= response.status_code < 300:
-                raise _NotDelivered(f"n8n answered {response.status_code}: {safe(response.text, 200)}")
+                raise NotForwardable(f"n8n answered {response.status_code}: {safe(response.text, 200)}")
         except asyncio.CancelledError:
             raise
         except StorageError as exc:
             self._store_failed(exc)
             return
-        except (_NotDelivered, GatewayError) as exc:
-            self._failed(item, exc.message if isinstance(exc, GatewayError) else str(exc))
+        except (NotForwardable, GatewayError) as exc:
+            await self._failed(item, exc.message if isinstance(exc, GatewayError) else str(exc))
             return
         except HttpFailure as exc:
-            self._failed(item, f"n8n unreachable: {exc.name}")
+            await self._failed(item, f"n8n unreachable: {exc.name}")
             return
-        except Exception as exc:  # a message this code cannot handle: its own attempt, never the others'
-            self._failed(item, f"could not forward: {type(exc).__name__}: {safe(exc, 200)}")
+        except Exception as exc:  # whatever a message this code cannot handle raises: its own attempt only
+            await self._failed(item, f"could not forward: {type(exc).__name__}: {safe(exc, 200)}")
             return
         self.failures_in_a_row, self.last_error = 0, None
         try:
-            self.store.delivered(item.id, self.clock.now())
+            await self.store.delivered(item.id, self.clock.now())
             self._store_backoff = 0.0
         except StorageError as exc:
             self._unmarked[item.id] = self.clock.now() + STORE_BACKOFF_MIN
@@ -287,19 +228,15 @@ class Forwarder:
                  safe(payload["meta"]["external_message_id"], 80), safe(item.chat_id, 80), item.attempts + 1,
                  self.clock.now() - started)
 
-    def _failed(self, item: OutboxItem, error: str) -> None:
+    async def _failed(self, item: OutboxItem, error: str) -> None:
         self.failures_in_a_row += 1
         self.last_error = error
         attempts = item.attempts + 1
         dead = attempts >= self.settings.outbox_max_attempts
         try:
-            self.store.failed(item.id, error, self.clock.now() + self._backoff(item.attempts), dead)
+            await self.store.failed(item.id, error, self.clock.now() + self._backoff(item.attempts), dead)
         except StorageError as exc:
             self._store_failed(exc)
             return
         log.warning("outbox item %d attempt %d failed%s: %s", item.id, attempts, " (dead letter)" if dead else "",
                     safe(error))
-
-
-class _NotDelivered(Exception):
-    pass

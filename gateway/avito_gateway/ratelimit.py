@@ -14,18 +14,28 @@ from collections import deque
 from typing import Protocol
 
 from avito_gateway.clock import Clock
+from avito_gateway.errors import RateLimitedError
 from avito_gateway.store import Store
 
-__all__ = ["Limiter", "SlidingWindowLimiter", "SharedLimiter"]
+__all__ = ["Limiter", "SlidingWindowLimiter", "SharedLimiter", "take_slot"]
 
 
 class Limiter(Protocol):
     limit: int
     window: float
 
-    def acquire(self, n: int = 1) -> float | None: ...
+    async def take(self, n: int = 1) -> float | None:
+        """Take ``n`` slots; None when allowed, else the seconds until they would be free."""
+        ...
 
-    def remaining(self) -> int: ...
+    async def remaining(self) -> int: ...
+
+
+async def take_slot(limiter: Limiter, n: int = 1) -> None:
+    """Take ``n`` slots of the account's limit, or refuse with 429 and when to retry."""
+    wait = await limiter.take(n)
+    if wait is not None:
+        raise RateLimitedError("Rate limit exceeded, try again later", retry_after=wait)
 
 
 class SlidingWindowLimiter:
@@ -40,8 +50,11 @@ class SlidingWindowLimiter:
         while self._allowed and self._allowed[0] <= now - self.window:
             self._allowed.popleft()
 
+    async def take(self, n: int = 1) -> float | None:
+        return self.acquire(n)
+
     def acquire(self, n: int = 1) -> float | None:
-        """Take ``n`` slots; None when allowed, else the seconds until they would be free."""
+        """Take ``n`` slots; None when allowed, else the seconds until they would be free (in memory: no wait)."""
         now = self.clock.now()
         with self._lock:
             self._forget_old(now)
@@ -54,7 +67,7 @@ class SlidingWindowLimiter:
             blocking = self._allowed[len(self._allowed) + n - self.limit - 1]
             return max(0.0, blocking + self.window - now)
 
-    def remaining(self) -> int:
+    async def remaining(self) -> int:
         now = self.clock.now()
         with self._lock:
             self._forget_old(now)
@@ -69,8 +82,8 @@ class SharedLimiter:
             raise ValueError("limit >= 1 and window > 0")
         self.store, self.scope, self.limit, self.window, self.clock = store, scope, limit, window, clock
 
-    def acquire(self, n: int = 1) -> float | None:
-        return self.store.take_slots(self.scope, n, self.clock.now(), self.limit, self.window)
+    async def take(self, n: int = 1) -> float | None:
+        return await self.store.take_slots(self.scope, n, self.clock.now(), self.limit, self.window)
 
-    def remaining(self) -> int:
-        return self.store.slots_remaining(self.scope, self.clock.now(), self.limit, self.window)
+    async def remaining(self) -> int:
+        return await self.store.slots_remaining(self.scope, self.clock.now(), self.limit, self.window)

@@ -13,6 +13,7 @@ from avito_gateway import __version__
 from avito_gateway.deps import Services, deployment, require_api_key, services
 from avito_gateway.errors import GatewayError
 from avito_gateway.models import ERRORS, HealthAnswer, InfoAnswer, TokenAnswer
+from avito_gateway.ratelimit import take_slot
 
 __all__ = ["router"]
 
@@ -28,7 +29,7 @@ async def health(request: Request, s: Services = Depends(services)) -> JSONRespo
     than HEALTH_OUTBOX_MAX_AGE, or HEALTH_FORWARD_FAILURES forwards in a row failed)."""
     now = s.clock.now()
     free = _free_bytes(s.settings.data_dir)
-    checks: dict[str, Any] = {"storage": s.store.writable(now) and free >= s.settings.storage_min_free_bytes}
+    checks: dict[str, Any] = {"storage": await s.store.writable(now) and free >= s.settings.storage_min_free_bytes}
     problems: list[str] = []
     if not checks["storage"]:
         problems.append(f"storage is not writable: {s.store.write_error}" if s.store.write_error
@@ -43,8 +44,8 @@ async def health(request: Request, s: Services = Depends(services)) -> JSONRespo
             whose = "" if len(accounts) == 1 else f" for account {account.account.name}"
             problems.append(f"cannot obtain an Avito token{whose}: {exc.message}")
     checks["n8n_configured"] = bool(s.settings.n8n_webhook_url)
-    counts = s.store.counts()
-    oldest = s.store.oldest_pending()
+    counts = await s.store.counts()
+    oldest = await s.store.oldest_pending()
     age = max(0.0, now - oldest) if oldest is not None else 0.0
     failures = s.forwarder.failures_in_a_row
     lagging = []
@@ -95,6 +96,6 @@ async def info(request: Request, s: Services = Depends(services)) -> dict[str, A
             responses=ERRORS["avito"])
 async def token(s: Services = Depends(services)) -> dict[str, Any]:
     """Token state (obtains one if needed). Never shows any part of the token."""
-    s.messenger.take_slot()
+    await take_slot(s.limiter)
     await s.avito.token()
     return {"success": True, "token": s.avito.token_state()}
