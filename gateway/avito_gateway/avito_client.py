@@ -3,10 +3,13 @@ lives here), its OAuth token (single flight), a connection cap, retries, error m
 
 Callers never see tokens. A cached client-credentials token is refreshed
 ``TOKEN_REFRESH_MARGIN`` seconds before it expires by exactly one request,
-however many calls wait for it; a 401 (or Avito's "expired" 403) drops the
+however many calls wait for it, and they share its failure too
+(:mod:`avito_gateway.avito_token`); a 401 (or Avito's "expired" 403) drops the
 token, fetches a new one and replays the call once. Reads are retried on
 5xx, 429 and transport errors with exponential backoff and jitter; writes
-are not (the caller decides, see :mod:`avito_gateway.sending`).
+are not (the caller decides, see :mod:`avito_gateway.sending`). An error raised
+before the request left the process (no token, a guard refusing, no connection)
+says so (``before_request``): nothing was posted.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from avito_gateway.accounts import Account
+from avito_gateway.avito_token import TokenSource
 from avito_gateway.clock import Clock, sleep
 from avito_gateway.errors import (
     AvitoApiError,
@@ -33,10 +37,15 @@ from avito_gateway.errors import (
 from avito_gateway.http import HttpAnswer, HttpFailure, http_client
 from avito_gateway.settings import GatewaySettings
 
-__all__ = ["AvitoClient", "TokenState", "segment", "RETRY_AFTER_CEILING"]
+__all__ = ["AvitoClient", "Guard", "segment", "RETRY_AFTER_CEILING"]
 
 #: The longest Retry-After the gateway will report to its callers (one day).
 RETRY_AFTER_CEILING = 86400.0
+#: Awaited right before a post leaves the process, once the token is there; returns the seconds the post may
+#: take (raises to stop it: see :meth:`avito_gateway.leases.Lease.ensure`).
+Guard = Callable[[], Awaitable[float]]
+#: Transport failures that happen before any byte of the request was sent.
+_NOT_SENT = ("ConnectError", "ConnectTimeout")
 
 
 def segment(value: str) -> str:
@@ -48,14 +57,6 @@ def segment(value: str) -> str:
     return quote(value, safe="~")
 
 
-@dataclass
-class TokenState:
-    value: str | None = None
-    expires_at: float = 0.0
-    obtained_at: float | None = None
-    refreshes: int = 0
-
-
 class AvitoClient:
     def __init__(self, settings: GatewaySettings, clock: Clock, account: Account, *,
                  transport: httpx.AsyncBaseTransport | None = None):
@@ -64,8 +65,7 @@ class AvitoClient:
                                 max_connections=settings.max_connections, transport=transport,
                                 headers={"User-Agent": "avito-harness-gateway/0.1"})
         self._slots = asyncio.Semaphore(settings.max_connections)
-        self._token = TokenState()
-        self._token_lock = asyncio.Lock()
+        self.tokens = TokenSource(settings, clock, self._fetch_token)
         self._user_id = account.user_id
         self._rng = random.Random()
         self.in_flight = 0
@@ -77,32 +77,12 @@ class AvitoClient:
     # --- token -------------------------------------------------------------
     def token_state(self) -> dict[str, Any]:
         """What /api/token shows: never any part of the token itself."""
-        now = self.clock.now()
-        live = self._token.value is not None and now < self._token.expires_at
-        return {
-            "obtained": live,
-            "token_type": "Bearer",
-            "expires_in": max(0, int(self._token.expires_at - now)) if live else 0,
-            "obtained_at": self._token.obtained_at,
-            "refreshes": self._token.refreshes,
-        }
-
-    def _fresh(self) -> bool:
-        return self._token.value is not None and self.clock.now() < self._token.expires_at - self.settings.token_refresh_margin
+        return self.tokens.public_state()
 
     async def token(self) -> str:
-        if self._fresh():
-            return self._token.value  # type: ignore[return-value]
-        async with self._token_lock:  # single flight: the waiters find the new token here
-            if not self._fresh():
-                await self._fetch_token()
-            return self._token.value  # type: ignore[return-value]
+        return await self.tokens.get()
 
-    def drop_token(self, value: str) -> None:
-        if self._token.value == value:
-            self._token.value = None
-
-    async def _fetch_token(self) -> None:
+    async def _fetch_token(self) -> tuple[str, float]:
         data = {
             "grant_type": "client_credentials",
             "client_id": self.account.client_id,
@@ -114,20 +94,19 @@ class AvitoClient:
         body = _json(response)
         if not isinstance(body, dict) or not body.get("access_token"):
             raise avito_error(502, {"error": "token answer without access_token"})
-        now = self.clock.now()
         try:
             lifetime = float(body.get("expires_in", 86400))
         except (TypeError, ValueError):
             lifetime = 86400.0
-        if not math.isfinite(lifetime) or lifetime <= 0:
-            lifetime = 86400.0
-        self._token = TokenState(str(body["access_token"]), now + lifetime, now, self._token.refreshes + 1)
+        return str(body["access_token"]), lifetime
 
     async def user_id(self) -> int:
         """Our own Avito user id: configured, or asked of Avito once."""
         if self._user_id is None:
             me = await self.request("GET", "/core/v1/accounts/self", retry=True)
-            self._user_id = int(me["id"])
+            if not isinstance(me, dict) or not isinstance(me.get("id"), int):
+                raise AvitoOtherError("Avito's own-account answer had no user id", avito_status=200)
+            self._user_id = me["id"]
         return self._user_id
 
     async def _account_path(self, version: str, rest: str) -> str:
@@ -153,10 +132,10 @@ class AvitoClient:
         found = body.get("messages", []) if isinstance(body, dict) else body
         return found if isinstance(found, list) else []
 
-    async def send_text(self, chat_id: str, text: str) -> dict[str, Any]:
+    async def send_text(self, chat_id: str, text: str, *, guard: Guard | None = None) -> dict[str, Any]:
         """Post a text message v1 (never retried here: the caller decides, see :mod:`avito_gateway.sending`)."""
         sent = await self.request("POST", await self._account_path("v1", f"/chats/{segment(chat_id)}/messages"),
-                                  json={"type": "text", "message": {"text": text}})
+                                  json={"type": "text", "message": {"text": text}}, guard=guard)
         return _message(sent, "send")
 
     async def upload_image(self, filename: str, data: bytes, content_type: str) -> str:
@@ -167,9 +146,9 @@ class AvitoClient:
             raise AvitoOtherError("Avito's uploadImages answer had no image id", avito_status=200)
         return str(next(iter(uploaded)))
 
-    async def send_image(self, chat_id: str, image_id: str) -> dict[str, Any]:
+    async def send_image(self, chat_id: str, image_id: str, *, guard: Guard | None = None) -> dict[str, Any]:
         sent = await self.request("POST", await self._account_path("v1", f"/chats/{segment(chat_id)}/messages/image"),
-                                  json={"image_id": image_id})
+                                  json={"image_id": image_id}, guard=guard)
         return _message(sent, "image send")
 
     async def mark_read(self, chat_id: str) -> None:
@@ -200,8 +179,11 @@ class AvitoClient:
                 return await self.http.request(method, path, **kwargs)
             except HttpFailure as exc:
                 if exc.kind == "timeout":
-                    raise avito_transport_error("timeout", f"Avito did not answer {method} {path} in time") from None
-                raise avito_transport_error("transport", f"Avito unreachable: {exc.name}") from None
+                    error = avito_transport_error("timeout", f"Avito did not answer {method} {path} in time")
+                else:
+                    error = avito_transport_error("transport", f"Avito unreachable: {exc.name}")
+                error.before_request = exc.name in _NOT_SENT
+                raise error from None
             finally:
                 self.in_flight -= 1
 
@@ -226,15 +208,27 @@ class AvitoClient:
             return None
         return min(wait, RETRY_AFTER_CEILING)
 
-    async def request(self, method: str, path: str, *, retry: bool = False, patient: bool = True, **kwargs: Any) -> Any:
+    async def request(self, method: str, path: str, *, retry: bool = False, patient: bool = True,
+                      guard: Guard | None = None, **kwargs: Any) -> Any:
         """Call Avito with a token; ``retry`` for calls that are safe to repeat; ``patient=False`` gives up on a
-        429 at once instead of waiting out Retry-After. Returns the JSON body."""
+        429 at once instead of waiting out Retry-After; ``guard`` is awaited before each try goes out and bounds
+        how long it may take. Returns the JSON body."""
         replayed = False
         attempt = 0
         extra_headers = kwargs.pop("headers", {})
         while True:
-            token = await self.token()
+            try:
+                token = await self.token()
+            except AvitoApiError as exc:
+                exc.before_request = True
+                if retry and exc.retryable and attempt < self.settings.max_retries:
+                    await sleep(self.clock, max(self._backoff(attempt), self.tokens.retry_at() - self.clock.now()))
+                    attempt += 1
+                    continue
+                raise
             headers = {"Authorization": f"Bearer {token}", **extra_headers}
+            if guard is not None:
+                kwargs["timeout"] = await guard()
             try:
                 response = await self._send(method, path, headers=headers, **kwargs)
             except AvitoApiError:
@@ -245,7 +239,7 @@ class AvitoClient:
                 raise
             status = response.status_code
             if status in (401, 403) and not replayed:
-                self.drop_token(token)  # expired (401, or Avito's 403 variant): fresh token, replay once
+                self.tokens.drop(token)  # expired (401, or Avito's 403 variant): fresh token, replay once
                 replayed = True
                 continue
             if status == 429:

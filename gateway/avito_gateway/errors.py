@@ -171,7 +171,9 @@ class DatabaseTimeoutError(StorageError):
 # --- Avito's errors --------------------------------------------------------------------------------------------
 
 class AvitoApiError(GatewayError):
-    """Avito answered with an error (or did not answer); ``avito_status`` is its HTTP status (None: no answer)."""
+    """Avito answered with an error (or did not answer); ``avito_status`` is its HTTP status (None: no answer).
+    ``before_request``: the call failed before its request left the gateway (no token, no connection), so
+    nothing reached Avito."""
 
     status, code = 502, "avito_error"
 
@@ -179,6 +181,7 @@ class AvitoApiError(GatewayError):
                  retry_after: float | None = None) -> None:
         super().__init__(message, details=details, retry_after=retry_after)
         self.avito_status = avito_status
+        self.before_request = False
 
 
 class AvitoBadRequestError(AvitoApiError):

@@ -58,8 +58,10 @@ class BodyTooLarge(Exception):
 class HttpClient(Protocol):
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
                       data: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
-                      files: Files | None = None, max_bytes: int | None = None) -> HttpAnswer:
-        """One call; ``max_bytes``: read at most this much of the answer, else :class:`BodyTooLarge`."""
+                      files: Files | None = None, max_bytes: int | None = None,
+                      timeout: float | None = None) -> HttpAnswer:
+        """One call; ``max_bytes``: read at most this much of the answer, else :class:`BodyTooLarge`;
+        ``timeout``: the whole call (connecting, sending, the answer) ends within it, a ``ReadTimeout``."""
         ...
 
     async def aclose(self) -> None: ...
@@ -155,7 +157,8 @@ class AiohttpClient:
 
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
                       data: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
-                      files: Files | None = None, max_bytes: int | None = None) -> HttpAnswer:
+                      files: Files | None = None, max_bytes: int | None = None,
+                      timeout: float | None = None) -> HttpAnswer:
         sent_headers, content = _with_json(headers, json)
         body: Any = data if content is None else content
         if files is not None:
@@ -167,8 +170,12 @@ class AiohttpClient:
         target = URL(self.base_url + url, encoded=True) if self.base_url else URL(url)
         query = {k: _param(v) for k, v in (params or {}).items()} or None
         try:
+            whole = None if timeout is None else aiohttp.ClientTimeout(
+                total=timeout, connect=self.timeout.connect, sock_connect=self.timeout.sock_connect,
+                sock_read=self.timeout.sock_read)
             async with self._open().request(method, target, headers=sent_headers, data=body, params=query,
-                                            proxy=self._proxy(target), allow_redirects=False) as response:
+                                            proxy=self._proxy(target), allow_redirects=False,
+                                            timeout=whole or self.timeout) as response:
                 if max_bytes is None:
                     return HttpAnswer(response.status, response.headers, await response.read())
                 _check_declared(response.headers, max_bytes)
@@ -196,20 +203,24 @@ class HttpxClient:
 
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
                       data: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
-                      files: Files | None = None, max_bytes: int | None = None) -> HttpAnswer:
+                      files: Files | None = None, max_bytes: int | None = None,
+                      timeout: float | None = None) -> HttpAnswer:
         sent_headers, content = _with_json(headers, json)
         try:
-            request = self.http.build_request(method, url, headers=sent_headers, data=data, params=params,
-                                              files=files, content=content)
-            response = await self.http.send(request, stream=True)
-            try:
-                if max_bytes is None:
-                    body = await response.aread()
-                else:
-                    _check_declared(response.headers, max_bytes)
-                    body = await _read_at_most(response.aiter_bytes(CHUNK), max_bytes)
-            finally:
-                await response.aclose()
+            async with asyncio.timeout(timeout):
+                request = self.http.build_request(method, url, headers=sent_headers, data=data, params=params,
+                                                  files=files, content=content)
+                response = await self.http.send(request, stream=True)
+                try:
+                    if max_bytes is None:
+                        body = await response.aread()
+                    else:
+                        _check_declared(response.headers, max_bytes)
+                        body = await _read_at_most(response.aiter_bytes(CHUNK), max_bytes)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            raise HttpFailure("timeout", "ReadTimeout") from exc
         except httpx.TimeoutException as exc:
             raise HttpFailure("timeout", type(exc).__name__) from exc
         except (httpx.TransportError, httpx.InvalidURL) as exc:

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Protocol
 
 from avito_gateway.clock import Clock
-from avito_gateway.errors import RateLimitedError
+from avito_gateway.errors import RateLimitedError, StorageError
 from avito_gateway.store import Store
 
 __all__ = ["Limiter", "SlidingWindowLimiter", "SharedLimiter", "take_slot"]
@@ -74,16 +74,31 @@ class SlidingWindowLimiter:
             return self.limit - len(self._allowed)
 
 
+#: How long (seconds, the gateway's clock) a limiter counts on its own after the shared log could not be reached.
+SHARED_LOG_PAUSE = 5.0
+
+
 class SharedLimiter:
-    """The same log in the shared database, one per ``scope`` (an account): every replica counts every send."""
+    """The same log in the shared database, one per ``scope`` (an account): every replica counts every send.
+
+    When the database cannot be reached, each replica counts in memory for a while instead (the same limit per
+    replica): a call that does not need the database otherwise (a chat list) does not wait on it."""
 
     def __init__(self, store: Store, scope: str, limit: int, window: float, clock: Clock) -> None:
         if limit < 1 or window <= 0:
             raise ValueError("limit >= 1 and window > 0")
         self.store, self.scope, self.limit, self.window, self.clock = store, scope, limit, window, clock
+        self._local = SlidingWindowLimiter(limit, window, clock)
+        self._local_until = 0.0
 
     async def take(self, n: int = 1) -> float | None:
-        return await self.store.take_slots(self.scope, n, self.clock.now(), self.limit, self.window)
+        if self.clock.now() < self._local_until:
+            return self._local.acquire(n)
+        try:
+            return await self.store.take_slots(self.scope, n, self.clock.now(), self.limit, self.window)
+        except StorageError:
+            self._local_until = self.clock.now() + SHARED_LOG_PAUSE
+            return self._local.acquire(n)
 
     async def remaining(self) -> int:
         return await self.store.slots_remaining(self.scope, self.clock.now(), self.limit, self.window)

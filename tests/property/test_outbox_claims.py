@@ -57,7 +57,7 @@ async def _claims_keep_order_and_never_share_a_live_item(chat_of: list[str], ops
     first_delivery: dict[str, list[int]] = {}
 
     async def deliver(item: OutboxItem) -> None:
-        await store.delivered(item.id, now)
+        await store.delivered(item.id, item.generation, now)
         order = first_delivery.setdefault(item.chat_id, [])
         if item.id not in order:
             order.append(item.id)
@@ -76,7 +76,7 @@ async def _claims_keep_order_and_never_share_a_live_item(chat_of: list[str], ops
             if op == "deliver":
                 await deliver(item)
             else:
-                await store.failed(item.id, "n8n answered 500", now + 5, dead=False)
+                await store.failed(item.id, item.generation, "n8n answered 500", now + 5, dead=False)
         elif op == "release":
             await store.release_claims(owner)
             held[owner] = []

@@ -359,6 +359,7 @@ def test_a_stop_that_lands_as_the_forwarder_wakes_still_stops_it(tmp_path: Path,
     """SIGTERM arriving on the same loop turn as a wake-up (a message just stored, a delivery just finished): on
     Python 3.11 ``asyncio.wait_for`` dropped that cancel and the gateway never exited. Every turn offset is tried."""
     from avito_gateway.clock import SystemClock
+    from avito_gateway.held_writes import HeldWrites
     from avito_gateway.outbox import Forwarder
     from avito_gateway.settings import GatewaySettings
     from avito_gateway.store import SqliteStore
@@ -367,7 +368,8 @@ def test_a_stop_that_lands_as_the_forwarder_wakes_still_stops_it(tmp_path: Path,
                                data_dir=str(tmp_path), outbox_poll_interval=30)
 
     async def stop_on_wake() -> bool:
-        forwarder = Forwarder(settings, SqliteStore(tmp_path / "gateway.db"), SystemClock(), lambda _: None, owner="t")
+        forwarder = Forwarder(settings, SqliteStore(tmp_path / "gateway.db"), SystemClock(), lambda _: None, owner="t",
+                              held=HeldWrites(SystemClock()))
         forwarder.start()
         await asyncio.sleep(0.05)  # waiting for work
         forwarder.wake.set()

@@ -59,7 +59,7 @@ async def test_only_the_oldest_pending_item_of_a_chat_can_be_claimed(store: Stor
     assert sorted(i.raw["payload"]["value"]["id"] for i in first) == ["a0", "b0"]
     assert await store.claim(1000.0, 10, "replica-2", lease=30) == []  # both chats' heads are taken
     head = next(i for i in first if i.chat_id == "chat-a")
-    await store.delivered(head.id, 1001.0)
+    assert await store.delivered(head.id, head.generation, 1001.0)
     assert [i.raw["payload"]["value"]["id"] for i in await store.claim(1001.0, 10, "replica-2", lease=30)] == ["a1"]
 
 
@@ -95,11 +95,11 @@ async def test_a_lapsed_claim_returns_to_the_others_and_a_clean_stop_hands_claim
 async def test_a_failed_attempt_backs_off_and_the_last_one_is_a_dead_letter(store: Store) -> None:
     await put(store, "m1", "c1")
     item = (await store.claim(1000.0, 1, "r1", lease=30))[0]
-    await store.failed(item.id, "n8n answered 500", next_at=1010.0, dead=False)
+    await store.failed(item.id, item.generation, "n8n answered 500", next_at=1010.0, dead=False)
     assert await store.claim(1009.0, 1, "r1", lease=30) == []
     item = (await store.claim(1010.0, 1, "r2", lease=30))[0]
     assert (item.attempts, item.last_error) == (1, "n8n answered 500")
-    await store.failed(item.id, "n8n answered 500", next_at=1020.0, dead=True)
+    await store.failed(item.id, item.generation, "n8n answered 500", next_at=1020.0, dead=True)
     assert [i.status for i in await store.outbox()] == ["dead"]
     assert await store.replay(None, 1030.0) == 1
     assert (await store.claim(1030.0, 1, "r1", lease=30))[0].attempts == 0
@@ -116,13 +116,28 @@ async def test_an_idempotency_key_is_claimed_once_across_replicas_and_taken_over
         return four
 
     wins = [won for per_replica in in_threads(claims(first), claims(second)) for won in per_replica]
-    assert wins.count(True) == 1
-    assert await second.claim_idempotency("key-1", "other-request", 1061.0, until=1100.0) is False
-    assert await second.claim_idempotency("key-1", "fp", 1061.0, until=1100.0) is True  # the first holder died
-    await second.finish_idempotency("key-1", 200, {"success": True, "id": "x"})
+    assert [w.generation for w in wins if w is not None] == [1]  # one holder, the first generation
+    assert await second.claim_idempotency("key-1", "other-request", 1061.0, until=1100.0) is None
+    taken = await second.claim_idempotency("key-1", "fp", 1061.0, until=1100.0)  # the first holder died
+    assert taken is not None and (taken.generation, taken.taken_over) == (2, True)  # read the chat before posting
+    assert not await first.finish_idempotency("key-1", 1, 200, {"success": True, "id": "stale"})  # fenced
+    assert not await first.renew_idempotency("key-1", 1, 2000.0)
+    assert await second.finish_idempotency("key-1", 2, 200, {"success": True, "id": "x"})
     found = await first.idempotency("key-1")
     assert found is not None and (found.status, found.response) == (200, {"success": True, "id": "x"})
-    assert await first.claim_idempotency("key-1", "fp", 2000.0, until=2060.0) is False  # finished: never run again
+    assert await first.claim_idempotency("key-1", "fp", 2000.0, until=2060.0) is None  # finished: never run again
+
+
+async def test_a_released_key_runs_afresh_and_an_unknown_outcome_is_taken_over_at_once(store: Store) -> None:
+    claim = await store.claim_idempotency("k", "fp", 1000.0, until=1060.0)
+    assert claim is not None and not claim.taken_over
+    assert await store.release_idempotency("k", claim.generation)  # nothing was posted
+    again = await store.claim_idempotency("k", "fp", 1001.0, until=1061.0)
+    assert again is not None and (again.generation, again.taken_over) == (1, False)
+    assert await store.lapse_idempotency("k", again.generation, 1002.0)  # posted, landed or not: unknown
+    after = await store.claim_idempotency("k", "fp", 1002.0, until=1062.0)  # no waiting out the lease
+    assert after is not None and after.taken_over
+    assert not await store.release_idempotency("k", again.generation)  # the old holder cannot undo the new claim
 
 
 async def test_the_rate_limit_log_is_shared_by_every_handle(open_store: Callable[[], Store]) -> None:
@@ -145,8 +160,8 @@ async def test_listings_and_replays_are_scoped_to_an_account(store: Store) -> No
     assert [i.chat_id for i in await store.outbox(accounts=[OTHER])] == ["c2"]
     assert [r["reason"] for r in await store.rejected(accounts=[ACCOUNT])] == ["junk"]
     assert await store.counts([OTHER]) == {"inbound_customer": 1, "outbox_pending": 1, "rejected": 2}
-    theirs = (await store.outbox(accounts=[OTHER]))[0]
-    await store.failed(theirs.id, "x", 1000.0, dead=True)
+    (theirs,) = [i for i in await store.claim(1000.0, 10, "r", lease=30) if i.chat_id == "c2"]
+    await store.failed(theirs.id, theirs.generation, "x", 1000.0, dead=True)
     assert await store.replay(theirs.id, 1001.0, accounts=[ACCOUNT]) == 0
     assert await store.replay(theirs.id, 1001.0, accounts=[OTHER]) == 1
 
@@ -154,7 +169,8 @@ async def test_listings_and_replays_are_scoped_to_an_account(store: Store) -> No
 async def test_retention_forgets_delivered_work_and_keeps_what_is_still_owed(store: Store) -> None:
     await put(store, "old-delivered", "c1", now=0.0)
     await put(store, "old-pending", "c2", now=0.0)
-    await store.delivered((await store.claim(0.0, 10, "r", lease=30))[0].id, 1.0)
+    (first,) = [i for i in await store.claim(0.0, 10, "r", lease=30) if i.chat_id == "c1"]
+    await store.delivered(first.id, first.generation, 1.0)
     await store.record_sent("s1", "c1", "hi", 0.0)
     removed = await store.sweep(now=10_000.0, keep_seconds=100, rejected_keep=10)
     assert (removed["outbox"], removed["inbound"], removed["sent"]) == (1, 1, 1)
@@ -191,5 +207,50 @@ async def test_text_with_nul_bytes_is_stored_not_refused(store: Store) -> None:
     assert await store.is_our_send("sent-1")
     await put(store, "m1", "c1")
     (item,) = await store.claim(1000.0, 1, "replica-a", 60)
-    await store.failed(item.id, "n8n answered 500: \x00\x00", 1005.0, dead=False)
+    await store.failed(item.id, item.generation, "n8n answered 500: \x00\x00", 1005.0, dead=False)
     assert (await store.outbox())[0].last_error is not None and store.write_error is None
+
+
+# --- fenced claims ----------------------------------------------------------------------------------------------
+
+async def test_a_claim_taken_over_leaves_the_old_holder_unable_to_renew_or_mark(store: Store) -> None:
+    """A replica paused past its lease comes back: its renewal, payload, delivered and failed marks change
+    nothing; the item is the new holder's."""
+    await put(store, "m1", "c1")
+    (old,) = await store.claim(1000.0, 1, "paused", lease=5)
+    assert await store.renew_claims("paused", {old.id: old.generation}, 1008.0) == {old.id}  # renewed while alive
+    (new,) = await store.claim(1008.0, 1, "survivor", lease=5)  # the renewed lease ran out at 1008
+    assert new.id == old.id and new.generation == old.generation + 1
+    assert await store.renew_claims("paused", {old.id: old.generation}, 1020.0) == set()
+    assert not await store.save_payload(old.id, old.generation, {"stale": True})
+    assert not await store.delivered(old.id, old.generation, 1009.0)
+    assert not await store.failed(old.id, old.generation, "late", 1010.0, dead=True)
+    (item,) = await store.outbox()
+    assert (item.status, item.claimed_by, item.payload) == ("pending", "survivor", None)
+    assert await store.delivered(new.id, new.generation, 1009.0)
+
+
+async def test_items_behind_their_chat_head_wait_and_follow_it_in_order(store: Store) -> None:
+    for n in range(3):
+        await put(store, f"a{n}", "chat-a")
+    head, second, third = await store.outbox()
+    assert not head.behind_head and second.behind_head and third.behind_head
+    assert second.to_dict()["next_attempt_at"] == second.created_at  # shown as ever: due once its turn comes
+    (claimed,) = await store.claim(1000.0, 10, "r", lease=30)
+    await store.failed(claimed.id, claimed.generation, "n8n down", 1050.0, dead=True)  # a dead letter lets it go on
+    (claimed,) = await store.claim(1050.0, 10, "r", lease=30)
+    assert claimed.id == second.id
+    assert await store.delivered(claimed.id, claimed.generation, 1051.0)
+    assert [i.id for i in await store.claim(1051.0, 10, "r", lease=30)] == [third.id]
+
+
+async def test_a_head_left_waiting_by_a_concurrent_hand_over_is_made_due(store: Store) -> None:
+    """On PostgreSQL a webhook stored while another replica finishes its chat's head can be queued behind a head
+    that is gone; the forwarder's periodic repair makes it due."""
+    await put(store, "a0", "chat-a")
+    await put(store, "a1", "chat-a")
+    (head,) = await store.claim(1000.0, 10, "r", lease=30)
+    await store._write("UPDATE outbox SET status = 'delivered' WHERE id = ?", (head.id,))  # no hand-over
+    assert await store.claim(1001.0, 10, "r", lease=30) == []
+    assert await store.unstick_heads(1002.0) == 1
+    assert [i.raw["payload"]["value"]["id"] for i in await store.claim(1002.0, 10, "r", lease=30)] == ["a1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -14,6 +15,7 @@ from avito_gateway.deps import Services, require_api_key, services
 from avito_gateway.errors import GatewayError, ImageTooLargeError, InvalidRequestError
 from avito_gateway.models import ERRORS, BulkAnswer, SendAnswer
 from avito_gateway.ratelimit import take_slot
+from avito_gateway.sending import Posting
 
 __all__ = ["router"]
 
@@ -74,9 +76,9 @@ def _sent_body(chat_id: str, sent: dict[str, Any], message: str) -> dict[str, An
 @router.post("/send", response_model=SendAnswer, responses=ERRORS["send"])
 async def send(body: SendText, s: Services = Depends(services),
                idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> JSONResponse:
-    async def run() -> tuple[int, dict[str, Any]]:
+    async def run(posting: Posting) -> tuple[int, dict[str, Any]]:
         await take_slot(s.limiter)
-        sent = await s.sender.send_text(body.chat_id, body.text)
+        sent = await s.sender.send_text(body.chat_id, body.text, posting)
         return 200, _sent_body(body.chat_id, sent, "Message sent")
 
     status, answer = await s.keys.run(idempotency_key, {"op": "send", **body.model_dump()}, run)
@@ -99,7 +101,8 @@ async def send_image(request: Request, s: Services = Depends(services),
         if len(data) > s.settings.image_url_max_bytes:
             raise ImageTooLargeError("image is too large")
         name, media = upload.filename or "image", upload.content_type or "application/octet-stream"
-        fingerprint: dict[str, Any] = {"op": "image", "chat_id": chat_id, "size": len(data)}
+        # the image itself: another image of the same size under the same key is another request (422)
+        fingerprint: dict[str, Any] = {"op": "image", "chat_id": chat_id, "sha256": hashlib.sha256(data).hexdigest()}
         source = None
     else:
         try:
@@ -110,12 +113,12 @@ async def send_image(request: Request, s: Services = Depends(services),
         chat_id, source, data, name, media = parsed.chat_id, parsed.image_url, b"", "", ""
         fingerprint = {"op": "image", "chat_id": chat_id, "image_url": source}
 
-    async def run() -> tuple[int, dict[str, Any]]:
+    async def run(posting: Posting) -> tuple[int, dict[str, Any]]:
         nonlocal data, name, media
         await take_slot(s.limiter)
         if source is not None:
             data, name, media = await s.images.fetch(source)
-        sent = await s.sender.send_image(chat_id, data, name, media)
+        sent = await s.sender.send_image(chat_id, data, name, media, posting)
         return 200, _sent_body(chat_id, sent, "Image sent")
 
     status, answer = await s.keys.run(idempotency_key, fingerprint, run)
@@ -134,9 +137,9 @@ async def send_bulk(body: SendBulk, s: Services = Depends(services),
     async def one(index: int, item: BulkItem) -> dict[str, Any]:
         key = f"{idempotency_key}:{index}:{item.chat_id}" if idempotency_key else None
 
-        async def run() -> tuple[int, dict[str, Any]]:
+        async def run(posting: Posting) -> tuple[int, dict[str, Any]]:
             await take_slot(s.limiter)
-            sent = await s.sender.send_text(item.chat_id, item.text)
+            sent = await s.sender.send_text(item.chat_id, item.text, posting)
             return 200, _sent_body(item.chat_id, sent, "Message sent")
 
         async with gate:

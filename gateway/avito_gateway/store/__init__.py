@@ -12,8 +12,8 @@ from avito_gateway.store.base import RECENT_SENDS_KEEP, Store
 from avito_gateway.store.engine import Done, StoreEngine, Tx
 from avito_gateway.store.inbound import REJECTED_BODY_CHARS
 from avito_gateway.store.outbox import MAX_SQL_INT
-from avito_gateway.store.records import IdempotencyRecord, InboundRecord, OutboxItem
+from avito_gateway.store.records import BEHIND_HEAD, IdempotencyRecord, InboundRecord, KeyClaim, OutboxItem
 from avito_gateway.store.sqlite import SqliteStore
 
-__all__ = ["Done", "IdempotencyRecord", "InboundRecord", "MAX_SQL_INT", "OutboxItem", "RECENT_SENDS_KEEP",
+__all__ = ["BEHIND_HEAD", "Done", "IdempotencyRecord", "KeyClaim", "InboundRecord", "MAX_SQL_INT", "OutboxItem", "RECENT_SENDS_KEEP",
            "REJECTED_BODY_CHARS", "SqliteStore", "Store", "StoreEngine", "Tx"]

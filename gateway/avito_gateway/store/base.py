@@ -30,7 +30,9 @@ class Store(InboundTables, OutboxQueue, SendRecords, StoreEngine):
                          (cutoff, rejected_keep)),
             "sent": ("DELETE FROM sent WHERE created_at < ?", (cutoff,)),
             "recent_sends": ("DELETE FROM recent_sends WHERE at < ?", (now - RECENT_SENDS_KEEP,)),
-            "idempotency": ("DELETE FROM idempotency WHERE created_at < ? AND status IS NOT NULL", (cutoff,)),
+            # finished keys, and keys left unfinished whose claim ran out long ago
+            "idempotency": ("DELETE FROM idempotency WHERE created_at < ?"
+                            " AND (status IS NOT NULL OR claimed_until IS NULL OR claimed_until < ?)", (cutoff, cutoff)),
         }
 
         async def work(tx: Tx) -> dict[str, int]:
@@ -39,8 +41,7 @@ class Store(InboundTables, OutboxQueue, SendRecords, StoreEngine):
         removed = await self._tx(work)
         try:
             await self._vacuum()
-        except self._errors() as exc:
-            self.write_error = f"{type(exc).__name__}: {exc}"
-            raise self._refused(exc, "vacuum") from None
+        except self._failures() as exc:
+            raise self._write_failed(exc) from None
         return removed
 

@@ -10,16 +10,19 @@ several; the SQL itself is written once, in the dialect both understand (``?`` p
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from avito_gateway.errors import StorageError
+from avito_gateway.logsafe import safe
 
-__all__ = ["Done", "StoreEngine", "Tx"]
+__all__ = ["Done", "StoreEngine", "Tx", "account_filter"]
 
 T = TypeVar("T")
+log = logging.getLogger("avito_gateway.store")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,15 @@ class Tx(Protocol):
     """An open transaction: statements run in it commit together."""
 
     async def run(self, sql: str, params: Sequence[Any] = ()) -> Done: ...
+
+
+def account_filter(column: str, accounts: Sequence[int] | None, *, unattributed: bool = False) -> tuple[str, tuple[Any, ...]]:
+    """``AND column IN (...)`` for an API key's accounts (None: every account, the single-account gateway)."""
+    if accounts is None:
+        return "", ()
+    marks = ", ".join("?" for _ in accounts) or "NULL"
+    either = f" OR {column} IS NULL" if unattributed else ""
+    return f" AND ({column} IN ({marks}){either})", tuple(accounts)
 
 
 class StoreEngine(ABC):
@@ -60,6 +72,10 @@ class StoreEngine(ABC):
     def _errors(self) -> tuple[type[BaseException], ...]:
         """The engine's own exception classes (each becomes a StorageError)."""
 
+    def _describe(self, exc: BaseException) -> str:
+        """What went wrong, fit for anyone to read (/health is public): never a host, port or password."""
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
     @abstractmethod
     async def _lock_scope(self, tx: Tx, scope: str) -> None:
         """Inside a transaction: serialise rate-limit decisions for ``scope`` between processes."""
@@ -80,9 +96,16 @@ class StoreEngine(ABC):
         return (StorageError, *self._errors())
 
     def _refused(self, exc: BaseException, what: str) -> StorageError:
+        """The StorageError to raise for ``exc`` (its message safe to show); the full story goes to the log."""
         if isinstance(exc, StorageError):
             return exc
-        return StorageError(f"storage {what} failed: {exc}".strip())
+        log.warning("storage %s failed: %s", what, safe(repr(exc), 500))
+        return StorageError(f"storage {what} failed: {self._describe(exc)}")
+
+    def _write_failed(self, exc: BaseException) -> StorageError:
+        refused = self._refused(exc, "write")
+        self.write_error = f"{type(exc).__name__}: {refused.message}"
+        return refused
 
     async def _tx(self, work: Callable[[Tx], Awaitable[T]], *, probe: bool = False) -> T:
         """A write transaction. A failed write is remembered in :attr:`write_error` until a real (non-probe)
@@ -90,8 +113,7 @@ class StoreEngine(ABC):
         try:
             result = await self._transaction(work)
         except self._failures() as exc:
-            self.write_error = f"{type(exc).__name__}: {exc}".strip()
-            raise self._refused(exc, "write") from None
+            raise self._write_failed(exc) from None
         if not probe:
             self.write_error = None
         return result
@@ -100,8 +122,7 @@ class StoreEngine(ABC):
         try:
             done = await self._statement(sql, params)
         except self._failures() as exc:
-            self.write_error = f"{type(exc).__name__}: {exc}".strip()
-            raise self._refused(exc, "write") from None
+            raise self._write_failed(exc) from None
         if not probe:
             self.write_error = None
         return done

@@ -6,22 +6,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from avito_gateway.store.engine import StoreEngine, Tx
-from avito_gateway.store.records import InboundRecord
+from avito_gateway.store.engine import StoreEngine, Tx, account_filter
+from avito_gateway.store.outbox import QUEUE_SQL
+from avito_gateway.store.records import BEHIND_HEAD, InboundRecord
 
-__all__ = ["InboundTables", "REJECTED_BODY_CHARS", "account_filter"]
+__all__ = ["InboundTables", "REJECTED_BODY_CHARS"]
 
 #: Enough of a refused body to see what it was; junk cannot grow the database.
 REJECTED_BODY_CHARS = 4096
-
-
-def account_filter(column: str, accounts: Sequence[int] | None, *, unattributed: bool = False) -> tuple[str, tuple[Any, ...]]:
-    """``AND column IN (...)`` for an API key's accounts (None: every account, the single-account gateway)."""
-    if accounts is None:
-        return "", ()
-    marks = ", ".join("?" for _ in accounts) or "NULL"
-    either = f" OR {column} IS NULL" if unattributed else ""
-    return f" AND ({column} IN ({marks}){either})", tuple(accounts)
 
 
 class InboundTables(StoreEngine):
@@ -40,8 +32,7 @@ class InboundTables(StoreEngine):
             if not row:
                 return False
             if forward:
-                await tx.run("INSERT INTO outbox (inbound_id, chat_id, next_attempt_at, created_at) VALUES (?, ?, ?, ?)",
-                             (row[0]["id"], chat_id, now, now))
+                await tx.run(QUEUE_SQL, (row[0]["id"], chat_id, chat_id, BEHIND_HEAD, now, now))
             return True
 
         return await self._tx(work)

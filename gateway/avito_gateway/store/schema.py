@@ -82,6 +82,9 @@ LATER_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("outbox", "claimed_by", "TEXT"),
     ("outbox", "claimed_until", "{real}"),
     ("idempotency", "claimed_until", "{real}"),
+    # fencing tokens: every claim of an item or a key counts up; a write carrying an older one is refused
+    ("outbox", "claim_generation", "INTEGER NOT NULL DEFAULT 0"),
+    ("idempotency", "generation", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from avito_gateway.store.engine import StoreEngine, Tx
-from avito_gateway.store.records import IdempotencyRecord
+from avito_gateway.store.records import IdempotencyRecord, KeyClaim
 
 __all__ = ["SendRecords"]
 
@@ -34,26 +34,46 @@ class SendRecords(StoreEngine):
 
     # --- idempotency keys ----------------------------------------------------------------------------------
     async def idempotency(self, key: str) -> IdempotencyRecord | None:
-        rows = await self._rows("SELECT fingerprint, status, response, claimed_until FROM idempotency WHERE key = ?",
-                                (key,))
+        rows = await self._rows("SELECT fingerprint, status, response, claimed_until, generation FROM idempotency"
+                                " WHERE key = ?", (key,))
         return IdempotencyRecord.from_row(rows[0]) if rows else None
 
-    async def claim_idempotency(self, key: str, fingerprint: str, now: float, until: float | None = None) -> bool:
-        """The key is ours to run: newly inserted, or left unfinished by a process whose claim ran out."""
+    async def claim_idempotency(self, key: str, fingerprint: str, now: float, until: float) -> KeyClaim | None:
+        """The key is ours to run until ``until`` (None: someone else holds it, or it is finished): newly
+        inserted, or left unfinished by a holder whose claim ran out (then ``taken_over``)."""
         done = await self._write(
-            "INSERT INTO idempotency (key, fingerprint, created_at, claimed_until) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET claimed_until = excluded.claimed_until, created_at = excluded.created_at"
+            "INSERT INTO idempotency (key, fingerprint, created_at, claimed_until, generation) VALUES (?, ?, ?, ?, 1)"
+            " ON CONFLICT (key) DO UPDATE SET claimed_until = excluded.claimed_until, created_at = excluded.created_at,"
+            " generation = idempotency.generation + 1"
             " WHERE idempotency.fingerprint = excluded.fingerprint AND idempotency.status IS NULL"
-            " AND (idempotency.claimed_until IS NULL OR idempotency.claimed_until <= ?) RETURNING key",
+            " AND (idempotency.claimed_until IS NULL OR idempotency.claimed_until <= ?) RETURNING generation",
             (key, fingerprint, now, until, now))
-        return len(done.rows) == 1
+        if not done.rows:
+            return None
+        generation = int(done.rows[0]["generation"])
+        return KeyClaim(generation, taken_over=generation > 1)
 
-    async def finish_idempotency(self, key: str, status: int, response: dict[str, Any]) -> None:
-        await self._write("UPDATE idempotency SET status = ?, response = ?, claimed_until = NULL WHERE key = ?",
-                          (status, json.dumps(response, ensure_ascii=False), key))
+    async def _key_update(self, sql: str, key: str, generation: int, *params: Any) -> bool:
+        done = await self._write(f"{sql} WHERE key = ? AND generation = ? AND status IS NULL", (*params, key, generation))
+        return done.count == 1
 
-    async def release_idempotency(self, key: str) -> None:
-        await self._write("DELETE FROM idempotency WHERE key = ? AND status IS NULL", (key,))
+    async def renew_idempotency(self, key: str, generation: int, until: float) -> bool:
+        """False: the key was taken over (or finished) by another holder."""
+        return await self._key_update("UPDATE idempotency SET claimed_until = ?", key, generation, until)
+
+    async def finish_idempotency(self, key: str, generation: int, status: int, response: dict[str, Any]) -> bool:
+        """Store the answer (False: ``generation`` no longer holds the key; the holder's answer stands)."""
+        return await self._key_update("UPDATE idempotency SET status = ?, response = ?, claimed_until = NULL", key,
+                                      generation, status, json.dumps(response, ensure_ascii=False))
+
+    async def release_idempotency(self, key: str, generation: int) -> bool:
+        """Nothing was posted: forget the claim, a repeat runs afresh."""
+        return await self._key_update("DELETE FROM idempotency", key, generation)
+
+    async def lapse_idempotency(self, key: str, generation: int, now: float) -> bool:
+        """Whether the post landed is not known: the claim ends now but stays unfinished, so whoever runs the key
+        next takes it over and reads the chat before posting."""
+        return await self._key_update("UPDATE idempotency SET claimed_until = ?", key, generation, now)
 
     # --- shared rate limit ---------------------------------------------------------------------------------
     async def take_slots(self, scope: str, n: int, now: float, limit: int, window: float) -> float | None:

@@ -7,6 +7,7 @@ under one lock, so a caller on another thread (a test, the vacuum) is serialised
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 from avito_gateway.store.base import Store
 from avito_gateway.store.engine import Done, Tx
-from avito_gateway.store.outbox import ITEM_SQL
+from avito_gateway.store.outbox import DUE_SQL, ITEM_SQL
 from avito_gateway.store.records import OutboxItem
 from avito_gateway.store.schema import LATER_COLUMNS, add_column_sql, schema_sql
 
@@ -40,7 +41,7 @@ class SqliteStore(Store):
         super().__init__()
         self.path = path
         self._lock = threading.RLock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file; old ones: see sweep()
@@ -88,15 +89,12 @@ class SqliteStore(Store):
             return []
 
         async def work(tx: Tx) -> list[Any]:
-            ids = [int(r["id"]) for r in (await tx.run(
-                "SELECT id FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE status = 'pending' GROUP BY chat_id)"
-                " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?",
-                (now, now, limit))).rows]
+            ids = [int(r["id"]) for r in (await tx.run(f"{DUE_SQL} LIMIT ?", (now, now, limit))).rows]
             if not ids:
                 return []
             marks = ", ".join("?" for _ in ids)
-            await tx.run(f"UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN ({marks})",
-                         (owner, now + lease, *ids))
+            await tx.run(f"UPDATE outbox SET claimed_by = ?, claimed_until = ?, claim_generation = claim_generation + 1"
+                         f" WHERE id IN ({marks})", (owner, now + lease, *ids))
             return (await tx.run(f"{ITEM_SQL} WHERE o.id IN ({marks}) ORDER BY o.id", ids)).rows
 
         return [OutboxItem.from_row(r) for r in await self._tx(work)]
@@ -121,3 +119,16 @@ class SqliteStore(Store):
             except OSError:
                 pass
         return total
+
+
+def _private_file(path: Path) -> None:
+    """The file holds every customer message and the accounts' webhook secrets: owner-only (0600; a directory the
+    gateway makes is 0700, one it is given keeps its mode). The WAL and shared-memory files SQLite adds take the
+    file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            Path(str(path) + suffix).chmod(0o600)
+        except FileNotFoundError:
+            pass
