@@ -42,7 +42,6 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	$(BIN)/ruff check simulator gateway tests
-	mkdir -p .venv/typecheck && rm -f .venv/typecheck/avito_harness && ln -sfn ../../gateway .venv/typecheck/avito_gateway
 	$(BIN)/mypy
 
 clean:

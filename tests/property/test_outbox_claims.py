@@ -4,6 +4,7 @@ replica holds under a live lease, and once everyone works again every item is de
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,37 +44,41 @@ def _check_claim(before: list[OutboxItem], got: list[OutboxItem], owner: str, no
 @settings(max_examples=150, deadline=None)
 @given(chat_of=chats, ops=operations)
 def test_claims_keep_order_and_never_share_a_live_item(chat_of: list[str], ops: list[tuple[str, str, int]]) -> None:
+    asyncio.run(_claims_keep_order_and_never_share_a_live_item(chat_of, ops))
+
+
+async def _claims_keep_order_and_never_share_a_live_item(chat_of: list[str], ops: list[tuple[str, str, int]]) -> None:
     store = SqliteStore(Path(tempfile.mkdtemp(prefix="claims-")) / "gateway.db")
     now = 1_000.0
     for n, chat in enumerate(chat_of):
-        store.record_inbound(account=USER, message_id=f"m{n}", chat_id=chat, author_id=7, kind="customer",
-                             raw={"payload": {"value": {"id": f"m{n}"}}}, now=now, forward=True)
+        await store.record_inbound(account=USER, message_id=f"m{n}", chat_id=chat, author_id=7, kind="customer",
+                                   raw={"payload": {"value": {"id": f"m{n}"}}}, now=now, forward=True)
     held: dict[str, list[OutboxItem]] = {owner: [] for owner in OWNERS}
     first_delivery: dict[str, list[int]] = {}
 
-    def deliver(item: OutboxItem) -> None:
-        store.delivered(item.id, now)
+    async def deliver(item: OutboxItem) -> None:
+        await store.delivered(item.id, item.generation, now)
         order = first_delivery.setdefault(item.chat_id, [])
         if item.id not in order:
             order.append(item.id)
 
-    def everything() -> list[OutboxItem]:
-        return store.outbox(limit=1000)
+    async def everything() -> list[OutboxItem]:
+        return await store.outbox(limit=1000)
 
     for op, owner, arg in ops:
         if op == "claim":
-            before = everything()
-            got = store.claim(now, arg, owner, LEASE)
+            before = await everything()
+            got = await store.claim(now, arg, owner, LEASE)
             _check_claim(before, got, owner, now)
             held[owner] += got
         elif op in ("deliver", "fail") and held[owner]:
             item = held[owner].pop(arg % len(held[owner]))
             if op == "deliver":
-                deliver(item)
+                await deliver(item)
             else:
-                store.failed(item.id, "n8n answered 500", now + 5, dead=False)
+                await store.failed(item.id, item.generation, "n8n answered 500", now + 5, dead=False)
         elif op == "release":
-            store.release_claims(owner)
+            await store.release_claims(owner)
             held[owner] = []
         elif op == "die":
             held[owner] = []
@@ -84,12 +89,13 @@ def test_claims_keep_order_and_never_share_a_live_item(chat_of: list[str], ops: 
     for _ in range(len(chat_of) * 4 + 4):
         now += LEASE
         for owner in OWNERS:
-            before = everything()
-            got = store.claim(now, 10, owner, LEASE)
+            before = await everything()
+            got = await store.claim(now, 10, owner, LEASE)
             _check_claim(before, got, owner, now)
             for item in got:
-                deliver(item)
-    final: list[Any] = everything()
+                await deliver(item)
+    final: list[Any] = await everything()
+    await store.close()
     assert all(i.status == "delivered" for i in final), [(i.id, i.status) for i in final]
     for chat, order in first_delivery.items():
         assert order == sorted(order), f"{chat} delivered out of order: {order}"

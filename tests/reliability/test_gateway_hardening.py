@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import subprocess
@@ -72,7 +73,7 @@ def test_delivered_but_not_recorded_is_never_reposted(gateway: GatewayHandle, si
     store = gateway.services.store
     refused: list[int] = []
 
-    def disk_full(item_id: int, now: float) -> None:
+    async def disk_full(item_id: int, *_: object) -> None:
         refused.append(item_id)
         raise StorageError("storage write failed: database or disk is full")
 
@@ -192,12 +193,13 @@ def test_retention_forgets_delivered_messages_and_gives_the_space_back(make_gate
     sim.n8n.wait_for(200, timeout=30, path="avito")
     gateway.api.post("/api/outbox/flush")
     store = gateway.services.store
-    full = store.size_bytes()
-    assert store.counts()["rejected"] == 100
+    full = asyncio.run(store.size_bytes())
+    assert asyncio.run(store.counts())["rejected"] == 100
     sim.avito.advance(7200)
-    removed = gateway.served.app.state.retention.sweep()
+    removed = asyncio.run(gateway.served.app.state.retention.sweep())
     assert removed["outbox"] == 200 and removed["inbound"] >= 200 and removed["rejected"] == 100
-    assert store.size_bytes() < full / 3, (store.size_bytes(), full)
+    after = asyncio.run(store.size_bytes())
+    assert after < full / 3, (after, full)
     sim.avito.customer_says(USER, chats[0], "после уборки")  # still works, still deduplicates
     assert sim.n8n.wait_for(201, timeout=10, path="avito")[-1]["body"]["text"] == "после уборки"
 
@@ -356,9 +358,8 @@ def test_a_redelivered_message_never_makes_a_second_appeal_message_or_answer(gat
 def test_a_stop_that_lands_as_the_forwarder_wakes_still_stops_it(tmp_path: Path, turns: int) -> None:
     """SIGTERM arriving on the same loop turn as a wake-up (a message just stored, a delivery just finished): on
     Python 3.11 ``asyncio.wait_for`` dropped that cancel and the gateway never exited. Every turn offset is tried."""
-    import asyncio
-
     from avito_gateway.clock import SystemClock
+    from avito_gateway.held_writes import HeldWrites
     from avito_gateway.outbox import Forwarder
     from avito_gateway.settings import GatewaySettings
     from avito_gateway.store import SqliteStore
@@ -367,7 +368,8 @@ def test_a_stop_that_lands_as_the_forwarder_wakes_still_stops_it(tmp_path: Path,
                                data_dir=str(tmp_path), outbox_poll_interval=30)
 
     async def stop_on_wake() -> bool:
-        forwarder = Forwarder(settings, SqliteStore(tmp_path / "gateway.db"), SystemClock(), lambda _: None, owner="t")
+        forwarder = Forwarder(settings, SqliteStore(tmp_path / "gateway.db"), SystemClock(), lambda _: None, owner="t",
+                              held=HeldWrites(SystemClock()))
         forwarder.start()
         await asyncio.sleep(0.05)  # waiting for work
         forwarder.wake.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -103,8 +104,9 @@ def test_a_stored_item_that_fails_to_forward_counts_as_its_own_attempt(make_gate
     gateway = make_gateway(outbox_max_attempts=3, outbox_retry_min=1, outbox_retry_max=2, run_forwarder=False)
     subscribe(gateway)
     poison = webhook(kind="voice", content={"voice": None})
-    gateway.services.store.record_inbound(account=USER, message_id="0" * 32, chat_id="u2i-poisoned", author_id=555,
-                                          kind="customer", raw=poison, now=sim.clock.now(), forward=True)
+    asyncio.run(gateway.services.store.record_inbound(
+        account=USER, message_id="0" * 32, chat_id="u2i-poisoned", author_id=555, kind="customer", raw=poison,
+        now=sim.clock.now(), forward=True))
     for _ in range(3):
         flush = gateway.api.post("/api/outbox/flush")
         assert flush.status_code == 200, flush.text

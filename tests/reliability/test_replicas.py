@@ -64,7 +64,8 @@ def test_2000_webhooks_three_copies_each_one_replica_killed(sim: Stack, postgres
     sent_order = {c: [b["payload"]["value"]["id"] for b in bodies] for c, bodies in messages.items()}
     # n8n takes 0.3 s per message: the replicas always hold claims, so the kill leaves some behind
     sim.n8n.add_fault(route="POST /webhook/avito", effect="delay", delay=0.3, times=None, required=False)
-    with replicas(sim, postgres_url, tmp_path, OUTBOX_LEASE_SECONDS="3") as procs:
+    # a claim outlasts its post to n8n (N8N_TIMEOUT + 1 s): a short lease needs a short n8n timeout to come back soon
+    with replicas(sim, postgres_url, tmp_path, OUTBOX_LEASE_SECONDS="3", N8N_TIMEOUT="2") as procs:
         killed: dict[str, Any] = {}
         claimed_by_killed = ("SELECT COUNT(*) FROM avito_gateway.outbox WHERE claimed_by = 'replica-2'"
                              " AND status = 'pending'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     """Opens another handle on the same database (as another replica would); all are closed afterwards."""
     opened: list[Store] = []
     if request.param == "postgres":
-        from avito_gateway.store_postgres import PostgresStore
+        from avito_gateway.store.postgres import PostgresStore
 
         url = request.getfixturevalue("postgres_url")
 
@@ -30,7 +31,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
             return opened[-1]
     yield make
     for store in opened:
-        store.close()
+        asyncio.run(store.close())
 
 
 @pytest.fixture

@@ -188,3 +188,68 @@ def test_the_prose_scan_catches_word_searches() -> None:
 def test_no_module_is_over_500_lines(package: str) -> None:
     long = {str(p.relative_to(ROOT)): n for p in _modules(package) if (n := len(p.read_text().splitlines())) > 500}
     assert not long, f"split these by what they hold: {long}"
+
+# --- the gateway's own rules -------------------------------------------------------------------------------------
+
+GATEWAY = ROOT / "gateway" / "avito_gateway"
+
+
+def _gateway_sources() -> dict[str, str]:
+    return {str(p.relative_to(GATEWAY)): p.read_text(encoding="utf-8") for p in sorted(GATEWAY.rglob("*.py"))}
+
+
+def test_avito_paths_live_only_in_the_avito_client() -> None:
+    """Every Avito call is a typed method of AvitoClient: no other module builds a /messenger/ path."""
+    found = [name for name, text in _gateway_sources().items() if "/messenger/" in text and name != "avito_client.py"]
+    assert found == []
+
+
+def test_the_gateway_opens_http_clients_only_through_its_seam() -> None:
+    """aiohttp in production, the tests' httpx transports in tests: one place (http.py) decides."""
+    for name, text in _gateway_sources().items():
+        if name != "http.py":
+            assert "AsyncClient(" not in text and "ClientSession(" not in text, name
+
+
+def test_the_gateway_reads_time_only_through_its_clock() -> None:
+    """One clock: no module but clock.py imports ``time`` (monotonic included)."""
+    for name, text in _gateway_sources().items():
+        if name == "clock.py":
+            continue
+        tree = ast.parse(text)
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert "time" not in imported, f"{name} imports time"
+
+
+def test_only_the_routes_and_the_app_know_the_services_bag() -> None:
+    """deps builds on inbound and outbox; they get what they use (no import circle back to deps)."""
+    for name, text in _gateway_sources().items():
+        if "avito_gateway.deps" in text:
+            assert name.startswith("routes/") or name == "app.py", name
+
+
+def test_every_gateway_error_fixes_its_status_and_code_in_its_class() -> None:
+    """One class per wire error: constructing one takes a message (and details), never a status or a code."""
+    import inspect
+
+    from avito_gateway import errors
+
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.GatewayError)]
+    for cls in classes:
+        params = inspect.signature(cls).parameters
+        if cls is errors.FrameworkHttpError:  # the web framework's own statuses, passed through
+            continue
+        assert "status" not in params and "code" not in params, cls.__name__
+        assert 400 <= cls.status < 600 and cls.code, cls.__name__
+
+
+@pytest.mark.parametrize(("name", "folder"), [("avito_gateway", GATEWAY), ("avito_harness", ROOT / "simulator" / "avito_harness")])
+def test_every_package_is_in_the_wheel(name: str, folder: Path) -> None:
+    """pyproject lists packages by hand: a new subpackage missing there installs without its modules."""
+    import tomllib
+
+    listed = {p for p in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+              if p.split(".")[0] == name and p.split(".")[1:2] not in (["contracts"], ["features"], ["workflows"])}
+    on_disk = {".".join((name, *p.parent.relative_to(folder).parts)) for p in folder.rglob("__init__.py")}
+    assert listed == on_disk

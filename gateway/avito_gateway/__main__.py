@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -12,6 +13,7 @@ import uvicorn
 
 from avito_gateway.accounts import load_accounts
 from avito_gateway.app import create_app, open_store
+from avito_gateway.errors import DatabaseUnreachableError
 from avito_gateway.settings import ConfigError, GatewaySettings, load_settings
 
 __all__ = ["main"]
@@ -26,8 +28,8 @@ def main() -> int:
         return 2
     try:
         held = _own_data_dir(settings)  # noqa: F841 - held (locked) for the life of the process
-        open_store(settings).close()  # the database answers (and has our tables) before we listen
-    except (ConnectionError, ConfigError) as exc:
+        asyncio.run(open_store(settings).close())  # the database answers (and has our tables) before we listen
+    except (DatabaseUnreachableError, ConfigError) as exc:
         print(f"avito-gateway: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from avito_gateway.avito_client import segment
 from avito_gateway.deps import Services, require_api_key, services
 from avito_gateway.models import ERRORS, ChatsAnswer, MessagesAnswer, ReadAnswer
+from avito_gateway.ratelimit import take_slot
 
 __all__ = ["router"]
 
@@ -24,15 +24,13 @@ async def list_chats(
     item_ids: str | None = Query(None, pattern=r"^[0-9]+(,[0-9]+)*$"),
     s: Services = Depends(services),
 ) -> dict[str, Any]:
-    s.messenger.take_slot()
+    await take_slot(s.limiter)
     params: dict[str, Any] = {"limit": limit, "offset": offset, "unread_only": str(unread_only).lower()}
     if chat_types:
         params["chat_types"] = chat_types
     if item_ids:
         params["item_ids"] = item_ids
-    user_id = await s.avito.user_id()
-    body = await s.avito.request("GET", f"/messenger/v2/accounts/{user_id}/chats", params=params, retry=True)
-    return {"success": True, "chats": body.get("chats", []) if isinstance(body, dict) else []}
+    return {"success": True, "chats": await s.avito.list_chats(params)}
 
 
 @router.get("/{chat_id}/messages", response_model=MessagesAnswer, responses=ERRORS["avito"])
@@ -42,19 +40,13 @@ async def chat_messages(
     offset: int = Query(0, ge=0, le=1000),
     s: Services = Depends(services),
 ) -> dict[str, Any]:
-    s.messenger.take_slot()
-    user_id = await s.avito.user_id()
-    body = await s.avito.request(
-        "GET", f"/messenger/v3/accounts/{user_id}/chats/{segment(chat_id)}/messages/",
-        params={"limit": limit, "offset": offset}, retry=True,
-    )
-    messages = body.get("messages", []) if isinstance(body, dict) else body
+    await take_slot(s.limiter)
+    messages = await s.avito.list_messages(chat_id, limit=limit, offset=offset)
     return {"success": True, "chat_id": chat_id, "messages": messages}
 
 
 @router.post("/{chat_id}/read", response_model=ReadAnswer, responses=ERRORS["avito"])
 async def mark_read(chat_id: str, s: Services = Depends(services)) -> dict[str, Any]:
-    s.messenger.take_slot()
-    user_id = await s.avito.user_id()
-    await s.avito.request("POST", f"/messenger/v1/accounts/{user_id}/chats/{segment(chat_id)}/read", retry=True)
+    await take_slot(s.limiter)
+    await s.avito.mark_read(chat_id)
     return {"success": True, "chat_id": chat_id, "message": "Chat marked as read"}

@@ -50,29 +50,40 @@ def _load_or_create(path: Path) -> str:
 
 
 class WebhookAuth:
-    def __init__(self, settings: GatewaySettings, store: Store, account: Account, clock: Clock) -> None:
+    """One account's webhook secret and whether its plain path is open; :meth:`open` builds it."""
+
+    def __init__(self, settings: GatewaySettings, store: Store, account: Account, clock: Clock, *, secret: str,
+                 subscribed: bool) -> None:
         self.configured = bool(account.webhook_secret)
-        self.account, self.store, self.clock = account, store, clock
-        if account.webhook_secret:
-            self.secret = account.webhook_secret
-        elif account.is_default and not store.shared:
-            self.secret = _load_or_create(settings.data_dir / SECRET_FILE)
-        else:
-            self.secret = store.meta_once(f"webhook_secret:{account.name}", secrets.token_urlsafe(24))
+        self.account, self.store, self.clock, self.secret = account, store, clock, secret
         self.plain_setting = "deny" if self.configured else settings.webhook_plain_path
         self._flag = _SUBSCRIBED_FLAG if account.is_default else f"{_SUBSCRIBED_FLAG}:{account.name}"
-        self._subscribed = store.get_meta(self._flag) is not None  # cached: every plain webhook asks
+        self._subscribed = subscribed  # cached: every plain webhook asks
         self._looked_at = clock.monotonic()
 
-    def _subscribed_now(self) -> bool:
+    @classmethod
+    async def open(cls, settings: GatewaySettings, store: Store, account: Account, clock: Clock) -> WebhookAuth:
+        """The account's secret: configured, else generated once (kept in DATA_DIR, or in the shared database so
+        every replica accepts it)."""
+        if account.webhook_secret:
+            secret = account.webhook_secret
+        elif account.is_default and not store.shared:
+            secret = _load_or_create(settings.data_dir / SECRET_FILE)
+        else:
+            secret = await store.meta_once(f"webhook_secret:{account.name}", secrets.token_urlsafe(24))
+        flag = _SUBSCRIBED_FLAG if account.is_default else f"{_SUBSCRIBED_FLAG}:{account.name}"
+        return cls(settings, store, account, clock, secret=secret, subscribed=await store.get_meta(flag) is not None)
+
+    async def refresh(self) -> None:
+        """Another replica may have subscribed with the secret path: looked up at most every few seconds."""
         if not self._subscribed and self.store.shared and self.clock.monotonic() - self._looked_at >= _FLAG_REFRESH:
             self._looked_at = self.clock.monotonic()
-            self._subscribed = self.store.get_meta(self._flag) is not None  # another replica may have subscribed
-        return self._subscribed
+            self._subscribed = await self.store.get_meta(self._flag) is not None
 
     def plain_path_open(self) -> bool:
+        """As last known (:meth:`refresh` looks again)."""
         if self.plain_setting == "auto":
-            return not self._subscribed_now()
+            return not self._subscribed
         return self.plain_setting == "allow"
 
     @property
@@ -90,9 +101,9 @@ class WebhookAuth:
             return url
         return urlunsplit(parts._replace(path=f"{RECEIVER_PATH}/{self.secret}"))
 
-    def subscribed(self, url: str) -> None:
+    async def subscribed(self, url: str) -> None:
         if self.secret in url and self.plain_setting == "auto" and not self._subscribed:
-            self.store.set_meta(self._flag, "1")
+            await self.store.set_meta(self._flag, "1")
             self._subscribed = True
             log.info("subscribed with the secret path: the plain /webhook/avito now answers 404")
 

@@ -26,8 +26,8 @@ class Retention:
         self._next_at = clock.now() + settings.retention_sweep_interval
         self._task: asyncio.Task[None] | None = None
 
-    def sweep(self) -> dict[str, int]:
-        removed = self.store.sweep(self.clock.now(), self.settings.retention_seconds, self.settings.rejected_keep)
+    async def sweep(self) -> dict[str, int]:
+        removed = await self.store.sweep(self.clock.now(), self.settings.retention_seconds, self.settings.rejected_keep)
         if any(removed.values()):
             log.info("retention: removed %s", removed)
         return removed
@@ -50,6 +50,6 @@ class Retention:
                 continue
             self._next_at = self.clock.now() + self.settings.retention_sweep_interval
             try:
-                await asyncio.to_thread(self.sweep)
+                await self.sweep()
             except StorageError as exc:
                 log.warning("retention sweep failed: %s", safe(exc.message))

@@ -72,6 +72,8 @@ class GatewaySettings(BaseSettings):
     rejected_keep: int = Field(10_000, ge=1, description="refused webhooks kept on record (newest)")
     database_url: str | None = Field(None, description="postgresql://...: the store for several replicas; unset: "
                                                          "a SQLite file in DATA_DIR (one process)")
+    database_timeout: float = Field(5.0, ge=0.1, le=300, description="longest wait for PostgreSQL: statement and lock "
+                                    "timeouts on the server, and the gateway gives up on a call after this (+1 s)")
     accounts_file: Path | None = Field(None, description="more Avito accounts (YAML or JSON), see avito_gateway.accounts")
     replica_id: str | None = Field(None, max_length=100, description="names this process's outbox claims; "
                                                                       "default: host, pid and a random suffix")
@@ -104,7 +106,7 @@ class GatewaySettings(BaseSettings):
     def check_data_dir(self) -> GatewaySettings:
         """DATA_DIR must be a directory the gateway can create and write; checked before it listens."""
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it will hold customer messages
             probe = self.data_dir / ".write-test"
             probe.write_bytes(b"ok")
             probe.unlink()

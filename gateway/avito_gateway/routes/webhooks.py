@@ -23,6 +23,7 @@ from avito_gateway.models import (
     SubscriptionsAnswer,
 )
 from avito_gateway.normalize import FORWARDED
+from avito_gateway.ratelimit import take_slot
 
 __all__ = ["router", "receiver"]
 
@@ -45,18 +46,17 @@ async def subscribe(body: Subscribe | None = None, s: Services = Depends(service
     url = (body.url if body else None) or s.settings.public_webhook_url
     if not url:
         raise InvalidRequestError("url is required (or set PUBLIC_WEBHOOK_URL)", details={"fields": {"url": "required"}})
-    s.messenger.take_slot()
+    await take_slot(s.limiter)
     target = s.webhook_auth.subscription_url(url)
-    answer = await s.avito.request("POST", "/messenger/v3/webhook", json={"url": target})
-    s.webhook_auth.subscribed(target)
+    answer = await s.avito.subscribe(target)
+    await s.webhook_auth.subscribed(target)
     return {"success": True, "url": s.webhook_auth.mask(target), "version": 3, "response": answer}
 
 
 @router.get("/webhook/subscriptions", tags=["webhook"], response_model=SubscriptionsAnswer, responses=ERRORS["avito"])
 async def subscriptions(s: Services = Depends(services)) -> dict[str, Any]:
-    s.messenger.take_slot()
-    answer = await s.avito.request("POST", "/messenger/v1/subscriptions", retry=True)
-    found = answer.get("subscriptions", []) if isinstance(answer, dict) else []
+    await take_slot(s.limiter)
+    found = await s.avito.subscriptions()
     masked = [{**sub, "url": s.webhook_auth.mask(str(sub["url"]))} if isinstance(sub, dict) and "url" in sub else sub
               for sub in found]
     return {"success": True, "subscriptions": masked}
@@ -66,26 +66,26 @@ async def subscriptions(s: Services = Depends(services)) -> dict[str, Any]:
 async def inbound(kind: str | None = Query(None, pattern="^(customer|echo|seller_reply|system)$"),
                   limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
     """Messages Avito delivered, newest first, with how each was classified."""
-    records = s.store.inbound(kind, limit, s.scope)
-    return {"success": True, "counts": s.store.counts(s.scope), "messages": [
+    records = await s.store.inbound(kind, limit, s.scope)
+    return {"success": True, "counts": await s.store.counts(s.scope), "messages": [
         {"id": r.id, "kind": r.kind, "message_id": r.message_id, "chat_id": r.chat_id, "author_id": r.author_id,
          "received_at": r.received_at, "type": r.raw["payload"]["value"].get("type")} for r in records]}
 
 
 @router.get("/inbound/rejected", tags=["inbound"], response_model=RejectedAnswer, responses=ERRORS["api"])
 async def rejected(limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
-    return {"success": True, "rejected": s.store.rejected(limit, s.scope)}
+    return {"success": True, "rejected": await s.store.rejected(limit, s.scope)}
 
 
 @router.get("/outbox", tags=["outbox"], response_model=OutboxAnswer, responses=ERRORS["api"])
 async def outbox(status: str | None = Query(None, pattern="^(pending|delivered|dead)$"),
                  limit: int = Query(100, ge=1, le=1000), s: Services = Depends(services)) -> dict[str, Any]:
-    return {"success": True, "items": [i.to_dict() for i in s.store.outbox(status, limit, s.scope)]}
+    return {"success": True, "items": [i.to_dict() for i in await s.store.outbox(status, limit, s.scope)]}
 
 
 @router.post("/outbox/dead/replay", tags=["outbox"], response_model=ReplayAnswer, responses=ERRORS["api"])
 async def replay_all(s: Services = Depends(services)) -> dict[str, Any]:
-    count = s.store.replay(None, s.clock.now(), s.scope)
+    count = await s.store.replay(None, s.clock.now(), s.scope)
     s.forwarder.wake.set()
     return {"success": True, "replayed": count}
 
@@ -93,7 +93,7 @@ async def replay_all(s: Services = Depends(services)) -> dict[str, Any]:
 @router.post("/outbox/{item_id}/replay", tags=["outbox"], response_model=ReplayAnswer,
              responses={**ERRORS["api"], 404: {"model": ErrorAnswer}})
 async def replay_one(item_id: int, s: Services = Depends(services)) -> dict[str, Any]:
-    if not s.store.replay(item_id, s.clock.now(), s.scope):  # ids past SQL's range are simply not there
+    if not await s.store.replay(item_id, s.clock.now(), s.scope):  # ids past SQL's range are simply not there
         raise NotFoundError(f"no dead letter {item_id}")
     s.forwarder.wake.set()
     return {"success": True, "replayed": 1}
@@ -106,7 +106,7 @@ async def flush(s: Services = Depends(services)) -> dict[str, Any]:
 
 
 async def _receive(request: Request, s: Services, via: Services | None) -> JSONResponse:
-    outcome = s.inbound.receive(await request.body(), via)
+    outcome = await s.inbound.receive(await request.body(), via)
     if outcome in FORWARDED:
         s.forwarder.wake.set()
     return JSONResponse({"ok": True})
@@ -117,7 +117,10 @@ async def avito_webhook(request: Request, s: Services = Depends(services)) -> JS
     """Avito's deliveries (no API key: Avito cannot send one), routed by the payload's ``user_id``. Open only
     until the gateway subscribed itself with its secret path (or as WEBHOOK_PLAIN_PATH says); then 404, like
     any unknown path (with several accounts: 404 once no account takes plain deliveries)."""
-    if not any(a.webhook_auth.plain_path_open() for a in deployment(request).accounts):
+    accounts = deployment(request).accounts
+    for a in accounts:
+        await a.webhook_auth.refresh()
+    if not any(a.webhook_auth.plain_path_open() for a in accounts):
         raise NotFoundError("Not Found")
     return await _receive(request, s, None)
 

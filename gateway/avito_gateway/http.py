@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["HttpAnswer", "HttpClient", "HttpFailure", "http_client"]
+__all__ = ["BodyTooLarge", "HttpAnswer", "HttpClient", "HttpFailure", "http_client"]
 
 Files = dict[str, tuple[str, bytes, str]]
 
@@ -47,10 +47,22 @@ class HttpFailure(Exception):
         self.kind, self.name = kind, name
 
 
+class BodyTooLarge(Exception):
+    """The answer's body is (or says it is) longer than the caller's ``max_bytes``; it was not read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"answer longer than {limit} bytes")
+        self.limit = limit
+
+
 class HttpClient(Protocol):
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
                       data: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
-                      files: Files | None = None) -> HttpAnswer: ...
+                      files: Files | None = None, max_bytes: int | None = None,
+                      timeout: float | None = None) -> HttpAnswer:
+        """One call; ``max_bytes``: read at most this much of the answer, else :class:`BodyTooLarge`;
+        ``timeout``: the whole call (connecting, sending, the answer) ends within it, a ``ReadTimeout``."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -76,6 +88,28 @@ def _param(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+CHUNK = 64 * 1024
+
+
+def _check_declared(headers: Mapping[str, str], limit: int) -> None:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+
+
+async def _read_at_most(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The body, read chunk by chunk; :class:`BodyTooLarge` as soon as it passes ``limit`` (a stream without, or
+    lying about, its length)."""
+    read: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        read.append(chunk)
+    return b"".join(read)
 
 
 #: aiohttp's failures in httpx's words (the first class that matches names it).
@@ -123,7 +157,8 @@ class AiohttpClient:
 
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
                       data: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
-                      files: Files | None = None) -> HttpAnswer:
+                      files: Files | None = None, max_bytes: int | None = None,
+                      timeout: float | None = None) -> HttpAnswer:
         sent_headers, content = _with_json(headers, json)
         body: Any = data if content is None else content
         if files is not None:
@@ -135,9 +170,17 @@ class AiohttpClient:
         target = URL(self.base_url + url, encoded=True) if self.base_url else URL(url)
         query = {k: _param(v) for k, v in (params or {}).items()} or None
         try:
+            whole = None if timeout is None else aiohttp.ClientTimeout(
+                total=timeout, connect=self.timeout.connect, sock_connect=self.timeout.sock_connect,
+                sock_read=self.timeout.sock_read)
             async with self._open().request(method, target, headers=sent_headers, data=body, params=query,
-                                            proxy=self._proxy(target), allow_redirects=False) as response:
-                return HttpAnswer(response.status, response.headers, await response.read())
+                                            proxy=self._proxy(target), allow_redirects=False,
+                                            timeout=whole or self.timeout) as response:
+                if max_bytes is None:
+                    return HttpAnswer(response.status, response.headers, await response.read())
+                _check_declared(response.headers, max_bytes)
+                return HttpAnswer(response.status, response.headers,
+                                  await _read_at_most(response.content.iter_chunked(CHUNK), max_bytes))
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             kind, name = next(((k, n) for cls, k, n in _FAILURE_NAMES if isinstance(exc, cls)),
                               ("transport", type(exc).__name__))
@@ -160,16 +203,29 @@ class HttpxClient:
 
     async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
                       data: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
-                      files: Files | None = None) -> HttpAnswer:
+                      files: Files | None = None, max_bytes: int | None = None,
+                      timeout: float | None = None) -> HttpAnswer:
         sent_headers, content = _with_json(headers, json)
         try:
-            response = await self.http.request(method, url, headers=sent_headers, data=data, params=params,
-                                               files=files, content=content)
+            async with asyncio.timeout(timeout):
+                request = self.http.build_request(method, url, headers=sent_headers, data=data, params=params,
+                                                  files=files, content=content)
+                response = await self.http.send(request, stream=True)
+                try:
+                    if max_bytes is None:
+                        body = await response.aread()
+                    else:
+                        _check_declared(response.headers, max_bytes)
+                        body = await _read_at_most(response.aiter_bytes(CHUNK), max_bytes)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            raise HttpFailure("timeout", "ReadTimeout") from exc
         except httpx.TimeoutException as exc:
             raise HttpFailure("timeout", type(exc).__name__) from exc
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise HttpFailure("transport", type(exc).__name__) from exc
-        return HttpAnswer(response.status_code, response.headers, response.content)
+        return HttpAnswer(response.status_code, response.headers, body)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -17,18 +17,22 @@ from avito_gateway.accounts import Account, load_accounts
 from avito_gateway.avito_client import AvitoClient
 from avito_gateway.clock import Clock, SystemClock
 from avito_gateway.deps import Deployment, Services
+from avito_gateway.echoes import EchoBook
 from avito_gateway.errors import StorageError, install_error_handlers
+from avito_gateway.held_writes import HeldWrites
+from avito_gateway.idempotency import IdempotencyKeys
+from avito_gateway.images import ImageFetcher
 from avito_gateway.inbound import Inbound
 from avito_gateway.limits import BodyLimitMiddleware
 from avito_gateway.logsafe import install_access_log_redaction
-from avito_gateway.messaging import Messenger
 from avito_gateway.outbox import Forwarder
 from avito_gateway.ratelimit import Limiter, SharedLimiter, SlidingWindowLimiter
 from avito_gateway.retention import Retention
 from avito_gateway.routes import chats, health, send, webhooks
+from avito_gateway.sending import Sender
 from avito_gateway.settings import GatewaySettings
 from avito_gateway.store import SqliteStore, Store
-from avito_gateway.webhook_auth import WebhookAuth
+from avito_gateway.webhook_auth import RECEIVER_PATH, WebhookAuth
 
 __all__ = ["create_app", "open_store"]
 
@@ -38,9 +42,10 @@ DB_NAME = "gateway.sqlite3"
 def open_store(settings: GatewaySettings) -> Store:
     """Postgres when DATABASE_URL is set (replicas share it), else the SQLite file in DATA_DIR."""
     if settings.database_url:
-        from avito_gateway.store_postgres import PostgresStore
+        from avito_gateway.store.postgres import PostgresStore
 
-        return PostgresStore(settings.database_url, connect_timeout=settings.connection_timeout)
+        return PostgresStore(settings.database_url, connect_timeout=settings.connection_timeout,
+                             timeout=settings.database_timeout)
     return SqliteStore(settings.data_dir / DB_NAME)
 
 
@@ -71,15 +76,19 @@ def create_app(
         store = open_store(settings)
         served: list[Services] = []
         deployment = Deployment(served)
-        inbound = Inbound(settings, store, clock, deployment.by_user_id,
-                          lambda: [s.account.user_id for s in deployment.accounts])
-        forwarder = Forwarder(settings, store, clock, deployment.by_user_id, owner=owner, transport=n8n_transport)
+        held = HeldWrites(clock)
+        inbound = Inbound(store, clock, deployment.by_user_id, lambda: [s.account.user_id for s in deployment.accounts])
+        forwarder = Forwarder(settings, store, clock, deployment.by_user_id, owner=owner, held=held,
+                              transport=n8n_transport)
+        images = ImageFetcher(settings)
         for account in accounts:
             avito = AvitoClient(settings, clock, account, transport=avito_transport)
-            limiter = _limiter(settings, store, account, clock)
+            echoes = EchoBook(store, clock)
             served.append(Services(
-                settings, clock, store, avito, limiter, Messenger(settings, store, avito, limiter, clock, account),
-                inbound, forwarder, WebhookAuth(settings, store, account, clock), account,
+                settings, clock, store, avito, _limiter(settings, store, account, clock), echoes,
+                IdempotencyKeys(settings, store, clock, account, held), Sender(settings, store, avito, clock, echoes, held),
+                images,
+                inbound, forwarder, await WebhookAuth.open(settings, store, account, clock), account,
                 None if len(accounts) == 1 else [account.user_id or 0],
             ))
         deployment.reindex()
@@ -93,14 +102,18 @@ def create_app(
         if run_forwarder:
             forwarder.start()
         retention.start()
+        held.start()
         try:
             yield
         finally:
             await retention.stop()
             await forwarder.stop()
+            await held.flush(now_or_never=True)  # what the store still refuses is logged by stop()
+            await held.stop()
             for s in served:
                 await s.avito.close()
-            store.close()
+            await images.close()
+            await store.close()
 
     app = FastAPI(
         redirect_slashes=False,
@@ -111,11 +124,22 @@ def create_app(
     )
     install_error_handlers(app)
 
-    def webhook_too_large(size: int) -> None:
+    async def webhook_too_large(path: str, size: int) -> bool:
+        """A receiver path (the open plain one, or an account's secret one): refused on record, Avito gets 200."""
+        deployment: Deployment = app.state.deployment
+        if path == RECEIVER_PATH:
+            if not any(a.webhook_auth.plain_path_open() for a in deployment.accounts):
+                return False
+            account = None
+        elif path.startswith(RECEIVER_PATH + "/") and (owner := deployment.by_secret(path[len(RECEIVER_PATH) + 1:])):
+            account = owner.account.user_id
+        else:
+            return False
         try:
-            app.state.deployment.default.store.record_rejected(f"body too large: {size} bytes", "", clock.now())
+            await deployment.default.store.record_rejected(f"body too large: {size} bytes", "", clock.now(), account)
         except StorageError:
             pass  # Avito still gets its 200; /health shows the failed write
+        return True
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, image_limit=settings.image_url_max_bytes,
                        on_webhook_too_large=webhook_too_large)

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,6 +37,9 @@ __all__ = ["Account", "DEFAULT_ACCOUNT", "load_accounts"]
 DEFAULT_ACCOUNT = "default"
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{8,128}")
+#: What an HTTP header value can carry intact: printable ASCII (a tenant goes out as X-Tenant, a key comes in as
+#: X-API-Key; anything else is garbled on the way or can never match).
+_HEADER_RE = re.compile(r"[\x20-\x7e]+")
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ def _from_file(path: Path, settings: GatewaySettings) -> list[Account]:
             raise ConfigError(f"{where}: {field}: {first['msg']}") from None
         where = f"ACCOUNTS_FILE account {entry.name!r}"
         secret = entry.client_secret
+        if entry.client_secret and entry.client_secret_env:
+            raise ConfigError(f"{where}: give client_secret or client_secret_env, not both (which one is meant?)")
         if entry.client_secret_env:
             secret = os.environ.get(entry.client_secret_env)
             if not secret:
@@ -115,8 +121,14 @@ def load_accounts(settings: GatewaySettings) -> tuple[Account, ...]:
         accounts += _from_file(settings.accounts_file, settings)
     if not accounts:
         raise ConfigError("no Avito account: set AVITO_CLIENT_ID (and AVITO_CLIENT_SECRET, API_KEY) or ACCOUNTS_FILE")
-    seen: dict[str, set[Any]] = {"name": set(), "user_id": set(), "key": set()}
+    seen: dict[str, set[Any]] = {"name": set(), "user_id": set(), "key": set(), "secret": set()}
     for account in accounts:
+        _check_values(account)
+        if account.webhook_secret is not None:
+            if account.webhook_secret in seen["secret"]:
+                raise ConfigError(f"account {account.name!r}: its webhook_secret is another account's too; a secret "
+                                  "path names one account (its webhooks would be refused or filed under the other)")
+            seen["secret"].add(account.webhook_secret)
         if account.name in seen["name"]:
             raise ConfigError(f"account name {account.name!r} is used twice")
         if len(accounts) > 1 and account.user_id is None:
@@ -133,3 +145,25 @@ def load_accounts(settings: GatewaySettings) -> tuple[Account, ...]:
         seen["name"].add(account.name)
         seen["user_id"].add(account.user_id)
     return tuple(accounts)
+
+
+def _check_values(account: Account) -> None:
+    """Values that would let the gateway start but never work for this account."""
+    where = "the environment's account" if account.is_default else f"account {account.name!r}"
+    if account.tenant is not None and not _HEADER_RE.fullmatch(account.tenant):
+        raise ConfigError(f"{where}: tenant must be printable ASCII without line breaks (it is sent to n8n as the "
+                          f"X-Tenant header), got {account.tenant!r}")
+    for key in account.api_keys:
+        if key and not _HEADER_RE.fullmatch(key):
+            raise ConfigError(f"{where}: an API key must be printable ASCII: HTTP headers carry nothing else, so "
+                              "no caller could ever send it")
+    url = account.n8n_webhook_url
+    if url is not None:
+        what = "N8N_WEBHOOK_URL" if account.is_default else f"{where}: n8n_webhook_url"
+        try:
+            parts = urlsplit(url)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and _HEADER_RE.fullmatch(url)
+        except ValueError:
+            usable = False
+        if not usable:
+            raise ConfigError(f"{what} must be an absolute http(s) URL, got {url!r}")

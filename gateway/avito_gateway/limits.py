@@ -13,9 +13,12 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class BodyLimitMiddleware:
-    """413 in the gateway's error shape; ``/webhook/avito`` still answers Avito 200 (and records the refusal)."""
+    """413 in the gateway's error shape. A POST to the webhook receiver (a path ``on_webhook_too_large`` accepts:
+    the open plain path or an account's secret path) still answers Avito 200 and is recorded as refused; any
+    other path, ``/webhook/avitoXYZ`` or a wrong secret included, gets the 413 and leaves no row behind."""
 
-    def __init__(self, app: Any, *, limit: int, image_limit: int, on_webhook_too_large: Callable[[int], None]) -> None:
+    def __init__(self, app: Any, *, limit: int, image_limit: int,
+                 on_webhook_too_large: Callable[[str, int], Awaitable[bool]]) -> None:
         self.app, self.limit, self.image_limit, self.on_webhook_too_large = app, limit, image_limit, on_webhook_too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -26,7 +29,7 @@ class BodyLimitMiddleware:
         limit = self.image_limit + 64 * 1024 if path == "/api/messages/send/image" else self.limit
         declared = next((int(v) for k, v in scope.get("headers", []) if k == b"content-length" and v.isdigit()), 0)
         if declared > limit:
-            await self._refuse(path, declared, send)
+            await self._refuse(scope, declared, send)
             return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
@@ -40,7 +43,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:  # a stream without (or lying about) Content-Length
-                await self._refuse(path, size, send)
+                await self._refuse(scope, size, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -55,9 +58,9 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, path: str, size: int, send: Send) -> None:
-        if path.startswith("/webhook/avito"):
-            self.on_webhook_too_large(size)
+    async def _refuse(self, scope: Scope, size: int, send: Send) -> None:
+        path: str = scope["path"]
+        if scope["method"] == "POST" and path.startswith("/webhook/avito") and await self.on_webhook_too_large(path, size):
             status, body = 200, b'{"ok":true}'
         else:
             status = 413

@@ -13,7 +13,14 @@ raised it, is an attempt of that item only: it backs off exponentially on the
 clock and after ``OUTBOX_MAX_ATTEMPTS`` becomes a dead letter the API can
 replay. When the database refuses a write the forwarder backs off as a whole;
 an item n8n accepted but that could not be marked delivered is never
-re-posted by this process.
+re-posted by this process (its mark is held until the store takes it).
+
+Claims are fenced leases (:mod:`avito_gateway.leases`): renewed while the delivery
+runs (a slow voice-link read no longer lets another replica forward the same
+message), checked before the post to n8n (which must end before the lease could
+run out), and marks are taken only with the claim's generation. A replica that
+lost a claim (it was paused past its lease) stops that delivery and never posts
+it: the replica that took the chat's head over forwards it, in the chat's order.
 """
 
 from __future__ import annotations
@@ -21,35 +28,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from avito_gateway.avito_client import segment
 from avito_gateway.clock import Clock
+from avito_gateway.enrich import Enricher, ForwardAccount, NotForwardable
 from avito_gateway.errors import GatewayError, StorageError
+from avito_gateway.held_writes import HeldWrites
 from avito_gateway.http import HttpFailure, http_client
+from avito_gateway.leases import ClaimLost, Lease
 from avito_gateway.logsafe import safe
-from avito_gateway.normalize import normalize
 from avito_gateway.settings import GatewaySettings
 from avito_gateway.store import OutboxItem, Store
 
-if TYPE_CHECKING:
-    from avito_gateway.deps import Services
-
-__all__ = ["Forwarder", "VOICE_LINK_TTL"]
+__all__ = ["Forwarder"]
 
 log = logging.getLogger("avito_gateway.outbox")
-#: Avito's voice links work for one hour; renew a little before.
-VOICE_LINK_TTL = 3600
-VOICE_LINK_MARGIN = 120
-#: Chats whose users (names) are remembered, and for how long.
-CHAT_CACHE_SIZE = 2048
-CHAT_CACHE_TTL = 600.0
-CHAT_MISS_TTL = 30.0  # a failed read is not repeated for every message of a busy chat
 STORE_BACKOFF_MIN, STORE_BACKOFF_MAX = 1.0, 30.0
+#: How often (seconds, the gateway's clock) chat heads a concurrent hand-over left waiting are made due.
+HEAD_REPAIR_EVERY = 10.0
 
 
 class Forwarder:
@@ -58,22 +57,23 @@ class Forwarder:
         settings: GatewaySettings,
         store: Store,
         clock: Clock,
-        route: Callable[[int], Services | None],
+        route: Callable[[int], ForwardAccount | None],
         *,
         owner: str,
+        held: HeldWrites,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.settings, self.store, self.clock, self._route = settings, store, clock, route
+        self.settings, self.store, self.clock, self._route, self.held = settings, store, clock, route, held
         #: This process's name on its claims.
         self.owner = owner
         self.http = http_client(timeout=settings.n8n_timeout, max_connections=settings.outbox_concurrency,
                                 transport=transport)
+        self.enricher = Enricher(settings, clock)
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}  # chat id -> its delivery under way
-        #: Items n8n accepted whose "delivered" mark the database refused: never posted again by this process.
-        self._unmarked: dict[int, float] = {}
-        self._chats: OrderedDict[tuple[int, str], tuple[float, dict[str, Any] | None]] = OrderedDict()
+        self._leases: dict[int, tuple[Lease, asyncio.Task[None]]] = {}  # item id -> its claim, its delivery
+        self._repair_at = 0.0
         self._store_backoff = 0.0
         self._store_resume_at = 0.0
         #: Failed forwards in a row (any item); /health reads it.
@@ -99,7 +99,7 @@ class Forwarder:
                 pass
         await self.http.aclose()
         try:
-            self.store.release_claims(self.owner)  # a clean stop hands its unfinished items over at once
+            await self.store.release_claims(self.owner)  # a clean stop hands its unfinished items over at once
         except StorageError:
             pass
 
@@ -109,8 +109,8 @@ class Forwarder:
         while not self._stopping:
             self.wake.clear()
             try:
-                self._dispatch()
-            except Exception as exc:  # never let one pass end forwarding for good
+                await self._dispatch()
+            except Exception as exc:  # whatever it was, never let one pass end forwarding for good
                 log.warning("outbox pass failed: %s", safe(repr(exc)))
             try:
                 async with asyncio.timeout(self.settings.outbox_poll_interval):
@@ -124,44 +124,81 @@ class Forwarder:
         items were attempted."""
         if self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
-        tasks = self._dispatch()
+        tasks = await self._dispatch()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
 
-    def _dispatch(self) -> list[asyncio.Task[None]]:
+    async def _dispatch(self) -> list[asyncio.Task[None]]:
         """Start a delivery for each chat whose head is due and which has none under way (bounded)."""
         now = self.clock.now()
-        self._retry_marks(now)
+        await self.held.flush()
+        await self._renew(now)
         free = self.settings.outbox_concurrency - len(self._in_flight)
         if free <= 0 or now < self._store_resume_at:
             return []
         try:
-            due = self.store.claim(now, free, self.owner, self.settings.outbox_lease_seconds)
+            if now >= self._repair_at:
+                self._repair_at = now + HEAD_REPAIR_EVERY
+                await self.store.unstick_heads(now)
+            due = await self.store.claim(now, free, self.owner, self.settings.outbox_lease_seconds)
         except StorageError as exc:
             self._store_failed(exc)
             return []
         started: list[asyncio.Task[None]] = []
-        skipped = []
+        skipped: dict[int, int] = {}
         for item in due:
-            if item.id in self._unmarked:
-                continue  # n8n has it; only its mark is missing (the claim keeps the others off it)
+            if f"outbox:{item.id}" in self.held:  # n8n has it; only its mark is missing: marked now, never re-posted
+                self.held.drop(f"outbox:{item.id}")
+                await self._mark_delivered(item)
+                continue
             if item.chat_id in self._in_flight:
-                skipped.append(item.id)  # its chat's previous item is still finishing here
+                skipped[item.id] = item.generation  # its chat's previous item is still finishing here
                 continue
             task = asyncio.create_task(self._deliver(item), name=f"outbox-{item.id}")
+            self._leases[item.id] = (self._lease(item), task)
             self._in_flight[item.chat_id] = task
-            task.add_done_callback(functools.partial(self._finished, item.chat_id))
+            task.add_done_callback(functools.partial(self._finished, item.chat_id, item.id))
             started.append(task)
         if skipped:
             try:
-                self.store.release_claims(self.owner, skipped)
+                await self.store.release_claims(self.owner, skipped)
             except StorageError as exc:
                 self._store_failed(exc)
         return started
 
-    def _finished(self, chat_id: str, _task: asyncio.Task[None]) -> None:
+    def _lease(self, item: OutboxItem) -> Lease:
+        async def renew(until: float) -> bool:
+            return item.id in await self.store.renew_claims(self.owner, {item.id: item.generation}, until)
+
+        seconds = self.settings.outbox_lease_seconds
+        return Lease(item.generation, self.clock.now() + seconds, seconds, self.clock, renew)
+
+    async def _renew(self, now: float) -> None:
+        """Extend the claims of deliveries under way (one statement for all that are due); a delivery whose
+        claim another replica took over is stopped."""
+        due = {item_id: lease.generation for item_id, (lease, _) in self._leases.items() if lease.due()}
+        if not due:
+            return
+        until = now + self.settings.outbox_lease_seconds
+        try:
+            kept = await self.store.renew_claims(self.owner, due, until)
+        except StorageError as exc:
+            self._store_failed(exc)  # not known: each delivery checks its claim before it posts
+            return
+        for item_id in due:
+            found = self._leases.get(item_id)
+            if found is None:
+                continue
+            lease, task = found
+            lease.extended(until, item_id in kept)
+            if lease.lost:
+                log.warning("outbox item %d was taken over by another replica: its delivery here stops", item_id)
+                task.cancel()
+
+    def _finished(self, chat_id: str, item_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(chat_id, None)
+        self._leases.pop(item_id, None)
         self.wake.set()
 
     def _backoff(self, attempts: int) -> float:
@@ -173,78 +210,19 @@ class Forwarder:
         self._store_resume_at = self.clock.now() + self._store_backoff
         log.warning("outbox paused %.1f s: %s", self._store_backoff, safe(exc.message))
 
-    def _retry_marks(self, now: float) -> None:
-        for item_id in list(self._unmarked):
-            if now < self._unmarked[item_id]:
-                continue
-            try:
-                self.store.delivered(item_id, now)
-            except StorageError as exc:
-                self._unmarked[item_id] = now + max(STORE_BACKOFF_MIN, self._store_backoff)
-                self._store_failed(exc)
-                return
-            del self._unmarked[item_id]
-            self._store_backoff = 0.0
-
-    def _account(self, item: OutboxItem) -> Services:
+    def _account(self, item: OutboxItem) -> ForwardAccount:
         found = self._route(item.account)
         if found is None:
-            raise _NotDelivered(f"no account serves Avito user {item.account} any more (ACCOUNTS_FILE)")
+            raise NotForwardable(f"no account serves Avito user {item.account} any more (ACCOUNTS_FILE)")
         return found
 
-    async def _payload(self, item: OutboxItem, account: Services) -> dict[str, Any]:
-        payload = item.payload
-        value = item.raw["payload"]["value"]
-        voice_stale = (
-            payload is not None
-            and payload["media"]["has_voice"]
-            and (payload["meta"].get("voice_url_expires_at") or 0) - VOICE_LINK_MARGIN <= self.clock.now()
-        )
-        if payload is not None and not voice_stale:
-            return payload
-        chat = await self._chat(account, str(value["chat_id"]))
-        voice_url, expires = None, None
-        if value.get("type") == "voice":
-            voice_id = value["content"]["voice"]["voice_id"]
-            user_id = await account.avito.user_id()
-            urls = await account.avito.request(
-                "GET", f"/messenger/v1/accounts/{user_id}/getVoiceFiles", params={"voice_ids": voice_id}, retry=True
-            )
-            voice_url = (urls.get("voices_urls") or {}).get(voice_id) if isinstance(urls, dict) else None
-            if not isinstance(voice_url, str) or not voice_url:
-                raise _NotDelivered(f"Avito gave no link for voice {safe(voice_id, 80)}")
-            expires = self.clock.now() + VOICE_LINK_TTL
-        payload = normalize(item.raw, chat=chat, voice_url=voice_url, voice_url_expires_at=expires)
-        if account.account.tenant is not None:
-            payload["meta"]["tenant"] = account.account.tenant
-        self.store.save_payload(item.id, payload)
+    async def _payload(self, item: OutboxItem, account: ForwardAccount) -> dict[str, Any]:
+        payload = self.enricher.ready(item)
+        if payload is None:
+            payload = await self.enricher.payload(item, account)
+            if not await self.store.save_payload(item.id, item.generation, payload):
+                raise ClaimLost()
         return payload
-
-    async def _chat(self, account: Services, chat_id: str) -> dict[str, Any] | None:
-        """The chat, for the customer's name and item: cached, read within ENRICH_TIMEOUT, never retried.
-        A slow or failing read leaves the name empty rather than holding the message back."""
-        now = self.clock.now()
-        cache_key = (account.account.user_id or 0, chat_id)
-        cached = self._chats.get(cache_key)
-        if cached is not None and now - cached[0] < (CHAT_CACHE_TTL if cached[1] is not None else CHAT_MISS_TTL):
-            return cached[1]
-        chat: dict[str, Any] | None = None
-        try:
-            user_id = await account.avito.user_id()
-            found = await asyncio.wait_for(
-                account.avito.request("GET", f"/messenger/v2/accounts/{user_id}/chats/{segment(chat_id)}", retry=False,
-                                   patient=False),
-                timeout=self.settings.enrich_timeout,
-            )
-            chat = found if isinstance(found, dict) else None
-        except (GatewayError, TimeoutError) as exc:
-            reason = exc.message if isinstance(exc, GatewayError) else f"no answer within {self.settings.enrich_timeout:g} s"
-            log.warning("chat %s not read for the customer's name: %s", safe(chat_id, 80), safe(reason))
-        self._chats[cache_key] = (now, chat)
-        self._chats.move_to_end(cache_key)
-        while len(self._chats) > CHAT_CACHE_SIZE:
-            self._chats.popitem(last=False)
-        return chat
 
     async def _deliver(self, item: OutboxItem) -> None:
         started = self.clock.now()
@@ -252,54 +230,66 @@ class Forwarder:
             account = self._account(item)
             target = account.account.n8n_webhook_url
             if not target:
-                raise _NotDelivered("N8N_WEBHOOK_URL is not set" if account.account.is_default
-                                    else f"account {account.account.name} has no n8n_webhook_url (nor N8N_WEBHOOK_URL)")
+                raise NotForwardable("N8N_WEBHOOK_URL is not set" if account.account.is_default
+                                     else f"account {account.account.name} has no n8n_webhook_url (nor N8N_WEBHOOK_URL)")
             payload = await self._payload(item, account)
             headers = {"Idempotency-Key": f"avito-{payload['meta']['external_message_id']}"}
             if account.account.tenant is not None:
                 headers["X-Tenant"] = account.account.tenant
-            response = await self.http.request("POST", target, json=payload, headers=headers)
+            lease, _ = self._leases[item.id]
+            budget = await lease.ensure(self.settings.n8n_timeout)  # the claim outlasts the post
+            response = await self.http.request("POST", target, json=payload, headers=headers, timeout=budget)
             if not 200 <= response.status_code < 300:
-                raise _NotDelivered(f"n8n answered {response.status_code}: {safe(response.text, 200)}")
+                raise NotForwardable(f"n8n answered {response.status_code}: {safe(response.text, 200)}")
         except asyncio.CancelledError:
             raise
+        except ClaimLost:
+            log.warning("outbox item %d: claim taken over by another replica before the post; not posted here", item.id)
+            return
         except StorageError as exc:
             self._store_failed(exc)
             return
-        except (_NotDelivered, GatewayError) as exc:
-            self._failed(item, exc.message if isinstance(exc, GatewayError) else str(exc))
+        except (NotForwardable, GatewayError) as exc:
+            await self._failed(item, exc.message if isinstance(exc, GatewayError) else str(exc))
             return
         except HttpFailure as exc:
-            self._failed(item, f"n8n unreachable: {exc.name}")
+            await self._failed(item, f"n8n unreachable: {exc.name}")
             return
-        except Exception as exc:  # a message this code cannot handle: its own attempt, never the others'
-            self._failed(item, f"could not forward: {type(exc).__name__}: {safe(exc, 200)}")
+        except Exception as exc:  # whatever a message this code cannot handle raises: its own attempt only
+            await self._failed(item, f"could not forward: {type(exc).__name__}: {safe(exc, 200)}")
             return
         self.failures_in_a_row, self.last_error = 0, None
-        try:
-            self.store.delivered(item.id, self.clock.now())
-            self._store_backoff = 0.0
-        except StorageError as exc:
-            self._unmarked[item.id] = self.clock.now() + STORE_BACKOFF_MIN
-            self._store_failed(exc)
-            return
+        await self._mark_delivered(item)
         log.info("forwarded message %s of chat %s after %d attempt(s) (%.3f s)",
                  safe(payload["meta"]["external_message_id"], 80), safe(item.chat_id, 80), item.attempts + 1,
                  self.clock.now() - started)
 
-    def _failed(self, item: OutboxItem, error: str) -> None:
+    async def _mark_delivered(self, item: OutboxItem) -> None:
+        """n8n has it: marked with the claim's generation (False: another replica holds it now, and forwards it
+        again; the same Idempotency-Key lets n8n see the repeat), or held until the store takes it."""
+        now = self.clock.now()
+
+        async def write() -> None:
+            if not await self.store.delivered(item.id, item.generation, now):
+                log.warning("outbox item %d reached n8n after another replica took it over", item.id)
+
+        try:
+            await write()
+            self._store_backoff = 0.0
+        except StorageError as exc:
+            self.held.hold(f"outbox:{item.id}", write)
+            self._store_failed(exc)
+
+    async def _failed(self, item: OutboxItem, error: str) -> None:
         self.failures_in_a_row += 1
         self.last_error = error
         attempts = item.attempts + 1
         dead = attempts >= self.settings.outbox_max_attempts
         try:
-            self.store.failed(item.id, error, self.clock.now() + self._backoff(item.attempts), dead)
+            await self.store.failed(item.id, item.generation, error, self.clock.now() + self._backoff(item.attempts),
+                                    dead)
         except StorageError as exc:
             self._store_failed(exc)
             return
         log.warning("outbox item %d attempt %d failed%s: %s", item.id, attempts, " (dead letter)" if dead else "",
                     safe(error))
-
-
-class _NotDelivered(Exception):
-    pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -11,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import UploadFile
 
 from avito_gateway.deps import Services, require_api_key, services
-from avito_gateway.errors import GatewayError, InvalidRequestError
+from avito_gateway.errors import GatewayError, ImageTooLargeError, InvalidRequestError
 from avito_gateway.models import ERRORS, BulkAnswer, SendAnswer
+from avito_gateway.ratelimit import take_slot
+from avito_gateway.sending import Posting
 
 __all__ = ["router"]
 
@@ -73,12 +76,12 @@ def _sent_body(chat_id: str, sent: dict[str, Any], message: str) -> dict[str, An
 @router.post("/send", response_model=SendAnswer, responses=ERRORS["send"])
 async def send(body: SendText, s: Services = Depends(services),
                idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> JSONResponse:
-    async def run() -> tuple[int, dict[str, Any]]:
-        s.messenger.take_slot()
-        sent = await s.messenger.send_text(body.chat_id, body.text)
+    async def run(posting: Posting) -> tuple[int, dict[str, Any]]:
+        await take_slot(s.limiter)
+        sent = await s.sender.send_text(body.chat_id, body.text, posting)
         return 200, _sent_body(body.chat_id, sent, "Message sent")
 
-    status, answer = await s.messenger.idempotent(idempotency_key, {"op": "send", **body.model_dump()}, run)
+    status, answer = await s.keys.run(idempotency_key, {"op": "send", **body.model_dump()}, run)
     return JSONResponse(answer, status_code=status)
 
 
@@ -96,9 +99,10 @@ async def send_image(request: Request, s: Services = Depends(services),
             raise InvalidRequestError("Invalid request: file is required", details={"fields": {"file": "required"}})
         data = await upload.read()
         if len(data) > s.settings.image_url_max_bytes:
-            raise InvalidRequestError("image is too large", status=413, code="image_too_large")
+            raise ImageTooLargeError("image is too large")
         name, media = upload.filename or "image", upload.content_type or "application/octet-stream"
-        fingerprint: dict[str, Any] = {"op": "image", "chat_id": chat_id, "size": len(data)}
+        # the image itself: another image of the same size under the same key is another request (422)
+        fingerprint: dict[str, Any] = {"op": "image", "chat_id": chat_id, "sha256": hashlib.sha256(data).hexdigest()}
         source = None
     else:
         try:
@@ -109,15 +113,15 @@ async def send_image(request: Request, s: Services = Depends(services),
         chat_id, source, data, name, media = parsed.chat_id, parsed.image_url, b"", "", ""
         fingerprint = {"op": "image", "chat_id": chat_id, "image_url": source}
 
-    async def run() -> tuple[int, dict[str, Any]]:
+    async def run(posting: Posting) -> tuple[int, dict[str, Any]]:
         nonlocal data, name, media
-        s.messenger.take_slot()
+        await take_slot(s.limiter)
         if source is not None:
-            data, name, media = await s.messenger.fetch_image(source)
-        sent = await s.messenger.upload_and_send_image(chat_id, data, name, media)
+            data, name, media = await s.images.fetch(source)
+        sent = await s.sender.send_image(chat_id, data, name, media, posting)
         return 200, _sent_body(chat_id, sent, "Image sent")
 
-    status, answer = await s.messenger.idempotent(idempotency_key, fingerprint, run)
+    status, answer = await s.keys.run(idempotency_key, fingerprint, run)
     return JSONResponse(answer, status_code=status)
 
 
@@ -133,14 +137,14 @@ async def send_bulk(body: SendBulk, s: Services = Depends(services),
     async def one(index: int, item: BulkItem) -> dict[str, Any]:
         key = f"{idempotency_key}:{index}:{item.chat_id}" if idempotency_key else None
 
-        async def run() -> tuple[int, dict[str, Any]]:
-            s.messenger.take_slot()
-            sent = await s.messenger.send_text(item.chat_id, item.text)
+        async def run(posting: Posting) -> tuple[int, dict[str, Any]]:
+            await take_slot(s.limiter)
+            sent = await s.sender.send_text(item.chat_id, item.text, posting)
             return 200, _sent_body(item.chat_id, sent, "Message sent")
 
         async with gate:
             try:
-                _, answer = await s.messenger.idempotent(key, {"op": "send", **item.model_dump()}, run)
+                _, answer = await s.keys.run(key, {"op": "send", **item.model_dump()}, run)
                 return answer
             except GatewayError as exc:
                 return {"chat_id": item.chat_id, **exc.body()}

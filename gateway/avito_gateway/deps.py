@@ -1,7 +1,7 @@
 """Request dependencies: the deployment on app.state, the account an API key acts for.
 
 :class:`Deployment` holds what this process serves: the shared store, inbound and forwarder, and one
-:class:`Services` per Avito account (its token, rate limit, messenger, webhook secret). A request with
+:class:`Services` per Avito account (its token, rate limit, sends, keys, webhook secret). A request with
 an API key sees only its own account's :class:`Services`; routes never reach another account's.
 """
 
@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from fastapi import Header, Request
 
 from avito_gateway.accounts import Account
 from avito_gateway.avito_client import AvitoClient
 from avito_gateway.clock import Clock
+from avito_gateway.echoes import EchoBook
 from avito_gateway.errors import UnauthorizedError
-from avito_gateway.messaging import Messenger
+from avito_gateway.idempotency import IdempotencyKeys
+from avito_gateway.images import ImageFetcher
+from avito_gateway.inbound import Inbound
+from avito_gateway.outbox import Forwarder
 from avito_gateway.ratelimit import Limiter
+from avito_gateway.sending import Sender
 from avito_gateway.settings import GatewaySettings
 from avito_gateway.store import Store
 from avito_gateway.webhook_auth import WebhookAuth
 
-if TYPE_CHECKING:
-    from avito_gateway.inbound import Inbound
-    from avito_gateway.outbox import Forwarder
-
-__all__ = ["Deployment", "Services", "require_api_key", "services"]
+__all__ = ["Deployment", "Services", "deployment", "require_api_key", "services"]
 
 
 @dataclass
@@ -39,7 +39,10 @@ class Services:
     store: Store
     avito: AvitoClient
     limiter: Limiter
-    messenger: Messenger
+    echoes: EchoBook
+    keys: IdempotencyKeys
+    sender: Sender
+    images: ImageFetcher
     inbound: Inbound
     forwarder: Forwarder
     webhook_auth: WebhookAuth
