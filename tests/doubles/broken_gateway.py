@@ -1,402 +1,159 @@
 """Gateways with one planted defect each: the catalogue that proves the acceptance run and ``contract`` name them.
 
-Run as ``python tests/doubles/broken_gateway.py DEFECT --port N`` with the
-gateway's usual environment. Each is our gateway with exactly one thing
-broken, the way a real implementation gets it wrong: a different client
-auth, another API version, a missing field, a limiter with an off-by-design
-bug, a permissive CORS setup. ``DOUBLES`` maps each double to the defect code
-the harness must report for it (tests/integration/test_defect_catalogue.py).
+Run as ``python tests/doubles/broken_gateway.py NAME --port N`` with the gateway's usual environment. Each is
+our gateway with exactly one thing broken, the way a real implementation gets it wrong: a different client
+auth, another API version, a missing field, a limiter with an off-by-design bug, a permissive CORS setup.
+A :class:`Double` carries its whole build (the rewrites of the gateway's calls, the module attributes it
+patches, the layer in front of it) and the defect code the harness must report for it
+(tests/integration/test_defect_catalogue.py). The ways to break are in :mod:`tests.doubles.breakage`.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import json
+import importlib
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 
-import avito_gateway.app
-import avito_gateway.inbound
-import avito_gateway.ratelimit
-import avito_gateway.routes.webhooks
-import avito_gateway.settings
 from avito_gateway.app import create_app
-from avito_gateway.deps import require_api_key, services
 from avito_gateway.settings import load_settings
 
-Before = Callable[[httpx.Request], httpx.Request]
-After = Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response]]
+try:
+    from tests.doubles import breakage as b
+except ModuleNotFoundError:  # run as a script: its own folder is on the path, the repository is not
+    import breakage as b  # type: ignore[no-redef]
+
+__all__ = ["DOUBLES", "Double", "Patch", "build", "main"]
+
+Transport = Callable[[], httpx.AsyncBaseTransport]
 
 
 @dataclass(frozen=True)
+class Patch:
+    """A module attribute of the gateway replaced by ``replace(original)``. A target that is not there is refused:
+    assigning it would create a new attribute nobody reads, and the double would silently break nothing."""
+
+    target: str  # "avito_gateway.module.NAME"
+    replace: Callable[[Any], Any]
+
+    @classmethod
+    def value(cls, target: str, value: Any) -> Patch:
+        return cls(target, lambda _: value)
+
+    def apply(self) -> None:
+        module_name, _, name = self.target.rpartition(".")
+        module = importlib.import_module(module_name)
+        if not hasattr(module, name):
+            raise AttributeError(f"{self.target} does not exist: the double would break nothing (renamed?)")
+        setattr(module, name, self.replace(getattr(module, name)))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Double:
     defect: str  # the code the harness must name
     what: str
     scenarios: tuple[str, ...]  # names (or parts) of the scenarios that must catch it: the run stays short
     contract: bool = False  # also caught by `avito-harness contract`
+    avito: Transport | None = None  # the gateway's calls to Avito go through this
+    n8n: Transport | None = None  # its forwards to n8n go through this
+    patches: tuple[Patch, ...] = ()
+    wrap: Callable[[Any], Any] | None = None  # a layer in front of the app
 
+    def build(self, port: int) -> Any:
+        """The double's ASGI app, configured from the environment like our gateway."""
+        for patch in self.patches:
+            patch.apply()
+        app = create_app(load_settings(server_port=port), avito_transport=self.avito() if self.avito else None,
+                         n8n_transport=self.n8n() if self.n8n else None)
+        return self.wrap(app) if self.wrap is not None else app
 
-def _rebuilt(request: httpx.Request, *, url: str | None = None, content: bytes | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Request:
-    merged = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
-    merged.update(headers or {})
-    return httpx.Request(request.method, url or str(request.url), headers=merged,
-                         content=request.content if content is None else content)
 
+def _forwarded(kinds: set[str]) -> tuple[Patch, ...]:
+    """The kinds of webhook messages the gateway forwards to n8n (the normalizer's rule and its two readers)."""
+    kept = frozenset(kinds)
+    return tuple(Patch.value(f"avito_gateway.{m}.FORWARDED", kept) for m in ("normalize", "inbound", "routes.webhooks"))
 
-def _json_body(request: httpx.Request) -> Any:
-    try:
-        return json.loads(request.content or b"null")
-    except ValueError:
-        return None
 
+def _limiter(cls: type) -> tuple[Patch, ...]:
+    return (Patch.value("avito_gateway.app.SlidingWindowLimiter", cls),)
 
-class Rewrite(httpx.AsyncBaseTransport):
-    """The gateway's own calls (to Avito or n8n), changed on the way out (``before``) or back (``after``)."""
 
-    def __init__(self, before: Before | None = None, after: After | None = None) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.before, self.after = before, after
+def _key_optional() -> tuple[Patch, ...]:
+    """Starts without API_KEY; the account gets a key nobody knows, and /api asks for none (with the wrapper)."""
+    return (Patch.value("avito_gateway.settings.REQUIRED", ("AVITO_CLIENT_ID", "AVITO_CLIENT_SECRET")),
+            Patch("avito_gateway.app.load_accounts", lambda accounts: lambda s: accounts(
+                s.model_copy(update={"api_key": s.api_key or secrets.token_hex(16)}))))
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.before is not None:
-            request = self.before(request)
-        response = await self.inner.handle_async_request(request)
-        if self.after is not None:
-            await response.aread()
-            response = await self.after(request, response)
-        return response
 
+def _rewrite(before: b.Before | None = None, after: b.After | None = None) -> Transport:
+    return lambda: b.Rewrite(before=before, after=after)
 
-def _changed(response: httpx.Response, status: int | None = None, content: bytes | None = None) -> httpx.Response:
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
-    return httpx.Response(status or response.status_code, headers=headers,
-                          content=response.content if content is None else content)
-
-
-# --- Avito side ---------------------------------------------------------------------------------------------
-
-def token_by_basic(request: httpx.Request) -> httpx.Request:
-    """Client id and secret in ``Authorization: Basic``, as many OAuth libraries do by default."""
-    if not request.url.path.rstrip("/").endswith("/token"):
-        return request
-    form = dict(parse_qsl(request.content.decode()))
-    pair = f"{form.pop('client_id', '')}:{form.pop('client_secret', '')}".encode()
-    return _rebuilt(request, content=urlencode(form).encode(),
-                    headers={"Authorization": "Basic " + base64.b64encode(pair).decode()})
-
-
-def version(old: str, new: str, suffix: str) -> Before:
-    """Call one operation on another API version."""
-    def before(request: httpx.Request) -> httpx.Request:
-        path = request.url.path
-        if path.startswith(old) and path.rstrip("/").endswith(suffix):
-            return _rebuilt(request, url=str(request.url.copy_with(path=new + path[len(old):])))
-        return request
-    return before
-
-
-def send_without_type(request: httpx.Request) -> httpx.Request:
-    body = _json_body(request)
-    if request.method == "POST" and request.url.path.endswith("/messages") and isinstance(body, dict):
-        body.pop("type", None)
-        return _rebuilt(request, content=json.dumps(body).encode())
-    return request
-
-
-async def forbidden_is_final(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-    """Only 401 means "token expired" to this gateway: Avito's 403 variant comes back to n8n as an error."""
-    return _changed(response, status=400) if response.status_code == 403 else response
-
-
-class BlindRetry(httpx.AsyncBaseTransport):
-    """Sends retried at once, up to 3 times, after a lost answer or a 5xx: no look at the chat first."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        send = request.method == "POST" and request.url.path.endswith("/messages")
-        for attempt in range(4):
-            try:
-                response = await self.inner.handle_async_request(_rebuilt(request))
-                await response.aread()
-            except httpx.TransportError:
-                if not send or attempt == 3:
-                    raise
-                continue
-            if not send or response.status_code < 500 or attempt == 3:
-                return response
-        raise AssertionError("unreachable")
-
-
-LEAKED: dict[str, str] = {}
-
-
-async def remember_token(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-    if request.url.path.rstrip("/").endswith("/token") and response.status_code == 200:
-        LEAKED["token"] = str(response.json().get("access_token", ""))
-    return response
-
-
-# --- n8n side -----------------------------------------------------------------------------------------------
-
-def forwarded(change: Callable[[dict[str, Any]], None]) -> Before:
-    """Change the normalized message on its way to n8n."""
-    def before(request: httpx.Request) -> httpx.Request:
-        body = _json_body(request)
-        if isinstance(body, dict) and isinstance(body.get("media"), dict):
-            change(body)
-            return _rebuilt(request, content=json.dumps(body, ensure_ascii=False).encode(),
-                            headers={"content-type": "application/json"})
-        return request
-    return before
-
-
-def _no_voice_url(m: dict[str, Any]) -> None:
-    m["media"]["voice_url"] = None
-
-
-def _no_image_url(m: dict[str, Any]) -> None:
-    m["media"]["images"] = [{"url": None}] if m["media"].get("images") else []
-
-
-def _seller_as_client_name(m: dict[str, Any]) -> None:
-    m["client_name"] = "Аккумуляторы 24"  # the shop's own name, not the customer's
-
-
-def _seller_unmarked(m: dict[str, Any]) -> None:
-    m["meta"]["author_role"] = "customer"
-
-
-class TwiceToN8n(httpx.AsyncBaseTransport):
-    """Every message posted to n8n twice (no delivery bookkeeping)."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        first = await self.inner.handle_async_request(_rebuilt(request))
-        await first.aread()
-        second = await self.inner.handle_async_request(_rebuilt(request))
-        await second.aread()
-        return first
-
-
-async def failure_is_success(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-    """An n8n failure is logged and forgotten: the message counts as delivered."""
-    return _changed(response, status=200, content=b"{}") if response.status_code >= 500 else response
-
-
-# --- the gateway's own behaviour --------------------------------------------------------------------------
-
-class NeverRefuses(avito_gateway.ratelimit.SlidingWindowLimiter):
-    def acquire(self, n: int = 1) -> float | None:
-        return None
-
-
-class WindowRestartsOnEveryRequest(avito_gateway.ratelimit.SlidingWindowLimiter):
-    """A fixed window that restarts whenever a request comes in, refused or not: steady traffic keeps it shut."""
-
-    def acquire(self, n: int = 1) -> float | None:
-        now = self.clock.now()
-        with self._lock:
-            if self._allowed and now - self._allowed[-1] >= self.window:
-                self._allowed.clear()
-            if len(self._allowed) + n <= self.limit:
-                self._allowed.extend([now] * n)
-                return None
-            self._allowed[-1] = now  # the bug: a refused request restarts the window
-            return self.window
-
-
-def on_webhook_body(app: Any, refuse: Callable[[bytes], tuple[int, bytes] | None]) -> Any:
-    """Webhook deliveries pass ``refuse`` first: an answer from it goes to Avito instead of the gateway's."""
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/webhook/avito"):
-            await app(scope, receive, send)
-            return
-        body = await _body(receive)
-        answer = refuse(body)
-        if answer is not None:
-            await _answer(send, *answer)
-            return
-        await app(scope, _replay(body, receive), send)
-    return wrapped
-
-
-def probe_400(app: Any) -> Any:
-    return on_webhook_body(app, lambda body: (400, b'{"error": "empty body"}') if body.strip() == b"{}" else None)
-
-
-def bad_json_500(app: Any) -> Any:
-    def refuse(body: bytes) -> tuple[int, bytes] | None:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            return 500, b'{"detail": "Internal Server Error"}'
-        if not isinstance(parsed, dict) or (parsed and not isinstance(parsed.get("payload"), dict)):
-            return 500, b'{"detail": "Internal Server Error"}'
-        return None
-    return on_webhook_body(app, refuse)
-
-
-def token_preview(app: Any) -> Any:
-    """/api/token shows the first 20 characters of the access token "for debugging"."""
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/api/token":
-            await app(scope, receive, send)
-            return
-        start: dict[str, Any] = {}
-
-        async def capture(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-                return
-            body = json.loads(message.get("body") or b"{}")
-            if isinstance(body, dict) and LEAKED.get("token"):
-                body["token_preview"] = LEAKED["token"][:20]
-            data = json.dumps(body).encode()
-            await send({**start, "headers": [(k, str(len(data)).encode() if k == b"content-length" else v)
-                                             for k, v in start["headers"]]})
-            await send({"type": "http.response.body", "body": data})
-
-        await app(scope, receive, capture)
-    return wrapped
-
-
-async def _body(receive: Any) -> bytes:
-    chunks, more = [], True
-    while more:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Any) -> Any:
-    done = False
-
-    async def replay() -> Any:
-        nonlocal done
-        if done:
-            return await receive()
-        done = True
-        return {"type": "http.request", "body": body, "more_body": False}
-    return replay
-
-
-async def _answer(send: Any, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": body})
-
-
-def open_without_key(app: FastAPI) -> FastAPI:
-    async def key_if_any(request: Request) -> None:
-        if (await services(request)).settings.api_key:
-            await require_api_key(request, request.headers.get("X-API-Key"))
-    app.dependency_overrides[require_api_key] = key_if_any
-    return app
-
-
-def cors_any_origin(app: FastAPI) -> Any:
-    return CORSMiddleware(app, allow_origins=["*"], allow_credentials=True, allow_methods=["*"], allow_headers=["*"])
-
-
-def fastapi_422(app: FastAPI) -> FastAPI:
-    """FastAPI's own answer to a bad request: 422 {"detail": [...]}, not SPEC's 400 {"success": false, ...}."""
-    app.exception_handlers[RequestValidationError] = request_validation_exception_handler
-    return app
-
-
-# --- the catalogue -----------------------------------------------------------------------------------------
 
 DOUBLES: dict[str, Double] = {
-    "token_basic": Double("token_basic_auth", "client credentials by HTTP Basic", ("Subscribing", "A send arrives")),
-    "send_v2": Double("wrong_api_version", "sends on /messenger/v2", ("A send arrives",)),
-    "chats_v1": Double("wrong_api_version", "lists chats on /messenger/v1", ("Monitoring endpoints",)),
-    "messages_v2": Double("wrong_api_version", "reads messages on /messenger/v2", ("answer was lost",)),
-    "subscribe_v2": Double("wrong_api_version", "subscribes on /messenger/v2/webhook", ("Subscribing",)),
-    "send_no_type": Double("send_without_type", "send body without type", ("A send arrives",)),
-    "probe_400": Double("probe_not_200", "answers the {} probe 400", ("Subscribing",)),
-    "bad_json_500": Double("webhook_not_200", "answers a broken webhook 500", ("broken webhook",)),
-    "no_voice_url": Double("media_link_missing", "voice forwarded without voice_url", ("voice message is downloaded",)),
-    "no_image_url": Double("media_link_missing", "image forwarded without its url", ("photo arrives",)),
-    "client_name_seller": Double("wrong_client_name", "client_name is the shop's", ("A text message",)),
-    "twice_to_n8n": Double("duplicate_forwarded", "every message posted to n8n twice", ("Duplicate deliveries",)),
-    "seller_reply_dropped": Double("seller_reply_lost", "seller replies not forwarded", ("seller's reply from",)),
-    "seller_reply_unmarked": Double("seller_reply_unmarked", "seller replies marked as the customer's",
-                                    ("seller's reply from",)),
-    "echo_forwarded": Double("echo_forwarded", "echoes and system messages forwarded", ("seller's reply from",)),
-    "n8n_failure_dropped": Double("message_lost", "a failed forward counts as delivered", ("503 twice",)),
-    "limiter_off": Double("rate_limit_not_enforced", "no rate limit", ("own limit holds",)),
-    "limiter_stuck": Double("rate_limit_never_resets", "the window restarts on every request", ("own limit holds",)),
-    "blind_retry": Double("send_posted_twice", "sends retried blindly after a lost answer or 5xx", ("answer was lost",)),
-    "403_final": Double("expired_token_not_refreshed", "Avito's 403 for an expired token not refreshed",
-                        ("expired token",)),
-    "token_preview": Double("secret_leaked", "/api/token shows 20 characters of the token", ("Monitoring endpoints",)),
-    "open_without_key": Double("api_open_without_key", "serves /api to anyone when API_KEY is empty",
-                               ("without API_KEY",)),
-    "cors_any": Double("cors_wildcard_credentials", "CORS * with credentials", ("closed to anyone",), contract=True),
-    "validation_422": Double("validation_not_spec_body", "FastAPI's 422 for a bad request", ("without text",),
-                             contract=True),
+    "token_basic": Double(defect="token_basic_auth", what="client credentials by HTTP Basic",
+                          scenarios=("Subscribing", "A send arrives"), avito=_rewrite(b.token_by_basic)),
+    "send_v2": Double(defect="wrong_api_version", what="sends on /messenger/v2", scenarios=("A send arrives",),
+                      avito=_rewrite(b.version("/messenger/v1/", "/messenger/v2/", "/messages"))),
+    "chats_v1": Double(defect="wrong_api_version", what="lists chats on /messenger/v1",
+                       scenarios=("Monitoring endpoints",), avito=_rewrite(b.version("/messenger/v2/", "/messenger/v1/",
+                                                                                   "/chats"))),
+    "messages_v2": Double(defect="wrong_api_version", what="reads messages on /messenger/v2",
+                          scenarios=("answer was lost",),
+                          avito=_rewrite(b.version("/messenger/v3/", "/messenger/v2/", "/messages"))),
+    "subscribe_v2": Double(defect="wrong_api_version", what="subscribes on /messenger/v2/webhook",
+                           scenarios=("Subscribing",),
+                           avito=_rewrite(b.version("/messenger/v3/webhook", "/messenger/v2/webhook", "/webhook"))),
+    "send_no_type": Double(defect="send_without_type", what="send body without type", scenarios=("A send arrives",),
+                           avito=_rewrite(b.send_without_type)),
+    "probe_400": Double(defect="probe_not_200", what="answers the {} probe 400", scenarios=("Subscribing",),
+                        wrap=b.probe_400),
+    "bad_json_500": Double(defect="webhook_not_200", what="answers a broken webhook 500", scenarios=("broken webhook",),
+                           wrap=b.bad_json_500),
+    "no_voice_url": Double(defect="media_link_missing", what="voice forwarded without voice_url",
+                           scenarios=("voice message is downloaded",), n8n=_rewrite(b.forwarded(b.no_voice_url))),
+    "no_image_url": Double(defect="media_link_missing", what="image forwarded without its url",
+                           scenarios=("photo arrives",), n8n=_rewrite(b.forwarded(b.no_image_url))),
+    "client_name_seller": Double(defect="wrong_client_name", what="client_name is the shop's",
+                                 scenarios=("A text message",), n8n=_rewrite(b.forwarded(b.seller_as_client_name))),
+    "twice_to_n8n": Double(defect="duplicate_forwarded", what="every message posted to n8n twice",
+                           scenarios=("Duplicate deliveries",), n8n=b.TwiceToN8n),
+    "seller_reply_dropped": Double(defect="seller_reply_lost", what="seller replies not forwarded",
+                                   scenarios=("seller's reply from",), patches=_forwarded({"customer"})),
+    "seller_reply_unmarked": Double(defect="seller_reply_unmarked", what="seller replies marked as the customer's",
+                                    scenarios=("seller's reply from",), n8n=_rewrite(b.forwarded(b.seller_unmarked))),
+    "echo_forwarded": Double(defect="echo_forwarded", what="echoes and system messages forwarded",
+                             scenarios=("seller's reply from",),
+                             patches=_forwarded({"customer", "seller_reply", "echo", "system"})),
+    "n8n_failure_dropped": Double(defect="message_lost", what="a failed forward counts as delivered",
+                                  scenarios=("503 twice",), n8n=_rewrite(after=b.failure_is_success)),
+    "limiter_off": Double(defect="rate_limit_not_enforced", what="no rate limit", scenarios=("own limit holds",),
+                          patches=_limiter(b.NeverRefuses)),
+    "limiter_stuck": Double(defect="rate_limit_never_resets", what="the window restarts on every request",
+                            scenarios=("own limit holds",), patches=_limiter(b.WindowRestartsOnEveryRequest)),
+    "blind_retry": Double(defect="send_posted_twice", what="sends retried blindly after a lost answer or 5xx",
+                          scenarios=("answer was lost",), avito=b.BlindRetry),
+    "403_final": Double(defect="expired_token_not_refreshed", what="Avito's 403 for an expired token not refreshed",
+                        scenarios=("expired token",), avito=_rewrite(after=b.forbidden_is_final)),
+    "token_preview": Double(defect="secret_leaked", what="/api/token shows 20 characters of the token",
+                            scenarios=("Monitoring endpoints",), avito=_rewrite(after=b.remember_token),
+                            wrap=b.token_preview),
+    "open_without_key": Double(defect="api_open_without_key", what="serves /api to anyone when API_KEY is empty",
+                               scenarios=("without API_KEY",), patches=_key_optional(), wrap=b.open_without_key),
+    "cors_any": Double(defect="cors_wildcard_credentials", what="CORS * with credentials",
+                       scenarios=("closed to anyone",), contract=True, wrap=b.cors_any_origin),
+    "validation_422": Double(defect="validation_not_spec_body", what="FastAPI's 422 for a bad request",
+                             scenarios=("without text",), contract=True, wrap=b.fastapi_422),
 }
-
-AVITO: dict[str, httpx.AsyncBaseTransport] = {}
-N8N: dict[str, httpx.AsyncBaseTransport] = {}
 
 
 def build(name: str, port: int) -> Any:
-    """The double's ASGI app, configured from the environment like our gateway."""
-    avito: httpx.AsyncBaseTransport | None = {
-        "token_basic": lambda: Rewrite(before=token_by_basic),
-        "send_v2": lambda: Rewrite(before=version("/messenger/v1/", "/messenger/v2/", "/messages")),
-        "chats_v1": lambda: Rewrite(before=version("/messenger/v2/", "/messenger/v1/", "/chats")),
-        "messages_v2": lambda: Rewrite(before=version("/messenger/v3/", "/messenger/v2/", "/messages")),
-        "subscribe_v2": lambda: Rewrite(before=version("/messenger/v3/webhook", "/messenger/v2/webhook", "/webhook")),
-        "send_no_type": lambda: Rewrite(before=send_without_type),
-        "403_final": lambda: Rewrite(after=forbidden_is_final),
-        "blind_retry": BlindRetry,
-        "token_preview": lambda: Rewrite(after=remember_token),
-    }.get(name, lambda: None)()
-    n8n: httpx.AsyncBaseTransport | None = {
-        "no_voice_url": lambda: Rewrite(before=forwarded(_no_voice_url)),
-        "no_image_url": lambda: Rewrite(before=forwarded(_no_image_url)),
-        "client_name_seller": lambda: Rewrite(before=forwarded(_seller_as_client_name)),
-        "seller_reply_unmarked": lambda: Rewrite(before=forwarded(_seller_unmarked)),
-        "twice_to_n8n": TwiceToN8n,
-        "n8n_failure_dropped": lambda: Rewrite(after=failure_is_success),
-    }.get(name, lambda: None)()
-    if name == "seller_reply_dropped":
-        avito_gateway.inbound.FORWARDED = avito_gateway.routes.webhooks.FORWARDED = frozenset({"customer"})
-    if name == "echo_forwarded":
-        avito_gateway.inbound.FORWARDED = avito_gateway.routes.webhooks.FORWARDED = frozenset(
-            {"customer", "seller_reply", "echo", "system"})
-    if name in ("limiter_off", "limiter_stuck"):
-        avito_gateway.app.SlidingWindowLimiter = NeverRefuses if name == "limiter_off" else WindowRestartsOnEveryRequest  # type: ignore[misc]
-    if name == "open_without_key":
-        avito_gateway.settings.REQUIRED = ("AVITO_CLIENT_ID", "AVITO_CLIENT_SECRET")  # type: ignore[misc]
-        accounts = avito_gateway.app.load_accounts  # the account gets a key nobody knows; /api asks for none
-        avito_gateway.app.load_accounts = lambda s: accounts(  # type: ignore[attr-defined]
-            s.model_copy(update={"api_key": s.api_key or secrets.token_hex(16)}))
-    app: Any = create_app(load_settings(server_port=port), avito_transport=avito, n8n_transport=n8n)
-    wrappers: dict[str, Callable[[Any], Any]] = {
-        "probe_400": probe_400, "bad_json_500": bad_json_500, "token_preview": token_preview,
-        "open_without_key": open_without_key, "cors_any": cors_any_origin, "validation_422": fastapi_422,
-    }
-    return wrappers.get(name, lambda a: a)(app)
+    return DOUBLES[name].build(port)
 
 
 def main() -> int:

@@ -110,6 +110,7 @@ class Environment:
         self._restart = False
         self._wait_window = False
         self._quiet = False
+        self.journal_mark = 0  # the fake Avito's last journal id when the last scenario ended
         self._closers: list[Callable[[], None]] = []
 
     @property
@@ -127,6 +128,8 @@ class Environment:
     def start(cls, options: TargetOptions) -> Environment:
         env = cls(options)
         try:
+            if options.mode == "url":
+                env._probe_url()  # before the fakes take their ports: a gateway that is not there is the first thing to say
             env._start_fakes()
             if options.n8n == "real":
                 env._start_pipeline()
@@ -134,8 +137,6 @@ class Environment:
                 env.embedded_factory()  # installed, or the run cannot judge anything
             elif options.mode == "cmd":
                 env._start_process()
-            else:
-                env._probe_url()
             if options.mode != "embedded":
                 env.window = env._announced_window()
         except BaseException:

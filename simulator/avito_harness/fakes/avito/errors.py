@@ -31,9 +31,10 @@ __all__ = [
     "UnauthorizedError",
     "ValidationFailedError",
     "avito_error_response",
+    "install_error_handlers",
+    "note_error",
     "oauth_error_response",
     "stock_error_body",
-    "install_error_handlers",
 ]
 
 STOCK_MESSAGES = {
@@ -154,9 +155,13 @@ def near_miss(request: Request) -> str | None:
     return None
 
 
-def _note_validation(request: Request, fields: dict[str, str]) -> None:
-    """The journal learns which fields were wrong, as data (the judge tells a send without ``type`` by it)."""
-    request.state.reason, request.state.fields = Reason.VALIDATION_FAILED, sorted(fields)
+def note_error(notes: dict[str, Any], exc: AvitoError) -> None:
+    """What the journal learns of an error answer, as codes: its reason, and which fields were wrong (the judge
+    tells a send without ``type`` by them). The framework's routes and the fast routes both note through here."""
+    if exc.reason is not None:
+        notes["reason"] = exc.reason
+    if isinstance(exc, ValidationFailedError):
+        notes["reason"], notes["fields"] = Reason.VALIDATION_FAILED, sorted(exc.fields)
 
 
 def avito_error_response(exc: AvitoError) -> JSONResponse:
@@ -172,10 +177,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AvitoError)
     async def _avito(request: Request, exc: AvitoError) -> JSONResponse:
-        if exc.reason is not None:
-            request.state.reason = exc.reason
-        if isinstance(exc, ValidationFailedError):
-            _note_validation(request, exc.fields)
+        note_error(request.scope.setdefault("state", {}), exc)
         return avito_error_response(exc)
 
     @app.exception_handler(OAuthError)
@@ -185,7 +187,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = {_field_name(tuple(e["loc"])): str(e["msg"]) for e in exc.errors()}
-        _note_validation(request, fields)
+        note_error(request.scope.setdefault("state", {}), ValidationFailedError(fields))
         return JSONResponse(ValidationFailedError(fields).body(), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)

@@ -28,6 +28,7 @@ from avito_harness.fakes.avito.errors import (
     AvitoError,
     OAuthError,
     avito_error_response,
+    note_error,
     oauth_error_response,
     stock_error_body,
 )
@@ -96,6 +97,7 @@ class FastRoutes:
         try:
             response = await handler(Call(scope, groups, b"".join(m.get("body", b"") for m in read)))
         except AvitoError as exc:
+            note_error(scope.setdefault("state", {}), exc)
             response = avito_error_response(exc)
         except OAuthError as exc:
             response = oauth_error_response(exc)

@@ -21,7 +21,7 @@ import pytest
 from avito_harness.judge.bounded_http import bounded_client
 from avito_harness.judge.classify import classify
 from avito_harness.judge.defects import Defect
-from avito_harness.judge.diagnosis import first_anomaly
+from avito_harness.judge.diagnosis import Anomaly, first_anomaly
 from avito_harness.judge.environment import USER, Environment, TargetOptions
 from avito_harness.judge.features import template_of, unknown_steps
 from avito_harness.judge.leaks import leaked_piece, mask
@@ -90,6 +90,9 @@ def harness(request: pytest.FixtureRequest, acceptance_env: Environment, tmp_pat
         pytest.skip(why)
     env.before_scenario()
     stack = env.stack
+    # what the gateway did between scenarios (its start, a restart, a token it asked for once and kept): evidence
+    # for this scenario when nothing in it explains a failure
+    earlier = first_anomaly(stack.avito.journal(since=env.journal_mark), [], [])
     stack.reset(seed=zlib.crc32(request.node.nodeid.encode()))
     bounds = env.options.bounds()
     bounds.start_scenario()
@@ -102,7 +105,7 @@ def harness(request: pytest.FixtureRequest, acceptance_env: Environment, tmp_pat
         url = env.gateway_url
     stack.n8n.flows(gateway_url=url, gateway_api_key=api_key)
     h = Harness(env, url, api_key, bounds, bounded_client(bounds, base_url=url, headers={"X-API-Key": api_key}),
-                bounded_client(bounds))
+                bounded_client(bounds), earlier=earlier)
     for client in (h.api, h.http):
         client.event_hooks["response"] = [h.record]
     h.chat_id = next(c["id"] for c in stack.avito.account(USER)["chats"] if c["chat_type"] == "u2i")
@@ -125,6 +128,7 @@ def harness(request: pytest.FixtureRequest, acceptance_env: Environment, tmp_pat
                 served.stop()
             call = getattr(request.node, "rep_call", None)
             env.after_scenario(passed=call is not None and call.passed, limited=h.limited)
+            env.journal_mark = max((e["id"] for e in stack.avito.journal()), default=0)
 
 
 def _n8n_quiet(h: Harness) -> None:
@@ -141,6 +145,9 @@ def _after_scenario(request: pytest.FixtureRequest, h: Harness, secrets: list[st
     which is named whatever the steps said."""
     anomaly = first_anomaly(h.avito.journal(), h.avito.deliveries(account=USER), h.n8n.invalid(),
                             h.n8n.failed_executions())
+    if anomaly is None and h.earlier is not None:
+        anomaly = Anomaly(h.earlier.code, f"before the scenario (the gateway's start, or a call it keeps the answer "
+                                          f"of): {h.earlier.summary}")
     if anomaly is not None:
         request.node.user_properties.append((Recorded.ANOMALY, mask(anomaly.summary, secrets)))
         if anomaly.code:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from avito_harness.judge.bounded_http import Bounds
+from avito_harness.judge.diagnosis import Anomaly
 from avito_harness.judge.environment import USER, Environment
 from avito_harness.waiting import pause
 
@@ -57,6 +58,8 @@ class Harness:
     #: (at seconds of scenario time, action): things that happen while time passes (n8n comes back)
     timers: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
     elapsed: float = 0.0
+    #: the first anomaly of what the gateway did before this scenario (since the last one ended), if any
+    earlier: Anomaly | None = None
 
     @property
     def mode(self) -> str:

@@ -1,0 +1,296 @@
+"""The ways the catalogue's doubles break our gateway: rewrites of its calls to Avito and n8n, ASGI layers in front
+of it, and gateway classes with a planted bug. :mod:`tests.doubles.broken_gateway` puts them together, one double
+per defect (or several at once)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+
+import avito_gateway.ratelimit
+from avito_gateway.deps import require_api_key, services
+
+Before = Callable[[httpx.Request], httpx.Request]
+After = Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response]]
+
+
+def _rebuilt(request: httpx.Request, *, url: str | None = None, content: bytes | None = None,
+             headers: dict[str, str] | None = None) -> httpx.Request:
+    merged = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+    merged.update(headers or {})
+    return httpx.Request(request.method, url or str(request.url), headers=merged,
+                         content=request.content if content is None else content)
+
+
+def _json_body(request: httpx.Request) -> Any:
+    try:
+        return json.loads(request.content or b"null")
+    except ValueError:
+        return None
+
+
+class Rewrite(httpx.AsyncBaseTransport):
+    """The gateway's own calls (to Avito or n8n), changed on the way out (``before``) or back (``after``)."""
+
+    def __init__(self, before: Before | None = None, after: After | None = None) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.before, self.after = before, after
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.before is not None:
+            request = self.before(request)
+        response = await self.inner.handle_async_request(request)
+        if self.after is not None:
+            await response.aread()
+            response = await self.after(request, response)
+        return response
+
+
+def _changed(response: httpx.Response, status: int | None = None, content: bytes | None = None) -> httpx.Response:
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
+    return httpx.Response(status or response.status_code, headers=headers,
+                          content=response.content if content is None else content)
+
+
+# --- Avito side ---------------------------------------------------------------------------------------------
+
+def token_by_basic(request: httpx.Request) -> httpx.Request:
+    """Client id and secret in ``Authorization: Basic``, as many OAuth libraries do by default."""
+    if not request.url.path.rstrip("/").endswith("/token"):
+        return request
+    form = dict(parse_qsl(request.content.decode()))
+    pair = f"{form.pop('client_id', '')}:{form.pop('client_secret', '')}".encode()
+    return _rebuilt(request, content=urlencode(form).encode(),
+                    headers={"Authorization": "Basic " + base64.b64encode(pair).decode()})
+
+
+def version(old: str, new: str, suffix: str) -> Before:
+    """Call one operation on another API version."""
+    def before(request: httpx.Request) -> httpx.Request:
+        path = request.url.path
+        if path.startswith(old) and path.rstrip("/").endswith(suffix):
+            return _rebuilt(request, url=str(request.url.copy_with(path=new + path[len(old):])))
+        return request
+    return before
+
+
+def send_without_type(request: httpx.Request) -> httpx.Request:
+    body = _json_body(request)
+    if request.method == "POST" and request.url.path.endswith("/messages") and isinstance(body, dict):
+        body.pop("type", None)
+        return _rebuilt(request, content=json.dumps(body).encode())
+    return request
+
+
+async def forbidden_is_final(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+    """Only 401 means "token expired" to this gateway: Avito's 403 variant comes back to n8n as an error."""
+    return _changed(response, status=400) if response.status_code == 403 else response
+
+
+class BlindRetry(httpx.AsyncBaseTransport):
+    """Sends retried at once, up to 3 times, after a lost answer or a 5xx: no look at the chat first."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        send = request.method == "POST" and request.url.path.endswith("/messages")
+        for attempt in range(4):
+            try:
+                response = await self.inner.handle_async_request(_rebuilt(request))
+                await response.aread()
+            except httpx.TransportError:
+                if not send or attempt == 3:
+                    raise
+                continue
+            if not send or response.status_code < 500 or attempt == 3:
+                return response
+        raise AssertionError("unreachable")
+
+
+LEAKED: dict[str, str] = {}
+
+
+async def remember_token(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+    if request.url.path.rstrip("/").endswith("/token") and response.status_code == 200:
+        LEAKED["token"] = str(response.json().get("access_token", ""))
+    return response
+
+
+# --- n8n side -----------------------------------------------------------------------------------------------
+
+def forwarded(change: Callable[[dict[str, Any]], None]) -> Before:
+    """Change the normalized message on its way to n8n."""
+    def before(request: httpx.Request) -> httpx.Request:
+        body = _json_body(request)
+        if isinstance(body, dict) and isinstance(body.get("media"), dict):
+            change(body)
+            return _rebuilt(request, content=json.dumps(body, ensure_ascii=False).encode(),
+                            headers={"content-type": "application/json"})
+        return request
+    return before
+
+
+def no_voice_url(m: dict[str, Any]) -> None:
+    m["media"]["voice_url"] = None
+
+
+def no_image_url(m: dict[str, Any]) -> None:
+    m["media"]["images"] = [{"url": None}] if m["media"].get("images") else []
+
+
+def seller_as_client_name(m: dict[str, Any]) -> None:
+    m["client_name"] = "Аккумуляторы 24"  # the shop's own name, not the customer's
+
+
+def seller_unmarked(m: dict[str, Any]) -> None:
+    m["meta"]["author_role"] = "customer"
+
+
+class TwiceToN8n(httpx.AsyncBaseTransport):
+    """Every message posted to n8n twice (no delivery bookkeeping)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        first = await self.inner.handle_async_request(_rebuilt(request))
+        await first.aread()
+        second = await self.inner.handle_async_request(_rebuilt(request))
+        await second.aread()
+        return first
+
+
+async def failure_is_success(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+    """An n8n failure is logged and forgotten: the message counts as delivered."""
+    return _changed(response, status=200, content=b"{}") if response.status_code >= 500 else response
+
+
+# --- the gateway's own behaviour --------------------------------------------------------------------------
+
+class NeverRefuses(avito_gateway.ratelimit.SlidingWindowLimiter):
+    def acquire(self, n: int = 1) -> float | None:
+        return None
+
+
+class WindowRestartsOnEveryRequest(avito_gateway.ratelimit.SlidingWindowLimiter):
+    """A fixed window that restarts whenever a request comes in, refused or not: steady traffic keeps it shut."""
+
+    def acquire(self, n: int = 1) -> float | None:
+        now = self.clock.now()
+        with self._lock:
+            if self._allowed and now - self._allowed[-1] >= self.window:
+                self._allowed.clear()
+            if len(self._allowed) + n <= self.limit:
+                self._allowed.extend([now] * n)
+                return None
+            self._allowed[-1] = now  # the bug: a refused request restarts the window
+            return self.window
+
+
+def on_webhook_body(app: Any, refuse: Callable[[bytes], tuple[int, bytes] | None]) -> Any:
+    """Webhook deliveries pass ``refuse`` first: an answer from it goes to Avito instead of the gateway's."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/webhook/avito"):
+            await app(scope, receive, send)
+            return
+        body = await _body(receive)
+        answer = refuse(body)
+        if answer is not None:
+            await _answer(send, *answer)
+            return
+        await app(scope, _replay(body, receive), send)
+    return wrapped
+
+
+def probe_400(app: Any) -> Any:
+    return on_webhook_body(app, lambda body: (400, b'{"error": "empty body"}') if body.strip() == b"{}" else None)
+
+
+def bad_json_500(app: Any) -> Any:
+    def refuse(body: bytes) -> tuple[int, bytes] | None:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return 500, b'{"detail": "Internal Server Error"}'
+        if not isinstance(parsed, dict) or (parsed and not isinstance(parsed.get("payload"), dict)):
+            return 500, b'{"detail": "Internal Server Error"}'
+        return None
+    return on_webhook_body(app, refuse)
+
+
+def token_preview(app: Any) -> Any:
+    """/api/token shows the first 20 characters of the access token "for debugging"."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/api/token":
+            await app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body = json.loads(message.get("body") or b"{}")
+            if isinstance(body, dict) and LEAKED.get("token"):
+                body["token_preview"] = LEAKED["token"][:20]
+            data = json.dumps(body).encode()
+            await send({**start, "headers": [(k, str(len(data)).encode() if k == b"content-length" else v)
+                                             for k, v in start["headers"]]})
+            await send({"type": "http.response.body", "body": data})
+
+        await app(scope, receive, capture)
+    return wrapped
+
+
+async def _body(receive: Any) -> bytes:
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    done = False
+
+    async def replay() -> Any:
+        nonlocal done
+        if done:
+            return await receive()
+        done = True
+        return {"type": "http.request", "body": body, "more_body": False}
+    return replay
+
+
+async def _answer(send: Any, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def open_without_key(app: FastAPI) -> FastAPI:
+    async def key_if_any(request: Request) -> None:
+        if (await services(request)).settings.api_key:
+            await require_api_key(request, request.headers.get("X-API-Key"))
+    app.dependency_overrides[require_api_key] = key_if_any
+    return app
+
+
+def cors_any_origin(app: FastAPI) -> Any:
+    return CORSMiddleware(app, allow_origins=["*"], allow_credentials=True, allow_methods=["*"], allow_headers=["*"])
+
+
+def fastapi_422(app: FastAPI) -> FastAPI:
+    """FastAPI's own answer to a bad request: 422 {"detail": [...]}, not SPEC's 400 {"success": false, ...}."""
+    app.exception_handlers[RequestValidationError] = request_validation_exception_handler
+    return app
