@@ -55,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seconds a gateway started by command has to answer GET /health (default 30)")
     group.addoption("--avito-scenario-timeout", type=float, default=300.0,
                     help="seconds one scenario may take before it is stopped as not judged (default 300)")
+    group.addoption("--avito-strict-avito", action="store_true", default=False,
+                    help="the fake Avito refuses a near miss (Basic token auth, another API version, ...) as Avito "
+                         "does, instead of serving it and naming it")
     group.addoption("--sim-seed", type=int, default=None, help="seed for the simulated stack (default 42)")
 
 

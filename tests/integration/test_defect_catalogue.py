@@ -52,7 +52,7 @@ def test_the_acceptance_run_names_the_planted_defect(name: str, tmp_path: Path) 
     failed = {str(s["defect"]) for s in scenarios if s["outcome"] == "failed"}
     assert code == 1, out[-3000:]
     assert double.defect in failed, f"{name}: expected {double.defect}, the run named {failed}\n{out[-3000:]}"
-    assert "Root causes" in out and double.defect in out
+    assert "Defects" in out and double.defect in out
 
 
 def test_our_gateway_started_the_same_way_passes_every_scenario(tmp_path: Path) -> None:

@@ -17,10 +17,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from avito_harness.cli import main
+from avito_harness.stack.serve import serve_in_thread
 from avito_harness.paths import workflows_dir
 from tests.conftest import installed_n8n
 
@@ -86,7 +88,7 @@ PLANTED: dict[str, Planted] = {
     "a gateway URL nobody answers at": Planted(
         lambda _, port: ["--gateway-url", f"http://127.0.0.1:{port}"],
         2, "setup_error", "nothing answers at http://127.0.0.1:{port} (--gateway-url; is the gateway running?): "
-                          "GET /health: connection refused"),
+                          "GET /health: ConnectError"),
     "a gateway command that exits": Planted(
         lambda _, __: ["--gateway-cmd", "sh -c 'echo cannot read my config; exit 3'"],
         2, "setup_error", "the gateway exited with code 3 before answering GET /health (any status, a JSON object "
@@ -102,6 +104,44 @@ PLANTED: dict[str, Planted] = {
         lambda _, __: ["--gateway-cmd", f"{sys.executable} -c \"import socket, threading; s = socket.socket(); "
                        "s.bind(('127.0.0.1', {port})); s.listen(); threading.Event().wait(60)\"", "--start-timeout", "3"],
         2, "setup_error", "last probe: RequestDeadlineHit"),
+    "an empty feature file": Planted(
+        lambda tmp, _: ["--only-features", "--features", _feature(tmp / "f", "# only a comment\n")],
+        2, "feature_error", "mine.feature:1: the file holds no Feature"),
+    "a scenario without steps": Planted(
+        lambda tmp, _: ["--only-features", "--features", _feature(tmp / "f", "Feature: x\n  Scenario: nothing in it\n")],
+        2, "feature_error", 'the scenario "nothing in it" has no steps'),
+    "a status Avito never uses for an expired token": Planted(
+        lambda tmp, _: ["--only-features", "--features", _feature(tmp / "f", _scenario(
+            "Given Avito answers expired tokens with 999"))],
+        2, "feature_error", '"999" is not the status Avito answers an expired token with: 401, 403'),
+    "time running backwards": Planted(
+        lambda tmp, _: ["--only-features", "--features", _feature(tmp / "f", _scenario("When -5 seconds pass"))],
+        2, "feature_error", '"-5" is not a whole number, 0 or more'),
+    "a message written with nothing subscribed": Planted(
+        lambda tmp, _: ["--only-features", "--features", _feature(tmp / "f", _scenario(
+            "Given the harness is running", 'When the customer writes "hello"', "Then n8n receives 1 normalized message"))],
+        2, "feature_error", "no webhook URL is subscribed at Avito"),
+    "more messages expected than written": Planted(
+        lambda tmp, _: ["--only-features", "--features", _feature(tmp / "f", _scenario(
+            "Given the harness is running", "And the gateway is subscribed to Avito webhooks",
+            'When the customer writes "hello"', "Then n8n receives 2 normalized messages"))],
+        2, "feature_error", "the scenario expects 2 message(s) at n8n, but the customer wrote 1 in it"),
+    "a gateway command with an unclosed quote": Planted(
+        lambda _, __: ["--gateway-cmd", "sh -c 'unterminated"], 2, "usage_error", "--gateway-cmd cannot be split"),
+    "an empty scenario name": Planted(lambda _, __: ["--scenario", ""], 2, "usage_error", "--scenario needs a name"),
+    "a feature file where a folder is asked for": Planted(
+        lambda tmp, _: ["--features", str(Path(_feature(tmp / "f", _scenario("Given the harness is running")))
+                                          / "mine.feature")],
+        2, "usage_error", "a file; give the folder that holds it"),
+    "a report path that is a folder": Planted(
+        lambda tmp, _: ["--stage", "1", "--html", str(tmp)], 2, "usage_error", "--html"),
+    "a gateway that refuses the run's key": Planted(
+        lambda _, __: ["--gateway-cmd", f"env API_KEY=some-other-key {sys.executable} -m avito_gateway", "--stage", "1"],
+        2, "usage_error", "the gateway refuses the API key of the run (GET /api/chats answered 401"),
+    "fakes that are not fakes": Planted(
+        lambda _, port: ["--stack-url", f"avito=http://127.0.0.1:{port},n8n=http://127.0.0.1:{port},"
+                                        f"stt=http://127.0.0.1:{port}", "--gateway-url", "http://127.0.0.1:9"],
+        2, "setup_error", "nothing answers at http://127.0.0.1:9"),
     "a name that selects nothing": Planted(
         lambda _, __: ["--scenario", "a send whose answer got lost"],
         2, "usage_error", "--scenario 'a send whose answer got lost' matches no scenario; nearest: "
@@ -116,15 +156,49 @@ PLANTED: dict[str, Planted] = {
 }
 
 
+async def _health_only(scope: Any, receive: Any, send: Any) -> None:
+    """Something that answers /health as SPEC says and nothing else (404)."""
+    if scope["type"] != "http":
+        return
+    found = scope["path"] == "/health"
+    await send({"type": "http.response.start", "status": 200 if found else 404,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"status": "healthy"}' if found else b"{}"})
+
+
+async def _plain(scope: Any, receive: Any, send: Any) -> None:
+    """A plain web server: 404 text for everything."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/html")]})
+    await send({"type": "http.response.body", "body": b"<h1>Not Found</h1>"})
+
+
 def test_a_fakes_port_that_is_taken_is_a_setup_error_naming_it(tmp_path: Path, closed_port: int,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """--gateway-url runs the fakes on the ports the gateway was configured with: one that is taken is named."""
     monkeypatch.setenv("SIM_AVITO_PORT", str(closed_port))
-    code = main(["run", "--gateway-url", f"http://127.0.0.1:{closed_port}"])
+    served = serve_in_thread(_health_only, name="health-only")
+    try:
+        code = main(["run", "--gateway-url", served.url])
+    finally:
+        served.stop()
     out = capsys.readouterr().out.replace("\n", " ")
     assert code == 2 and "[setup_error]: the fakes could not start: avito: cannot listen on" in out, out[-2000:]
     assert f"127.0.0.1:{closed_port}" in out and "stop `avito-harness sim`" in out
+
+
+def test_a_url_that_is_not_a_gateway_is_not_judged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plain web server (or one of the fakes) at --gateway-url is a wrong URL, not a gateway full of defects."""
+    served = serve_in_thread(_plain, name="not-a-gateway")
+    try:
+        code = main(["run", "--gateway-url", served.url])
+    finally:
+        served.stop()
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert code == 2 and f"[setup_error]: what answers at {served.url} is not it" in out, out[-2000:]
+    assert 'not a JSON object with "status"' in out
 
 
 def _reports(tmp_path: Path) -> tuple[Path, Path]:

@@ -12,4 +12,4 @@ from pytest_bdd import scenarios
 __all__: list[str] = []
 
 for _directory in filter(None, os.environ.get("AVITO_HARNESS_FEATURES", "").split(os.pathsep)):
-    scenarios(_directory)
+    scenarios(_directory, encoding="utf-8-sig")  # as the feature check reads them (a byte-order mark is allowed)

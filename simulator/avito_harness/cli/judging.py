@@ -11,7 +11,35 @@ from rich.table import Table
 
 from avito_harness.judge.verdict import Category
 
-__all__ = ["real_n8n_problem", "run_contract", "run_run", "run_steps"]
+__all__ = ["harness_failed", "real_n8n_problem", "run_contract", "run_run", "run_steps", "writable"]
+
+
+def writable(option: str, value: str | None) -> None:
+    """A report path the run can write (its folder made); :class:`CannotJudge` before anything runs otherwise."""
+    from avito_harness.judge.verdict import CannotJudge
+
+    if not value:
+        return
+    path = Path(value)
+    if path.is_dir():
+        raise CannotJudge(Category.USAGE, f"{option} {value}: a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CannotJudge(Category.USAGE, f"{option} {value}: its folder cannot be made: {exc.strerror}") from None
+
+
+def harness_failed(console: Console, exc: BaseException) -> int:
+    """The harness itself failed: the traceback to stderr, the verdict line, exit 2 (never 1, never 0)."""
+    import traceback
+
+    from avito_harness.judge.verdict import ExitCode, Verdict
+
+    traceback.print_exception(exc)
+    console.print(Verdict(ExitCode.CANNOT_JUDGE, "not_judged", Category.HARNESS,
+                          f"{type(exc).__name__}: {exc} (a bug of avito-harness: the traceback is above; please "
+                          "report it)").line(), markup=False, highlight=False)
+    return int(ExitCode.CANNOT_JUDGE)
 
 
 def run_contract(args: argparse.Namespace, console: Console) -> int:
@@ -33,12 +61,16 @@ def run_contract(args: argparse.Namespace, console: Console) -> int:
             max_examples=args.max_examples, timeout=args.timeout,
             contract=Path(args.contract) if args.contract else None, profile=args.profile,
         )
+        for option, value in (("--json", args.json_report), ("--junit", args.junit)):
+            writable(option, value)
         run = check_gateway(options)
         verdict = run.verdict()
         print_report(console, run, target)
     except CannotJudge as exc:
         verdict = Verdict(ExitCode.CANNOT_JUDGE, "not_judged", exc.category, exc.reason)
         console.print(verdict.line(), markup=False, highlight=False)
+    except Exception as exc:  # a bug of the harness: never a verdict on the gateway
+        return harness_failed(console, exc)
     if args.junit:
         write_junit(Path(args.junit), run, target, verdict)
     if args.json_report:
@@ -105,9 +137,12 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             stack_url=args.stack_url, n8n=args.n8n, n8n_url=args.n8n_url, n8n_api_key=args.n8n_api_key,
             postgres_url=args.postgres_url, workflows=args.workflows, workflows_map=args.workflows_map,
             request_timeout=args.request_timeout, start_timeout=args.start_timeout,
-            scenario_timeout=args.scenario_timeout, max_answer_bytes=args.max_answer_bytes)
+            scenario_timeout=args.scenario_timeout, max_answer_bytes=args.max_answer_bytes,
+            strict_avito=args.strict_avito)
         if not args.run_timeout > 0:
             raise CannotJudge(Category.USAGE, "--run-timeout must be more than 0 seconds")
+        for option, value in (("--json", args.json_report), ("--junit", args.junit), ("--html", args.html_report)):
+            writable(option, value)
     except CannotJudge as exc:  # options that cannot work, named before anything starts
         console.print(Verdict(ExitCode.CANNOT_JUDGE, "not_judged", exc.category, exc.reason).line(), markup=False,
                       highlight=False)
@@ -115,4 +150,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
     options = RunOptions(target=target, stages=tuple(args.stage), scenarios=tuple(args.scenarios),
                          features=tuple(args.features), only_own_features=args.only_features, junit=args.junit,
                          json_report=args.json_report, html_report=args.html_report, run_timeout=args.run_timeout)
-    return run_acceptance(options, console)
+    try:
+        return run_acceptance(options, console)
+    except Exception as exc:  # a bug of the harness: never a verdict on the gateway
+        return harness_failed(console, exc)

@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds the whole run may take; the rest is not judged (3600)")
     run.add_argument("--max-answer-bytes", type=int, default=10 * 1024 * 1024, metavar="N",
                      help="the largest answer of the gateway the harness reads (10 MiB)")
+    run.add_argument("--strict-avito", action="store_true",
+                     help="the fake Avito refuses a near miss (Basic token auth, another API version, a send without "
+                          "type, a probe answered non-200) exactly as Avito does; by default it serves it as the call "
+                          "it nearly is and names the mistake, so deeper defects show in the same run")
     run.add_argument("--junit", help="write JUnit XML to this file")
     run.add_argument("--json", dest="json_report", help="write the results (with transcripts) as JSON")
     run.add_argument("--html", dest="html_report", help="write an HTML report")

@@ -222,7 +222,7 @@ class JournalMiddleware:
                 entry.fault = notes.get("fault")
                 if entry.account is None:  # known only once the handler read the body (a token's client_id)
                     entry.account = notes.get("account")
-                for key in ("hint", "reason", "fields"):  # for people, and the same as codes for the judge
+                for key in ("hint", "reason", "fields", "served"):  # for people, and the same as codes for the judge
                     if notes.get(key):
                         entry.extra[key] = notes[key]
             self.journal.add(entry)

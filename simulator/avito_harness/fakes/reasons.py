@@ -20,5 +20,6 @@ class Reason(StrEnum):
     TOKEN_EXPIRED = "token_expired"  # a token that was Avito's and expired (a test may expire it on purpose)
     TOKEN_NOT_ALLOWED = "token_not_allowed"  # a live token without the scope, or for another account
     OTHER_API_VERSION = "other_api_version"  # an unknown path that Avito serves under another version
+    SEND_WITHOUT_TYPE = "send_without_type"  # a send body without "type" beside its text message
     PROBE_REFUSED = "probe_refused"  # the webhook URL did not answer the subscription's {} probe with 200
     VALIDATION_FAILED = "validation_failed"  # a parameter or body field is wrong (the journal names the fields)

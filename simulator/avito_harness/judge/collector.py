@@ -49,6 +49,8 @@ class Collector:
         self.by_node: dict[str, ScenarioResult] = {}
         self.run_timeout = run_timeout
         self.deadline = time.monotonic() + run_timeout
+        if env is not None:
+            env.run_deadline = self.deadline
         self.progress = progress
         self.problem: CannotJudge | None = None
         self.stopped: str | None = None
@@ -89,7 +91,8 @@ class Collector:
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         if self.problem is None:
-            self.problem = CannotJudge(Category.SETUP, f"the run was stopped: {excinfo.value}")
+            what = "stopped (Ctrl-C or SIGTERM)" if isinstance(excinfo.value, KeyboardInterrupt) else f"stopped: {excinfo.value}"
+            self.problem = CannotJudge(Category.NOT_JUDGED, f"the run was {what}")
 
     # --- running --------------------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -112,14 +115,18 @@ class Collector:
         carried = report.__dict__.get("avito_outcome")
         outcome = Outcome.from_strings(carried) if carried else None
         if report.skipped:
-            result.not_judged(Category.NOT_JUDGED.value, f"skipped: {_skip_reason(report)}")
+            wasxfail = getattr(report, "wasxfail", None)
+            why = f"marked xfail ({wasxfail or 'no reason given'})" if wasxfail is not None else _skip_reason(report)
+            result.not_judged(Category.NOT_JUDGED.value, f"skipped: {why}")
         elif report.when == "call" and report.passed:
             result.passed()
         elif report.failed:
             self._failure(result, report, outcome)
         code = props.get(Recorded.ANOMALY_CODE)
-        if result.outcome == "failed" and code in ROOT_CAUSES and result.defect != "gateway_crashed":
+        if result.outcome == "failed" and code in ROOT_CAUSES and result.defect not in (code, "gateway_crashed"):
             result.defect = code  # the wire shows the cause; the failing check is its symptom
+            if all(d["code"] != code for d in result.defects):
+                result.defects.insert(0, {"code": code, "message": result.anomaly or "", "step": "(on the wire)"})
         if report.when == "teardown":
             self.finished += 1
         if report.when == "teardown" and self.progress is not None:
@@ -142,7 +149,7 @@ class Collector:
             return
         if report.when == "teardown" and result.outcome == "failed" and outcome.defect != "gateway_crashed":
             return  # the checks after the scenario only judge a scenario whose steps passed
-        result.failed(outcome.defect or "unclassified", error)
+        result.failed(outcome.defect or "unclassified", error, outcome.findings)
 
     def _stop(self, reason: str) -> None:
         if self.stopped is None:
@@ -161,6 +168,7 @@ class Collector:
             if r.outcome == "not_judged" and r.reason == NOT_RUN and self.stopped:
                 r.reason = f"not run: {self.stopped}"
             r.error = visible(mask(r.error, secrets)) if r.error else r.error
+            r.defects = [{k: visible(mask(v, secrets)) for k, v in d.items()} for d in r.defects]
             r.transcript = visible(mask(r.transcript, secrets))
             r.extra = {k: visible(mask(v, secrets)) for k, v in r.extra.items()}
             r.anomaly = visible_line(mask(r.anomaly, secrets), 600) if r.anomaly else r.anomaly

@@ -17,13 +17,13 @@ from typing import Any
 
 from avito_harness.fakes.reasons import Reason
 
-__all__ = ["Anomaly", "REASON_DEFECTS", "UNKNOWN_CHAT", "first_anomaly", "path_shape"]
+__all__ = ["Anomaly", "REASON_DEFECTS", "UNKNOWN_CHAT", "first_anomaly", "path_shape", "served_near_misses"]
 
 #: The chat a scenario names on purpose to get Avito's 404 (a bulk send to it).
 UNKNOWN_CHAT = "u2i-unknownChat0000000000"
 #: Reasons the fake Avito records that prove a defect by themselves: the anomaly is then the root cause.
-REASON_DEFECTS = {Reason.TOKEN_BASIC_AUTH: "token_basic_auth", Reason.OTHER_API_VERSION: "wrong_api_version",
-                  Reason.PROBE_REFUSED: "probe_not_200"}
+REASON_DEFECTS: dict[str, str] = {Reason.TOKEN_BASIC_AUTH: "token_basic_auth", Reason.OTHER_API_VERSION: "wrong_api_version",
+                  Reason.PROBE_REFUSED: "probe_not_200", Reason.SEND_WITHOUT_TYPE: "send_without_type"}
 SEND = re.compile(r"/messenger/v1/accounts/[^/]+/chats/[^/]+/messages")
 
 
@@ -54,8 +54,30 @@ def _error_text(extra: dict[str, Any]) -> str:
     return raw[:160]
 
 
+def _served(entry: dict[str, Any]) -> Anomaly | None:
+    """A near miss the fake Avito served as the call it nearly is: the gateway's mistake all the same."""
+    extra = entry.get("extra") or {}
+    if not extra.get("served") or extra.get("reason") not in REASON_DEFECTS:
+        return None
+    call = f"{entry.get('method')} {path_shape(str(entry.get('path', '')))}"
+    return Anomaly(REASON_DEFECTS[extra["reason"]], f"gateway -> Avito: {call} (a near miss): {extra.get('hint', '')}")
+
+
+def served_near_misses(journal: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(reason, what was seen) of every near miss the fake Avito served, each kind of call once."""
+    found: dict[str, tuple[str, str]] = {}
+    for entry in journal:
+        anomaly = _served(entry)
+        if anomaly is not None:
+            found.setdefault(anomaly.summary, ((entry.get("extra") or {})["reason"], anomaly.summary))
+    return list(found.values())
+
+
 def _avito_anomaly(entry: dict[str, Any]) -> Anomaly | None:
     """What the journal's codes say (``extra.reason``, ``extra.fields``); hints and errors are only shown."""
+    served = _served(entry)
+    if served is not None:
+        return served
     status, path, extra = entry.get("status", 0), str(entry.get("path", "")), entry.get("extra") or {}
     if status < 400 or entry.get("fault") or path.startswith("/_sim") or UNKNOWN_CHAT in path:
         return None

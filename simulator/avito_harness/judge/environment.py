@@ -11,6 +11,7 @@ failure is never carried into the next scenario's verdict.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from collections.abc import Callable
@@ -65,6 +66,9 @@ class TargetOptions:
     start_timeout: float = 30.0
     scenario_timeout: float = 300.0
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    #: False (the default): the fake Avito serves a near miss (Basic token auth, another API version, ...) as the
+    #: call it nearly is and the judge names it, so deeper defects show in the same run; True: Avito's refusal.
+    strict_avito: bool = False
 
     def __post_init__(self) -> None:
         if self.gateway_url and self.gateway_cmd:
@@ -72,8 +76,13 @@ class TargetOptions:
         for name in ("request_timeout", "start_timeout", "scenario_timeout"):
             if not getattr(self, name) > 0:
                 raise CannotJudge(Category.USAGE, f"--{name.replace('_', '-')} must be more than 0 seconds")
-        if self.gateway_cmd is not None and not shlex.split(self.gateway_cmd):
-            raise CannotJudge(Category.USAGE, "--gateway-cmd is empty")
+        if self.gateway_cmd is not None:
+            try:
+                words = shlex.split(self.gateway_cmd)
+            except ValueError as exc:
+                raise CannotJudge(Category.USAGE, f"--gateway-cmd cannot be split into words: {exc}") from None
+            if not words:
+                raise CannotJudge(Category.USAGE, "--gateway-cmd is empty")
 
     @property
     def mode(self) -> str:
@@ -95,7 +104,8 @@ class TargetOptions:
                    n8n_url=opt("--avito-n8n-url"), n8n_api_key=opt("--avito-n8n-api-key"),
                    postgres_url=opt("--avito-postgres-url"), workflows=opt("--avito-workflows"),
                    workflows_map=opt("--avito-workflows-map"), request_timeout=opt("--avito-request-timeout"),
-                   start_timeout=opt("--avito-start-timeout"), scenario_timeout=opt("--avito-scenario-timeout"))
+                   start_timeout=opt("--avito-start-timeout"), scenario_timeout=opt("--avito-scenario-timeout"),
+                   strict_avito=opt("--avito-strict-avito"))
 
 
 class Environment:
@@ -111,6 +121,7 @@ class Environment:
         self._wait_window = False
         self._quiet = False
         self.journal_mark = 0  # the fake Avito's last journal id when the last scenario ended
+        self.run_deadline = math.inf  # the monotonic time the whole run must end by (set by the run)
         self._closers: list[Callable[[], None]] = []
 
     @property
@@ -138,6 +149,7 @@ class Environment:
             elif options.mode == "cmd":
                 env._start_process()
             if options.mode != "embedded":
+                env._check_key()
                 env.window = env._announced_window()
         except BaseException:
             env.close()
@@ -158,12 +170,13 @@ class Environment:
             for name, client in (("avito", remote.avito), ("n8n", remote.n8n), ("stt", remote.stt)):
                 try:
                     client.clock()
-                except httpx.HTTPError as exc:
-                    raise CannotJudge(Category.SETUP, f"the fake {name} at {remote.urls[name]} does not answer "
-                                      f"GET /_sim/clock: {type(exc).__name__}") from None
+                except Exception as exc:  # noqa: BLE001 - nothing, or not a fake, answers there
+                    raise CannotJudge(Category.SETUP, f"no fake {name} answers at {remote.urls[name]} (--stack-url): "
+                                      f"GET /_sim/clock: {type(exc).__name__}: {str(exc)[:120]}") from None
             self.stack = remote
             return
-        overrides: dict[str, Any] = {"clock": "frozen", "n8n_mode": "record"}
+        overrides: dict[str, Any] = {"clock": "frozen", "n8n_mode": "record",
+                                     "near_misses": "refuse" if self.options.strict_avito else "serve"}
         if self.options.mode != "url":
             overrides.update(avito_port=0, n8n_port=0, stt_port=0)
         try:
@@ -191,6 +204,12 @@ class Environment:
         options = self.options
         if options.n8n_url:
             self._probe(options.n8n_url.rstrip("/"), "/healthz", Category.PIPELINE, "--n8n-url; is n8n running?")
+        if options.postgres_url:  # before n8n starts: a wrong database URL is said in a second, not a minute
+            try:
+                psycopg.connect(options.postgres_url, connect_timeout=5).close()
+            except psycopg.Error as exc:
+                raise CannotJudge(Category.PIPELINE, f"the CRM's Postgres at --postgres-url does not answer: "
+                                  f"{str(exc).strip().splitlines()[0]}") from None
         try:
             self.real = start_behind(self.stack, gateway_api_key=options.api_key, batch_window=REAL_BATCH_WINDOW,
                                      n8n_url=options.n8n_url, n8n_api_key=options.n8n_api_key,
@@ -218,17 +237,43 @@ class Environment:
         return self._new_process(api_key="")
 
     def _probe(self, base: str, path: str, category: Category, what: str) -> None:
-        """Anything that answers over HTTP is there (what it answers is for the scenarios to judge)."""
+        """Something answers ``GET path`` with a JSON object holding ``status`` (SPEC's /health, n8n's /healthz):
+        a plain web server or one of the fakes at that URL is a wrong URL, not a gateway with defects."""
         with bounded_client(Bounds(self.options.request_timeout, 65536)) as http:
             try:
-                http.get(f"{base}{path}")
+                answer = http.get(f"{base}{path}")
             except httpx.HTTPError as exc:
-                detail = ("connection refused" if isinstance(exc, httpx.ConnectError)
-                          else f"{type(exc).__name__} {exc}".strip())
+                detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 raise CannotJudge(category, f"nothing answers at {base} ({what}): GET {path}: {detail}") from None
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        if not (isinstance(body, dict) and "status" in body):
+            raise CannotJudge(category, f"what answers at {base} is not it ({what}): GET {path} answered "
+                              f"{answer.status_code} {answer.headers.get('content-type', '')} {answer.text[:80]!r}, "
+                              'not a JSON object with "status"')
 
     def _probe_url(self) -> None:
         self._probe(self.gateway_url, "/health", Category.SETUP, "--gateway-url; is the gateway running?")
+
+    def _check_key(self) -> None:
+        """The gateway accepts the key the run uses: a refused key would make every /api check a documented 401
+        (and the refusals would be counted as the gateway's), so the run cannot judge."""
+        refused = []
+        with bounded_client(Bounds(self.options.request_timeout, 65536)) as http:
+            for path in ("/api/chats", "/api/token"):
+                try:
+                    answer = http.get(f"{self.gateway_url}{path}", headers={"X-API-Key": self.options.api_key})
+                except httpx.HTTPError:
+                    return  # the scenarios will say what is wrong with it
+                if answer.status_code not in (401, 403):
+                    return
+                refused.append(f"GET {path} answered {answer.status_code}")
+        given = ("--gateway-api-key" if self.mode == "url" else
+                 f"API_KEY={self.options.api_key} (does the command set a key of its own?)")
+        raise CannotJudge(Category.USAGE, f"the gateway refuses the API key of the run ({'; '.join(refused)}): "
+                          f"check {given}")
 
     def _announced_window(self) -> float:
         """The rate window /info announces (SPEC's 60 s when it says nothing usable), capped at WINDOW_CAP."""
@@ -293,6 +338,7 @@ class Environment:
             pause(self.window + 0.2)
         if self._quiet:
             self._quiet = False
+            self.stack.n8n.clear_faults()  # what the last scenario held back may now arrive: before, not in, the next
             last = [len(self.stack.n8n.received())]
 
             def quiet() -> bool:

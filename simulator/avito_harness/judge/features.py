@@ -21,12 +21,14 @@ from pytest_bdd.parser import Feature, FeatureParser, ScenarioTemplate
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 from pytest_bdd.steps import step_function_context_registry
 
-from avito_harness.judge.step_params import CHOICES, describe_field
+from avito_harness.judge.step_params import describe_field, wrong_value
 from avito_harness.judge.verdict import CannotJudge, Category
 
-__all__ = ["FIELD", "FeatureProblems", "PlannedScenario", "template_of", "unknown_steps", "StepDef", "load_features", "select", "step_library", "step_problem",
+__all__ = ["ENCODING", "FIELD", "FeatureProblems", "PlannedScenario", "template_of", "unknown_steps", "StepDef", "load_features", "select", "step_library", "step_problem",
            "STAGE_TAGS", "stage_of"]
 
+#: Feature files are UTF-8; a byte-order mark some editors write is allowed.
+ENCODING = "utf-8-sig"
 #: A field of a step pattern: ``{name}`` or ``{name:type}``.
 FIELD = re.compile(r"\{(\w+)(?::([^}]*))?\}")
 
@@ -113,6 +115,9 @@ def unknown_steps(items: Iterable[Any]) -> list[str]:
             continue
         library = library if library is not None else step_library(prefix="")
         example = getattr(getattr(item, "callspec", None), "params", {}).get("_pytest_bdd_example") or {}
+        if not template._steps:
+            problems.append(f"{template.feature.filename}:{template.line_number}: the scenario \"{template.name}\" "
+                            "has no steps: it would pass having checked nothing")
         for step in template.render(example).steps:
             problem = step_problem(step.type, step.name, library)
             if problem is not None:
@@ -123,13 +128,6 @@ def unknown_steps(items: Iterable[Any]) -> list[str]:
 
 def _loose(pattern: str) -> parse.Parser:
     return parse.compile(FIELD.sub(lambda m: "{" + m.group(1) + "}", pattern))
-
-
-def _wrong_value(field_type: str | None, value: str) -> bool:
-    if field_type == "d":
-        return not re.fullmatch(r"[+-]?\d+", value.strip())
-    choice = CHOICES.get(field_type or "")
-    return choice is not None and value not in choice.values
 
 
 def step_problem(kind: str, text: str, library: Sequence[StepDef]) -> str | None:
@@ -143,7 +141,7 @@ def step_problem(kind: str, text: str, library: Sequence[StepDef]) -> str | None
             continue
         types = {m.group(1): m.group(2) for m in FIELD.finditer(d.pattern)}
         bad = [(name, str(value), types.get(name)) for name, value in found.named.items()
-               if _wrong_value(types.get(name), str(value))]
+               if wrong_value(types.get(name), str(value))]
         if bad:
             name, value, field_type = bad[0]
             return (f'"{value}" is not {describe_field(field_type)} (parameter {{{name}}} of '
@@ -173,7 +171,7 @@ def _printed_names(template: ScenarioTemplate) -> list[tuple[tuple[str, ...] | N
 def _all_scenarios(path: Path, feature: Feature, parser: FeatureParser) -> tuple[list[ScenarioTemplate], list[str]]:
     """Every scenario in the file, repeats included (pytest-bdd keeps one per name and silently drops the others:
     each repeat is a problem, and its steps are checked all the same)."""
-    doc = get_gherkin_document(str(path))
+    doc = get_gherkin_document(str(path), ENCODING)
     seen: dict[str, int] = {}
     templates, problems = [], []
     for child in list(doc.feature.children) if doc.feature else []:
@@ -189,7 +187,7 @@ def _all_scenarios(path: Path, feature: Feature, parser: FeatureParser) -> tuple
 
 
 def _parse_file(path: Path, library: Sequence[StepDef]) -> tuple[list[PlannedScenario], list[str]]:
-    parser = FeatureParser(str(path.parent), path.name)
+    parser = FeatureParser(str(path.parent), path.name, encoding=ENCODING)
     try:
         feature = parser.parse()
         every, problems = _all_scenarios(path, feature, parser)
@@ -197,10 +195,19 @@ def _parse_file(path: Path, library: Sequence[StepDef]) -> tuple[list[PlannedSce
         return [], [f"{path}:{exc.line}: {exc.message} (line: {exc.line_content.strip()!r})"]
     except (UnicodeDecodeError, OSError) as exc:
         return [], [f"{path}: cannot be read as UTF-8 text: {exc}"]
+    except Exception as exc:  # noqa: BLE001 - pytest-bdd's parser on an empty or odd file
+        what = "holds no Feature" if isinstance(exc, KeyError) else f"cannot be parsed ({type(exc).__name__}: {exc})"
+        return [], [f"{path}:1: the file {what}"]
     if not feature.scenarios:
         problems.append(f"{path}:{feature.line_number}: the feature \"{feature.name}\" has no scenario "
                         "(a scenario starts with a line \"Scenario: its name\")")
     for template in every:
+        if not template._steps:
+            problems.append(f"{path}:{template.line_number}: the scenario \"{template.name}\" has no steps: it would "
+                            "pass having checked nothing")
+        if template.templated and not any(True for ex in template.examples for _ in ex.as_contexts()):
+            problems.append(f"{path}:{template.line_number}: the outline \"{template.name}\" has no example rows: "
+                            "nothing of it would run")
         contexts = [ctx for ex in template.examples for ctx in ex.as_contexts()] or [{}]
         for ctx in contexts:
             for step in template.render(ctx).steps:
@@ -259,6 +266,8 @@ def select(planned: Sequence[PlannedScenario], *, stages: Sequence[str] = (),
         chosen = [p for p in chosen if p.tags & tags]
         if not chosen:
             raise CannotJudge(Category.USAGE, f"--stage {', '.join(stages)} selects no scenario of the features run")
+    if any(not n.strip() for n in names):
+        raise CannotJudge(Category.USAGE, "--scenario needs a name (or a part of one); an empty one would select all")
     if names:
         wanted = [n.strip().casefold() for n in names]
         for given, text in zip(names, wanted, strict=True):

@@ -20,22 +20,29 @@ STAGE_ORDER = ["1 webhook", "2 inbound", "3 outbound", "4 routing", "5 end to en
 EXECUTION = re.compile(r"n8n execution\s+#(\d+) .+?: (\w+)")
 
 
+#: Codes that name a class too wide to be one defect: their findings are told apart by what was seen.
+GENERIC = frozenset({"unclassified", "contract_violation", "workflow_failed"})
+
+
 def root_causes(results: Sequence[ScenarioResult]) -> list[tuple[str, str, list[ScenarioResult]]]:
-    """Failed scenarios grouped by cause, biggest group first: (defect code, what was seen, scenarios)."""
+    """Each distinct defect once, biggest first: (code, what was seen, the scenarios it showed in). A scenario
+    counts towards every defect it found; a named defect is one cause however each scenario saw it."""
     groups: dict[tuple[str, str], list[ScenarioResult]] = {}
     first_seen: dict[tuple[str, str], str] = {}
     for r in results:
         if r.outcome != "failed":
             continue
-        code = r.defect or "unclassified"
-        by_wire = bool(r.anomaly) and (code in ROOT_CAUSES or code == "unclassified")
-        seen = (r.anomaly if by_wire else r.error) or ""
-        seen = seen.splitlines()[0][:300] if seen else ""
-        # a named defect is one cause however each scenario words it; what the wire showed, or an unnamed failure,
-        # is told apart by what was seen
-        key = (code, seen if by_wire or code == "unclassified" else "")
-        groups.setdefault(key, []).append(r)
-        first_seen.setdefault(key, seen)
+        findings = r.defects or [{"code": r.defect or "unclassified", "message": r.error or "", "step": ""}]
+        for finding in findings:
+            code = finding["code"] or "unclassified"
+            wire = bool(r.anomaly) and code in ROOT_CAUSES and r.defect == code
+            seen = (r.anomaly if wire else finding.get("message")) or ""
+            seen = seen.splitlines()[0][:300] if seen else ""
+            key = (code, seen if code in GENERIC else "")
+            members = groups.setdefault(key, [])
+            if r not in members:
+                members.append(r)
+            first_seen.setdefault(key, seen)
     return [(key[0], first_seen[key], members) for key, members in
             sorted(groups.items(), key=lambda g: (-len(g[1]), g[0][0]))]
 
@@ -45,8 +52,8 @@ def _print_root_causes(console: Console, results: Sequence[ScenarioResult]) -> N
     if not causes:
         return
     judged = sum(1 for r in results if r.outcome != "not_judged")
-    failed = sum(len(members) for _, _, members in causes)
-    console.rule(f"[red bold]Root causes[/red bold]: {failed} failed scenario(s), {len(causes)} cause(s)")
+    failed = sum(1 for r in results if r.outcome == "failed")
+    console.rule(f"[red bold]Defects[/red bold]: {len(causes)} found in {failed} failed scenario(s)")
     for n, (code, seen, members) in enumerate(causes, 1):
         who = ("every scenario" if len(members) == judged else
                f"{len(members)} of {judged} scenarios" + (" (every failure)" if len(causes) == 1 else ""))
@@ -94,7 +101,14 @@ def _print_failure(console: Console, r: ScenarioResult) -> None:
     if r.failed_step:
         console.print("[bold]step:[/bold] ", end="")
         console.print(r.failed_step, markup=False, highlight=False)
-    console.print(f"[bold]defect:[/bold] {r.defect} ({describe(r.defect or 'unclassified')})", highlight=False)
+    for finding in r.defects or [{"code": r.defect or "unclassified", "message": "", "step": ""}]:
+        console.print(f"[bold]defect:[/bold] {finding['code']} ({describe(finding['code'])})", highlight=False)
+        if finding.get("message"):
+            console.print(f"   {finding['message']}" + (f"  [at: {finding['step']}]" if finding.get("step") else ""),
+                          markup=False, highlight=False)
+    if r.not_evaluated:
+        console.print("[bold]not evaluated:[/bold] ", end="")
+        console.print("; ".join(r.not_evaluated), markup=False, highlight=False)
     if r.anomaly:
         console.print("[bold]first anomaly:[/bold] ", end="")
         console.print(r.anomaly, markup=False, highlight=False)

@@ -61,7 +61,7 @@ def write_junit(path: Path, record: RunRecord) -> None:
     results = record.results
     problem = record.verdict.category is not None and not results
     suite = ET.Element("testsuite", name="avito-harness acceptance run",
-                       tests=str(len(results) + (1 if problem else 0)),
+                       tests=str(len(results) + len(record.not_applicable) + (1 if problem else 0)),
                        failures=str(sum(1 for r in results if r.outcome == "failed")),
                        errors=str(sum(1 for r in results if r.outcome == "not_judged") + (1 if problem else 0)),
                        skipped=str(len(record.not_applicable)), time=f"{record.elapsed:.3f}")

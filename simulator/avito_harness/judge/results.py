@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 __all__ = ["NOT_RUN", "Recorded", "ScenarioResult"]
@@ -36,16 +37,26 @@ class ScenarioResult:
     failed_step: str | None = None
     error: str | None = None
     transcript: str = ""
-    defect: str | None = None  # a stable code from avito_harness.judge.defects.CATALOGUE, for every failure
+    defect: str | None = None  # a stable code from avito_harness.judge.defects.CATALOGUE: the failure's main one
+    #: every defect the scenario found, each {code, message, step}: all its checks ran
+    defects: list[dict[str, str]] = field(default_factory=list)
+    not_evaluated: list[str] = field(default_factory=list)  # checks a failed step kept from running
     anomaly: str | None = None  # the first anomalous hop the fakes recorded, if any
     extra: dict[str, str] = field(default_factory=dict)
 
     def passed(self) -> None:
         self.outcome, self.category, self.reason = "passed", None, None
 
-    def failed(self, defect: str, error: str | None) -> None:
+    def failed(self, defect: str, error: str | None, findings: str = "") -> None:
+        """Failed with ``defect``; ``findings`` (JSON, see ScenarioFindings.encoded) lists every defect found."""
         self.outcome, self.category, self.reason = "failed", None, None
         self.defect, self.error = defect, error if error is not None else self.error
+        if findings:
+            decoded = json.loads(findings)
+            self.defects, self.not_evaluated = list(decoded["findings"]), list(decoded["not_evaluated"])
+        elif not self.defects:
+            self.defects = [{"code": defect, "message": (error or "").splitlines()[0][:800] if error else "",
+                             "step": self.failed_step or ""}]
 
     def not_judged(self, category: str, reason: str) -> None:
         self.outcome, self.category, self.reason, self.defect = "not_judged", category, reason, None

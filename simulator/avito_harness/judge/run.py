@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +62,8 @@ def _feature_dirs(options: RunOptions) -> list[Path]:
     dirs = [] if options.only_own_features else [features_dir()]
     for given in options.features:
         path = Path(given).resolve()
+        if path.is_file():
+            raise CannotJudge(Category.USAGE, f"--features {given}: a file; give the folder that holds it")
         if not path.is_dir():
             raise CannotJudge(Category.USAGE, f"--features {given}: no such directory")
         dirs.append(path)
@@ -88,6 +92,7 @@ def _scenarios(options: RunOptions, env: Environment, dirs: list[Path], selected
     collector = Collector(selected, env, run_timeout=options.run_timeout, progress=progress)
     previous = os.environ.get(FEATURES_ENV)
     os.environ[FEATURES_ENV] = os.pathsep.join(str(d) for d in dirs)
+    _forget_earlier_collections()
     try:
         with tempfile.TemporaryDirectory(prefix="avito-harness-run-") as basetemp:  # the scenarios' folders go too
             code = pytest.main([*_pytest_args(), f"--basetemp={basetemp}"], plugins=[collector])
@@ -103,7 +108,36 @@ def _scenarios(options: RunOptions, env: Environment, dirs: list[Path], selected
     return collector.final_results(), problem
 
 
+def _forget_earlier_collections() -> None:
+    """A second run in one process (tests, a long-lived tool) collects afresh: the packaged test module binds the
+    scenarios of the feature folders it was first imported with, and pytest-bdd keeps the files it parsed."""
+    import sys
+
+    from pytest_bdd import feature
+
+    packaged = str(Path(bdd_package.__file__).parent / "test_stages.py")
+    for name in [m for m, module in list(sys.modules.items()) if getattr(module, "__file__", None) == packaged]:
+        del sys.modules[name]
+    feature.features.clear()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_acceptance(options: RunOptions, console: Console) -> int:
+    """The run; SIGTERM (a CI job cancelled, ``timeout``) stops it like Ctrl-C: everything it started is stopped,
+    the reports are written, and the verdict says it was stopped."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    try:
+        return _run(options, console)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(options: RunOptions, console: Console) -> int:
     started = time.perf_counter()
     results: list[ScenarioResult] = []
     skipped: list[tuple[str, str]] = []
@@ -127,6 +161,8 @@ def run_acceptance(options: RunOptions, console: Console) -> int:
                                               lambda line: status.update(f"[bold]acceptance run[/bold] {line}"))
         except CannotJudge as exc:
             problem, problems = exc, list(exc.details)
+        except KeyboardInterrupt:
+            problem = CannotJudge(Category.NOT_JUDGED, "the run was stopped (Ctrl-C or SIGTERM) before it finished")
     if problem is not None and not problems:
         problems = [problem.reason]
     elapsed = time.perf_counter() - started

@@ -31,6 +31,7 @@ class Category(StrEnum):
     SETUP = "setup_error"  # the gateway, a port or the fakes could not be started or reached
     PIPELINE = "pipeline_error"  # the real pipeline (n8n, Postgres) could not start
     NOT_JUDGED = "not_judged"  # a selected scenario did not finish: skipped at run time, a deadline, a stop
+    HARNESS = "harness_error"  # the harness itself failed (a bug: the traceback is on stderr, please report it)
 
 
 class CannotJudge(Exception):

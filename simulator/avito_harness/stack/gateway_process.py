@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
@@ -29,7 +30,7 @@ import httpx
 from avito_harness.fakes.settings import DEMO_API_KEY, WEBHOOK_PATH
 from avito_harness.judge.bounded_http import Bounds, bounded_client
 from avito_harness.judge.safe_text import visible_line
-from avito_harness.waiting import pause
+from avito_harness.waiting import pause, wait_until
 
 __all__ = ["GatewayProcess", "GatewayProcessError", "collect_output", "free_port", "last_lines", "stop_process"]
 
@@ -117,6 +118,42 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _listeners(port: int) -> set[int]:
+    """The processes listening on ``port`` (Linux's /proc): a gateway that left its process group (``setsid``, a
+    daemon whose parent exits) is still found by the port the harness gave it."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    pids: set[int] = set()
+    if not inodes:
+        return pids
+    for fds in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in fds.iterdir()):
+                pids.add(int(fds.parent.name))
+        except OSError:
+            continue
+    return pids - {os.getpid()}
+
+
+def _stop_listeners(port: int) -> None:
+    for pid in _listeners(port):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            if wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 3, interval=0.05):  # type: ignore[misc]
+                break
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -129,8 +166,10 @@ def _resolve(command: list[str]) -> list[str]:
     if not command or not command[0]:
         raise GatewayProcessError("the gateway command is empty")
     program = command[0]
-    if os.sep in program:  # the gateway runs in its data directory: a relative program path is the caller's
+    if os.sep in program:
         path = os.path.abspath(program)
+        if os.path.isdir(path):
+            raise GatewayProcessError(f"the gateway command's program {program!r} is a folder, not a program")
         if not os.path.isfile(path):
             raise GatewayProcessError(f"the gateway command's program {program!r} does not exist")
         if not os.access(path, os.X_OK):
@@ -223,7 +262,8 @@ class GatewayProcess:
         }
         self.output.clear()
         try:
-            self.proc = subprocess.Popen(command, env=env, cwd=data_dir, stdout=subprocess.PIPE,
+            # the caller's folder: a relative path in the command means what it means in the caller's shell
+            self.proc = subprocess.Popen(command, env=env, cwd=os.getcwd(), stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             raise GatewayProcessError(f"the gateway command {command[0]!r} could not be started: {exc.strerror}") from None
@@ -240,7 +280,9 @@ class GatewayProcess:
                     if any("address already in use" in line.lower() or "errno 98" in line.lower()
                            for line in self.output[-20:]):
                         raise _PortTaken()
-                    raise GatewayProcessError(f"the gateway {self.describe_exit()} before answering {HEALTH_PROBE}; "
+                    ended = self.describe_exit()
+                    self.stop()  # its group and its data folder go too
+                    raise GatewayProcessError(f"the gateway {ended} before answering {HEALTH_PROBE}; "
                                               f"its last output: {last_lines(self.output)}")
                 answered, last = self._probe(http)
                 if answered:
@@ -283,6 +325,8 @@ class GatewayProcess:
 
     def stop(self) -> None:
         stop_process(self.proc)
+        if self.proc is not None and self.port:
+            _stop_listeners(self.port)  # what escaped the process group still holds the port: it goes too
         if self._owned_dir is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
             self._owned_dir = None

@@ -109,6 +109,10 @@ class Stack:
             served.server.should_exit = True
         for served in self._served.values():
             served.stop()
+        try:  # an app that never started never ran its shutdown: the CRM's temporary folder goes all the same
+            self.apps["n8n"].state.flows.close()
+        except Exception:  # noqa: BLE001 - closed already, by its shutdown
+            pass
         for client in (getattr(self, "avito", None), getattr(self, "n8n", None), getattr(self, "stt", None)):
             if client is not None:
                 client.close()

@@ -21,6 +21,7 @@ from avito_harness.fakes.avito.backend import AvitoBackend
 from avito_harness.fakes.avito.errors import install_error_handlers, stock_error_body
 from avito_harness.fakes.avito.fastpath import FastRoutes
 from avito_harness.fakes.avito.media import IMAGE_SIZES, png_bytes
+from avito_harness.fakes.avito.near_misses import NearMisses
 from avito_harness.fakes.clock import Clock, SystemClock
 from avito_harness.fakes.control import ControlHooks, control_router
 from avito_harness.fakes.faults import ASGIApp, FaultMiddleware, Scope
@@ -102,6 +103,7 @@ def create_app(
     inner: ASGIApp = FastRoutes(app.framework, backend=backend) if fast_routes else app.framework
     inner = FaultMiddleware(inner, faults=backend.faults, now=clock.now, account_of=account_of,
                             error_body=stock_error_body, eligible=_processed_by_avito(backend))
+    inner = NearMisses(inner, framework=app, settings=backend.settings)
     inner = JournalMiddleware(inner, journal=backend.journal, now=clock.now, account_of=account_of)
     app.front = PublicUrlMiddleware(inner, backend=backend)
     return app

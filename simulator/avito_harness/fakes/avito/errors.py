@@ -8,7 +8,6 @@ in the OAuth 2.0 shape (RFC 6749 section 5.2), which is what OAuth clients parse
 
 from __future__ import annotations
 
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from avito_harness.fakes.avito.near_misses import served_template
 from avito_harness.fakes.reasons import Reason
 
 __all__ = [
@@ -136,23 +136,10 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-_VERSION = re.compile(r"/v\d+/")
-
-
-def _shape(path: str) -> str:
-    return _VERSION.sub("/v*/", path.rstrip("/") or "/")
-
-
 def near_miss(request: Request) -> str | None:
     """The path Avito serves that this unknown one nearly is (another API version, a trailing slash)."""
-    method, wanted = request.method, _shape(request.url.path)
-    for path, operations in request.app.openapi().get("paths", {}).items():  # the served Avito operations
-        if method.lower() not in operations or path.startswith("/_sim"):
-            continue
-        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(_shape(path))) + "$"
-        if re.match(pattern, wanted):
-            return f"no such path at Avito; Avito serves {method} {path}"
-    return None
+    template = served_template(request.app.openapi(), request.method, request.url.path)
+    return f"no such path at Avito; Avito serves {request.method} {template}" if template else None
 
 
 def note_error(notes: dict[str, Any], exc: AvitoError) -> None:

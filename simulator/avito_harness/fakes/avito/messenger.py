@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 
 from avito_harness.fakes.avito.backend import AvitoBackend
 from avito_harness.fakes.avito.errors import (
+    BadRequestError,
     ForbiddenError,
     RateLimitedError,
     UnauthorizedError,
@@ -30,7 +31,9 @@ from avito_harness.fakes.avito.models import (
     Subscription,
     WebhookBody,
 )
+from avito_harness.fakes.avito.near_misses import note_near_miss, serving
 from avito_harness.fakes.avito.state import AvitoState
+from avito_harness.fakes.reasons import Reason
 
 __all__ = ["router", "authorize", "chat_filters", "render_messages", "sent", "MAX_UPLOAD", "MAX_PIXELS"]
 
@@ -265,7 +268,12 @@ async def subscribe(
 ) -> dict[str, Any]:
     backend = _backend(request)
     backend.dispatcher.check_url(body.url)
-    await anyio.to_thread.run_sync(backend.dispatcher.probe, body.url)
+    try:
+        await anyio.to_thread.run_sync(backend.dispatcher.probe, body.url)
+    except BadRequestError as exc:
+        if exc.reason != Reason.PROBE_REFUSED or not serving(backend.settings):
+            raise
+        note_near_miss(request.scope.setdefault("state", {}), Reason.PROBE_REFUSED, exc.message)
     with state.lock:
         state.subscriptions = [s for s in state.subscriptions if s.url != body.url]
         state.subscriptions.append(Subscription(url=body.url, version="3", secret=body.secret))

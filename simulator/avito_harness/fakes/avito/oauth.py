@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from avito_harness.fakes.avito.backend import AvitoBackend
 from avito_harness.fakes.avito.errors import OAuthError
+from avito_harness.fakes.avito.near_misses import note_near_miss, serving
 from avito_harness.fakes.avito.tokens import ALL_SCOPES
 from avito_harness.fakes.reasons import Reason
 
@@ -99,13 +100,15 @@ def issue_token(
     params = token_params(query_string, content_type, raw)
     basic = _basic(authorization)
     if basic is not None and not params.get("client_id"):
+        hint = ("client_id and client_secret came as HTTP Basic (Authorization header); Avito documents them as form "
+                "fields of the body (SIM_TOKEN_BASIC_AUTH=true accepts Basic)")
         if backend.settings.token_basic_auth:
             params["client_id"], params["client_secret"] = basic
+        elif serving(backend.settings):
+            params["client_id"], params["client_secret"] = basic
+            note_near_miss(notes, Reason.TOKEN_BASIC_AUTH, hint)
         else:  # Avito's own answer names only the missing fields; the journal says why they are missing
-            notes["reason"] = Reason.TOKEN_BASIC_AUTH
-            notes["hint"] = ("client_id and client_secret came as HTTP Basic (Authorization header); Avito "
-                             "documents them as form fields of the body (SIM_TOKEN_BASIC_AUTH=true accepts "
-                             "Basic)")
+            notes["reason"], notes["hint"] = Reason.TOKEN_BASIC_AUTH, hint
     (grant,) = _require(params, "grant_type")
     client_id, client_secret = _require(params, "client_id", "client_secret")
     state = backend.by_credentials(client_id, client_secret)

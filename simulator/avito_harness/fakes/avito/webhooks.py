@@ -119,7 +119,11 @@ class WebhookDispatcher:
             if self._made is None:
                 import httpx
 
-                self._made = httpx.Client(timeout=self.timeout, transport=self._transport, follow_redirects=False)
+                from avito_harness.http_deadline import DeadlineTransport
+
+                # Avito's timeout is for the whole answer: a receiver trickling it byte by byte is cut off too
+                transport = self._transport or DeadlineTransport(total=self.timeout, max_bytes=1024 * 1024)
+                self._made = httpx.Client(timeout=self.timeout, transport=transport, follow_redirects=False)
             return self._made
 
     # --- subscribing -------------------------------------------------------

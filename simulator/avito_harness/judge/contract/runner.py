@@ -70,7 +70,14 @@ class ContractRun:
 
 
 def load_contract(path: Path | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load((path or contracts_dir() / "gateway.openapi.yaml").read_text(encoding="utf-8"))
+    """The contract (ours by default); :class:`CannotJudge` (usage_error) names a file that is not one."""
+    source = path or contracts_dir() / "gateway.openapi.yaml"
+    try:
+        doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CannotJudge(Category.USAGE, f"--contract {source}: cannot be read as YAML: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
+        raise CannotJudge(Category.USAGE, f"--contract {source}: not an OpenAPI document (no paths)")
     return doc
 
 
@@ -195,9 +202,12 @@ def check_gateway(options: ContractOptions) -> ContractRun:
     if options.profile not in PROFILES:
         raise CannotJudge(Category.USAGE, f"profile must be one of {', '.join(PROFILES)}")
     contract = load_contract(options.contract)
-    pinned = _load(_scoped(contract, options), options.api_key)
-    plain = _load(_scoped(contract, options, pin=False), options.api_key)
-    bounds = Bounds(request_timeout=options.timeout)
+    try:
+        pinned = _load(_scoped(contract, options), options.api_key)
+        plain = _load(_scoped(contract, options, pin=False), options.api_key)
+    except Exception as exc:  # noqa: BLE001 - schemathesis refuses the document: the user's file, not the gateway
+        raise CannotJudge(Category.USAGE, f"--contract: schemathesis cannot use it: {type(exc).__name__}: {exc}") from None
+    bounds = Bounds(request_timeout=options.timeout, option="--timeout")
     results: list[OperationResult] = []
     with bounded_client(bounds, retry_broken=True) as http:
         run = ContractRun(results, _preflight(options, http))

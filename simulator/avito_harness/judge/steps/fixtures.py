@@ -20,22 +20,26 @@ import pytest
 
 from avito_harness.judge.bounded_http import bounded_client
 from avito_harness.judge.classify import classify
-from avito_harness.judge.defects import Defect
-from avito_harness.judge.diagnosis import Anomaly, first_anomaly
+from avito_harness.judge.diagnosis import first_anomaly
 from avito_harness.judge.environment import USER, Environment, TargetOptions
 from avito_harness.judge.features import template_of, unknown_steps
-from avito_harness.judge.leaks import leaked_piece, mask
+from avito_harness.judge.findings import ScenarioFindings
+from avito_harness.judge.leaks import mask
 from avito_harness.judge.results import Recorded
 from avito_harness.judge.verdict import CannotJudge, Category
 from avito_harness.stack.serve import ServedApp, serve_in_thread
 
+from .aftermath import anomaly_of, findings_after_steps, unique
 from .harness import Harness
 
-__all__ = ["ENVIRONMENT", "SECRETS", "acceptance_env", "harness", "not_applicable", "pytest_bdd_step_error",
-           "pytest_collection_finish", "pytest_runtest_makereport"]
+__all__ = ["ENVIRONMENT", "SECRETS", "acceptance_env", "harness", "not_applicable", "pytest_bdd_after_scenario",
+           "pytest_bdd_before_step_call", "pytest_bdd_step_error", "pytest_collection_finish",
+           "pytest_runtest_makereport"]
 
 #: Where ``avito-harness run`` hands over the environment it prepared (the fixture starts one otherwise).
 ENVIRONMENT = pytest.StashKey[Environment]()
+#: The scenario's harness, for the pytest-bdd hooks (they get the request, not the fixture).
+HARNESS = pytest.StashKey[Harness]()
 #: Where the steps put the secrets of the run (tokens Avito issued, the client secret): the reports mask them.
 SECRETS = pytest.StashKey[set[str]]()
 #: Markers of scenarios only the embedded gateway (or a gateway the harness starts) can run, and why.
@@ -95,7 +99,7 @@ def harness(request: pytest.FixtureRequest, acceptance_env: Environment, tmp_pat
     earlier = first_anomaly(stack.avito.journal(since=env.journal_mark), [], [])
     stack.reset(seed=zlib.crc32(request.node.nodeid.encode()))
     bounds = env.options.bounds()
-    bounds.start_scenario()
+    bounds.start_scenario(env.run_deadline)
     served: ServedApp | None = None
     api_key = env.options.api_key
     if env.mode == "embedded":
@@ -109,14 +113,14 @@ def harness(request: pytest.FixtureRequest, acceptance_env: Environment, tmp_pat
     for client in (h.api, h.http):
         client.event_hooks["response"] = [h.record]
     h.chat_id = next(c["id"] for c in stack.avito.account(USER)["chats"] if c["chat_type"] == "u2i")
+    request.node.stash[HARNESS] = h
     try:
         yield h
     finally:
         secrets = [*stack.avito.tokens(USER), stack.settings.avito_client_secret]
         request.config.stash.setdefault(SECRETS, set()).update(secrets)  # the report masks them too
-        _n8n_quiet(h)
         try:
-            _after_scenario(request, h, secrets)
+            _record_evidence(request, h, secrets)
         finally:
             request.node.user_properties.append((Recorded.TRANSCRIPT, mask(stack.story(), secrets)))
             if env.process is not None:
@@ -139,43 +143,18 @@ def _n8n_quiet(h: Harness) -> None:
         pass
 
 
-def _after_scenario(request: pytest.FixtureRequest, h: Harness, secrets: list[str]) -> None:
-    """What the fakes say about the scenario: its first anomaly (for the report's root causes), then the checks
-    no step makes. Only a scenario whose steps passed gets a failure from here, except a crash of the gateway,
-    which is named whatever the steps said."""
-    anomaly = first_anomaly(h.avito.journal(), h.avito.deliveries(account=USER), h.n8n.invalid(),
-                            h.n8n.failed_executions())
-    if anomaly is None and h.earlier is not None:
-        anomaly = Anomaly(h.earlier.code, f"before the scenario (the gateway's start, or a call it keeps the answer "
-                                          f"of): {h.earlier.summary}")
+def _record_evidence(request: pytest.FixtureRequest, h: Harness, secrets: list[str]) -> None:
+    """The scenario's first anomaly (for the report's root causes); a gateway at a URL that stopped answering ends
+    the run (nothing after can be judged)."""
+    anomaly = anomaly_of(h)
     if anomaly is not None:
         request.node.user_properties.append((Recorded.ANOMALY, mask(anomaly.summary, secrets)))
         if anomaly.code:
             request.node.user_properties.append((Recorded.ANOMALY_CODE, anomaly.code))
-    crashed = h.env.crashed()
-    if crashed is not None:
-        request.node.user_properties.append((Recorded.CRASH, crashed))
-        raise Defect("gateway_crashed", crashed)
     call = getattr(request.node, "rep_call", None)
     if call is not None and call.failed and h.mode == "url" and _gone(h):
         raise CannotJudge(Category.SETUP, f"the gateway at {h.gateway_url} stopped answering (GET /health: no "
                           "answer); it crashed or was stopped, so no later scenario can be judged")
-    if call is None or not call.passed:
-        return
-    for answer in h.answers:
-        piece = leaked_piece(answer.headers + "\n" + answer.body, secrets)
-        if piece is not None:
-            where = "a header" if piece in answer.headers else "a body"
-            raise Defect("secret_leaked", f"the gateway's answer carried {len(piece)} characters of an Avito token or "
-                         f"secret in {where}: {piece[:4]}… (masked)")
-    failed = h.n8n.failed_executions()
-    if failed:
-        raise Defect("workflow_failed", "; ".join(e["summary"] for e in failed[:3]))
-    unfired = [*h.avito.unfired_faults(), *h.n8n.unfired_faults()]
-    if unfired:
-        names = ", ".join(f"{f.get('name') or f['id']} on {f['route']}" for f in unfired)
-        raise Defect("not_exercised", f"the scenario's fault never hit its request ({names}): what it was written to "
-                     "test never happened, so it proves nothing (a refused token or another path took the request)")
 
 
 def _gone(h: Harness) -> bool:
@@ -201,7 +180,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def pytest_bdd_before_step_call(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any,
+                                step_func: Any, step_func_args: Any) -> None:
+    h = request.node.stash.get(HARNESS, None)
+    if h is not None:
+        h.step = f"{step.keyword} {step.name}"
+
+
 def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any,
                           step_func_args: Any, exception: Exception) -> None:
+    """A step the scenario cannot go on without failed (a Given, a When, a check that could not be made)."""
     request.node.user_properties.append((Recorded.FAILED_STEP, f"{step.keyword} {step.name}"))
     request.node.user_properties.append((Recorded.FEATURE, feature.name))
+    h = request.node.stash.get(HARNESS, None)
+    if h is not None:
+        steps = list(scenario.steps)
+        later = steps[next((i for i, s in enumerate(steps) if s is step), len(steps)) + 1:]
+        h.stopped(exception, f"{step.keyword} {step.name}", [f"{s.keyword} {s.name}" for s in later])
+
+
+def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    """The steps are over: the checks no step makes run too, and the scenario fails once with every finding."""
+    h = request.node.stash.get(HARNESS, None)
+    if h is None:
+        return
+    _n8n_quiet(h)
+    secrets = [*h.avito.tokens(USER), h.stack.settings.avito_client_secret]
+    h.findings = unique([*h.findings, *findings_after_steps(h, secrets)])
+    if h.findings:
+        raise ScenarioFindings(h.findings, h.not_evaluated + ([f"the rest: {h.cannot_judge.reason}"]
+                                                              if h.cannot_judge else []))
+    if h.cannot_judge is not None:
+        raise h.cannot_judge

@@ -44,23 +44,23 @@ def _(harness: Harness) -> None:
     harness.n8n.add_fault(route="POST /webhook/*", status=503, times=None, name="n8n down")
 
 
-@given(parsers.parse("n8n is down for {seconds:d} seconds"))
+@given(parsers.parse("n8n is down for {seconds:Positive} seconds", extra_types=PARAM_TYPES))
 def _(harness: Harness, seconds: int) -> None:
     harness.n8n.add_fault(route="POST /webhook/*", status=503, times=None, name="n8n down")
     harness.timers.append((float(seconds), harness.n8n.clear_faults))
 
 
-@given(parsers.parse("n8n answers the next {n:d} forwards with 503"))
+@given(parsers.parse("n8n answers the next {n:Positive} forwards with 503", extra_types=PARAM_TYPES))
 def _(harness: Harness, n: int) -> None:
     harness.n8n.add_fault(route="POST /webhook/*", status=503, times=n, name=f"n8n 503 x{n}")
 
 
-@given(parsers.parse("Avito delivers every webhook {n:d} times at once"))
+@given(parsers.parse("Avito delivers every webhook {n:Positive} times at once", extra_types=PARAM_TYPES))
 def _(harness: Harness, n: int) -> None:
     harness.avito.settings(USER, delivery={"duplicates": n, "concurrent_duplicates": True})
 
 
-@given(parsers.parse("Avito answers expired tokens with {status:d}"))
+@given(parsers.parse("Avito answers expired tokens with {status:AuthStatus}", extra_types=PARAM_TYPES))
 def _(harness: Harness, status: int) -> None:
     harness.avito.settings(USER, auth_error_status=status)
     harness.send_defect = "expired_token_not_refreshed"

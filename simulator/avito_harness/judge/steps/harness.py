@@ -9,9 +9,14 @@ from typing import Any
 import httpx
 
 from avito_harness.judge.bounded_http import Bounds
+from avito_harness.judge.classify import classify
 from avito_harness.judge.diagnosis import Anomaly
 from avito_harness.judge.environment import USER, Environment
+from avito_harness.judge.findings import Finding
+from avito_harness.judge.verdict import CannotJudge, Category
 from avito_harness.waiting import pause
+
+from .checks import finding_of
 
 __all__ = ["Answer", "Harness", "Scenario"]
 
@@ -60,6 +65,10 @@ class Harness:
     elapsed: float = 0.0
     #: the first anomaly of what the gateway did before this scenario (since the last one ended), if any
     earlier: Anomaly | None = None
+    step: str = ""  # the step running now
+    findings: list[Finding] = field(default_factory=list)  # every defect found so far
+    not_evaluated: list[str] = field(default_factory=list)  # checks a failed Given or When step kept from running
+    cannot_judge: CannotJudge | None = None  # a step that could not be made: the scenario is not judged
 
     @property
     def mode(self) -> str:
@@ -97,6 +106,21 @@ class Harness:
     def limited(self) -> bool:
         """The gateway refused something with 429 in this scenario: its window is spent for the next one."""
         return any(a.status == 429 for a in self.answers)
+
+    def found(self, exc: BaseException) -> None:
+        """A check failed: kept, and the scenario goes on."""
+        self.findings.append(finding_of(exc, self.step))
+
+    def stopped(self, exc: BaseException, step: str, remaining: list[str]) -> None:
+        """A step failed that the scenario cannot go on without: what it found, and which checks did not run."""
+        outcome = classify(exc)
+        if isinstance(exc, CannotJudge):
+            self.cannot_judge = exc
+        elif outcome.kind == "not_judged":
+            self.cannot_judge = CannotJudge(outcome.category or Category.NOT_JUDGED, f"{step}: {outcome.reason}")
+        else:
+            self.findings.append(finding_of(exc, step))
+        self.not_evaluated = remaining
 
     def pass_time(self, seconds: float) -> None:
         """Time passes for the gateway: the shared virtual clock for ours, real time for a foreign one."""

@@ -6,47 +6,53 @@ import math
 from pathlib import Path
 
 import pytest
-from pytest_bdd import parsers, then
+from pytest_bdd import parsers
 
 from avito_harness.fakes.settings import WEBHOOK_PATH
 from avito_harness.judge.defects import expect
 from avito_harness.judge.diagnosis import UNKNOWN_CHAT
 from avito_harness.judge.environment import USER
 from avito_harness.judge.leaks import leaked_piece
+from avito_harness.judge.step_params import PARAM_TYPES
 from avito_harness.stack.gateway_process import GatewayProcessError
 from avito_harness.stack.serve import serve_in_thread
 
+from .checks import check, needs
 from .harness import Harness
+from .observe import probe_refused
 
 __all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing is imported from here
 
 
-@then("Avito's probe of the webhook URL passed")
+@check("Avito's probe of the webhook URL passed")
 def _(harness: Harness) -> None:
-    response = harness.response
-    assert response is not None
+    response = needs(harness.response, "the gateway's answer")
     subscribe = harness.avito.journal(method="POST", path="/messenger/v3/webhook")
-    expect(subscribe and subscribe[-1]["status"] == 200, "probe_not_200",
-           "Avito refused the subscription: the probe {} did not get 200 "
-           f"({(subscribe[-1].get('extra') or {}).get('error', '') if subscribe else 'no subscribe call reached Avito'})")
+    expect(response.status_code not in (404, 405) or subscribe, "not_implemented",
+           f"POST /api/webhook/subscribe answered {response.status_code}: the gateway does not serve it")
+    expect(subscribe, "unclassified", f"the gateway answered {response.status_code} {response.text[:200]} and never "
+           "asked Avito to subscribe (no POST /messenger/v3/webhook reached Avito)")
+    refused = probe_refused(harness)
+    expect(not refused, "probe_not_200", "Avito's {} probe of the webhook URL did not get 200: "
+           f"{(subscribe[-1].get('extra') or {}).get('hint') or (subscribe[-1].get('extra') or {}).get('error', '')}")
     expect(response.status_code == 200, "unclassified", f"{response.status_code} {response.text[:300]}")
 
 
-@then("Avito lists the gateway's webhook URL")
+@check("Avito lists the gateway's webhook URL")
 def _(harness: Harness) -> None:
     subscriptions = harness.avito.account(USER)["subscriptions"]
     ours = [s for s in subscriptions if str(s.get("url", "")).startswith(harness.gateway_url + WEBHOOK_PATH)]
     assert ours and ours[0].get("version") == "3", subscriptions  # a secret path segment may follow
 
 
-@then("the gateway answered every one of them 200")
+@check("the gateway answered every one of them 200")
 def _(harness: Harness) -> None:
     bad = [f"{a.status_code} {a.text[:80]}" for a in harness.seen.webhook_answers if a.status_code != 200]
     expect(not bad, "webhook_not_200", f"a broken webhook body was answered {bad}; Avito wants 200 for every delivery "
            "(a refused one is recorded, not bounced: Avito would retry it, then unsubscribe the URL)")
 
 
-@then("/health says healthy")
+@check("/health says healthy")
 def _(harness: Harness) -> None:
     health = harness.http.get(f"{harness.gateway_url}/health")
     try:
@@ -56,7 +62,8 @@ def _(harness: Harness) -> None:
     expect(health.status_code == 200 and status == "healthy", "health_not_healthy", health.text[:300])
 
 
-@then(parsers.parse("/info shows {requests:d} requests per {window:d} seconds and {connections:d} connections"))
+@check(parsers.parse("/info shows {requests:Positive} requests per {window:Positive} seconds and "
+                      "{connections:Positive} connections", extra_types=PARAM_TYPES))
 def _(harness: Harness, requests: int, window: int, connections: int) -> None:
     answer = harness.http.get(f"{harness.gateway_url}/info")
     try:
@@ -72,7 +79,7 @@ def _(harness: Harness, requests: int, window: int, connections: int) -> None:
             requests, window, connections)
 
 
-@then("/api/token shows a token without revealing it")
+@check("/api/token shows a token without revealing it")
 def _(harness: Harness) -> None:
     chats = harness.api.get("/api/chats")  # a call that needs a token Avito knows now
     expect(chats.status_code == 200, "unclassified", f"GET /api/chats answered {chats.status_code}: {chats.text[:200]}")
@@ -84,7 +91,7 @@ def _(harness: Harness) -> None:
     expect(piece is None, "secret_leaked", f"/api/token shows {len(piece or '')} characters of the access token")
 
 
-@then("the API refuses calls without a valid key")
+@check("the API refuses calls without a valid key")
 def _(harness: Harness) -> None:
     for headers in ({}, {"X-API-Key": "wrong-" + harness.api_key[::-1]}):
         answer = harness.http.get(f"{harness.gateway_url}/api/chats", headers=headers)
@@ -92,7 +99,7 @@ def _(harness: Harness) -> None:
                f"GET /api/chats {'without a key' if not headers else 'with a wrong key'} answered {answer.status_code}")
 
 
-@then("a page on another site cannot call the API with the user's credentials")
+@check("a page on another site cannot call the API with the user's credentials")
 def _(harness: Harness) -> None:
     origin = "https://attacker.example"
     answer = harness.http.options(f"{harness.gateway_url}/api/chats", headers={
@@ -104,7 +111,7 @@ def _(harness: Harness) -> None:
            "opens may call the gateway's API as that user")
 
 
-@then("a gateway started without API_KEY does not serve /api to anyone")
+@check("a gateway started without API_KEY does not serve /api to anyone")
 def _(harness: Harness, tmp_path: Path) -> None:
     if harness.mode == "url":
         pytest.skip("needs to start the gateway itself: run with --gateway-cmd")
@@ -132,10 +139,9 @@ def _(harness: Harness, tmp_path: Path) -> None:
            f"{status}: anyone who can reach the port can read and send as the seller")
 
 
-@then("the gateway answers 200 with the sent message's id")
+@check("the gateway answers 200 with the sent message's id")
 def _(harness: Harness) -> None:
-    response = harness.response
-    assert response is not None
+    response = needs(harness.response, "the gateway's answer")
     expect(response.status_code == 200, harness.send_defect, f"{response.status_code} {response.text[:300]}")
     body = response.json()
     expect(body.get("success") is True and (body.get("response") or {}).get("id"), "contract_violation", str(body))
@@ -143,19 +149,17 @@ def _(harness: Harness) -> None:
     expect(body["response"]["id"] in ids, "contract_violation", "the id in the answer is not a message in the chat")
 
 
-@then(parsers.parse('the gateway answers {status:d} with code "{code}"'))
+@check(parsers.parse('the gateway answers {status:d} with code "{code}"'))
 def _(harness: Harness, status: int, code: str) -> None:
-    response = harness.response
-    assert response is not None
+    response = needs(harness.response, "the gateway's answer")
     body = response.json()
     expect((response.status_code, body.get("success"), body.get("code")) == (status, False, code),
            harness.send_defect, f"expected {status} {code}, got {response.status_code} {response.text[:300]}")
 
 
-@then("the gateway answers 400 in the documented error form")
+@check("the gateway answers 400 in the documented error form")
 def _(harness: Harness) -> None:
-    response = harness.response
-    assert response is not None
+    response = needs(harness.response, "the gateway's answer")
     try:
         body = response.json()
     except ValueError:
@@ -166,29 +170,28 @@ def _(harness: Harness) -> None:
            '{"success": false, "error": "..."}')
 
 
-@then(parsers.parse('the error says "{text}"'))
+@check(parsers.parse('the error says "{text}"'))
 def _(harness: Harness, text: str) -> None:
-    assert harness.response is not None
-    expect(text in harness.response.json().get("error", ""), harness.send_defect, harness.response.text[:300])
+    response = needs(harness.response, "the gateway's answer")
+    expect(text in response.json().get("error", ""), harness.send_defect, response.text[:300])
 
 
-@then(parsers.parse("the error is retryable: {answer}"))
+@check(parsers.parse("the error is retryable: {answer}"))
 def _(harness: Harness, answer: str) -> None:
-    assert harness.response is not None
-    expect(harness.response.json().get("retryable") is (answer == "yes"), harness.send_defect,
-           f"retryable should be {answer == 'yes'}: {harness.response.text[:300]}")
+    response = needs(harness.response, "the gateway's answer")
+    expect(response.json().get("retryable") is (answer == "yes"), harness.send_defect,
+           f"retryable should be {answer == 'yes'}: {response.text[:300]}")
 
 
-@then("the unknown chat is reported as not found")
+@check("the unknown chat is reported as not found")
 def _(harness: Harness) -> None:
-    assert harness.response is not None
-    body = harness.response.json()
+    body = needs(harness.response, "the gateway's answer").json()
     (failed,) = [r for r in body["results"] if not r.get("success")]
     assert failed["chat_id"] == UNKNOWN_CHAT and "404" in failed["error"]
     assert body["failed"] == 1 and body["success"] is False
 
 
-@then("the last one is answered 429 with Retry-After")
+@check("the last one is answered 429 with Retry-After")
 def _(harness: Harness) -> None:
     answers = harness.seen.statuses
     statuses = [r.status_code for r in answers]
@@ -199,7 +202,7 @@ def _(harness: Harness) -> None:
     assert last.json()["error"] == "Rate limit exceeded, try again later"
 
 
-@then("one more request is answered 429 with Retry-After")
+@check("one more request is answered 429 with Retry-After")
 def _(harness: Harness) -> None:
     statuses, limit = harness.seen.statuses, harness.seen.limit
     served = [r.status_code for r in statuses].index(429) if statuses[-1].status_code == 429 else len(statuses)
@@ -215,7 +218,7 @@ def _(harness: Harness) -> None:
     expect(error == "Rate limit exceeded, try again later", "contract_violation", last.text[:200])
 
 
-@then("after the window, steady requests are served again")
+@check("after the window, steady requests are served again")
 def _(harness: Harness) -> None:
     """A limiter must forget requests older than its window even when traffic never stops."""
     window = harness.seen.window

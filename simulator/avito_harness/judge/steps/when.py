@@ -16,6 +16,7 @@ from .harness import Harness
 
 __all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing is imported from here
 from avito_harness.fakes.settings import WEBHOOK_PATH
+from avito_harness.judge.step_params import PARAM_TYPES
 
 from .observe import dropped, events, failed_runs, window_closes
 
@@ -29,33 +30,43 @@ def _(harness: Harness) -> None:
     harness.response = harness.api.post("/api/webhook/subscribe", json={"url": harness.gateway_url + WEBHOOK_PATH})
 
 
+def say(harness: Harness, text: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A message in the chat from its customer (or the seller, or Avito), delivered to whatever is subscribed. With
+    nothing subscribed the message cannot reach any gateway: the scenario is missing its subscription step."""
+    said: dict[str, Any] = harness.avito.customer_says(USER, harness.chat_id, text, **fields)
+    if not said.get("deliveries") and not harness.avito.account(USER)["subscriptions"]:
+        raise CannotJudge(Category.FEATURE, "a message was written in the chat, but no webhook URL is subscribed at "
+                          "Avito, so no gateway can hear of it: add \"Given the gateway is subscribed to Avito "
+                          "webhooks\" before it")
+    return said
+
+
 @when(parsers.parse('the customer writes "{text}"'))
 def _(harness: Harness, text: str) -> None:
-    harness.avito.customer_says(USER, harness.chat_id, text)
+    say(harness, text)
     harness.customer_messages += 1
 
 
 @when("the customer sends a photo")
 def _(harness: Harness) -> None:
-    harness.seen.photo = harness.avito.customer_says(USER, harness.chat_id, type="image")["message"]
+    harness.seen.photo = say(harness, type="image")["message"]
     harness.customer_messages += 1
 
 
 @when(parsers.parse('the customer sends a voice message saying "{text}"'))
 def _(harness: Harness, text: str) -> None:
-    harness.avito.customer_says(USER, harness.chat_id, text, type="voice")
+    say(harness, text, type="voice")
     harness.customer_messages += 1
 
 
 @when(parsers.parse('the seller replies from the Avito app "{text}"'))
 def _(harness: Harness, text: str) -> None:
-    harness.avito.customer_says(USER, harness.chat_id, text, author="account")
+    say(harness, text, author="account")
 
 
 @when("Avito posts a system message")
 def _(harness: Harness) -> None:
-    harness.avito.customer_says(USER, harness.chat_id, "[Системное сообщение] Покупатель посмотрел телефон",
-                                author="system")
+    say(harness, "[Системное сообщение] Покупатель посмотрел телефон", author="system")
 
 
 @when("a webhook with a broken JSON body reaches the gateway")
@@ -99,7 +110,7 @@ def _(harness: Harness, text: str) -> None:
     harness.response = harness.api.post("/api/messages/send/bulk", json={"chat_ids": [*chats, UNKNOWN_CHAT], "text": text})
 
 
-@when(parsers.parse("n8n makes {n:d} requests within a minute"))
+@when(parsers.parse("n8n makes {n:Positive} requests within a minute", extra_types=PARAM_TYPES))
 def _(harness: Harness, n: int) -> None:
     harness.seen.statuses = [harness.api.get("/api/token") for _ in range(min(n, SPEND_CAP))]
 
@@ -142,7 +153,7 @@ def _(harness: Harness) -> None:
     harness.seen.limit, harness.seen.window, harness.seen.statuses = int(limit), window, statuses
 
 
-@when(parsers.parse("{seconds:d} seconds pass"))
+@when(parsers.parse("{seconds:Count} seconds pass", extra_types=PARAM_TYPES))
 def _(harness: Harness, seconds: int) -> None:
     harness.stack.advance(seconds)
 

@@ -123,8 +123,8 @@ def start_behind(stack: Any, *, gateway_api_key: str, batch_window: float, n8n_u
     try:
         real.start(stt_url=stack.urls["stt"], stt_api_key=stack.settings.stt_api_key, gateway_api_key=gateway_api_key,
                    relay_url=f"{stack.urls['n8n']}/_sim/flows/gateway")
-    except Exception:
-        real.stop()
+        stack.use_real_n8n(real.crm_url, real.url, real.executions, batch_window=batch_window)
+    except BaseException:
+        real.stop()  # n8n and Postgres stop with the failure: nothing is left running
         raise
-    stack.use_real_n8n(real.crm_url, real.url, real.executions, batch_window=batch_window)
     return real

@@ -60,7 +60,7 @@ class N8nServer:
                 "N8N_LISTEN_ADDRESS": "127.0.0.1", "N8N_HOST": "127.0.0.1", "N8N_RUNNERS_BROKER_PORT": str(self.broker_port),
                 "N8N_DIAGNOSTICS_ENABLED": "false", "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
                 "N8N_PERSONALIZATION_ENABLED": "false", "N8N_HIRING_BANNER_ENABLED": "false",
-                "WEBHOOK_URL": f"{self.url}/", **self.env}
+                "WEBHOOK_URL": f"{self.url}/", "TMPDIR": str(self.home / "tmp"), **self.env}
 
     def _cli(self, *args: str) -> None:
         done = subprocess.run([str(self.install.executable), *args], env=self._env(), cwd=self.home,
@@ -88,6 +88,7 @@ class N8nServer:
         if self.home is None:
             self.home, self._owned_home = Path(tempfile.mkdtemp(prefix="avito-harness-n8n-")), True
         self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "tmp").mkdir(exist_ok=True)  # n8n's own temporary files stay in its folder, removed with it
         self.port, self.broker_port = self.port or free_port(), self.broker_port or free_port()
         if self.credentials is not None:
             self._cli("import:credentials", f"--input={self.credentials}")
