@@ -43,6 +43,7 @@ Feature: Stage 3 - outbound messages go through the gateway only
     Given Avito answers the next send with 429 and Retry-After
     When n8n sends "после паузы" through the gateway
     Then the gateway answers 200 with the sent message's id
+    And the gateway waited out Avito's Retry-After before sending again
     And the customer's chat shows "после паузы" once
 
   Scenario: Avito's 429 without Retry-After comes back to the caller when it persists
@@ -50,6 +51,7 @@ Feature: Stage 3 - outbound messages go through the gateway only
     When n8n sends "слишком часто" through the gateway
     Then the gateway answers 429 with code "avito_rate_limited"
 
+  @profile_full
   Scenario: A retried send posts once
     When n8n sends "один раз" through the gateway with idempotency key "bat-out-1"
     And n8n sends "один раз" through the gateway with idempotency key "bat-out-1"
@@ -61,6 +63,10 @@ Feature: Stage 3 - outbound messages go through the gateway only
     Then the gateway answers 200 with the sent message's id
     And the customer's chat shows "ответ потерялся" once
     And no send was repeated without checking the chat first
+
+  Scenario: A chat's history is read through the gateway
+    When n8n reads the chat's history through the gateway
+    Then the history holds the chat's messages
 
   Scenario: An image send
     When n8n sends a photo through the gateway

@@ -58,6 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--avito-strict-avito", action="store_true", default=False,
                     help="the fake Avito refuses a near miss (Basic token auth, another API version, ...) as Avito "
                          "does, instead of serving it and naming it")
+    group.addoption("--avito-redis", action="store_true", default=False,
+                    help="start a real Redis (Debian's redis-server) for the gateway --avito-gateway-cmd starts")
+    group.addoption("--avito-profile", choices=("seed", "full"), default="seed",
+                    help="seed: judge what SPEC promises (default); full: also our gateway's extensions")
     group.addoption("--sim-seed", type=int, default=None, help="seed for the simulated stack (default 42)")
 
 

@@ -4,8 +4,10 @@ per defect (or several at once)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -38,11 +40,20 @@ def _json_body(request: httpx.Request) -> Any:
         return None
 
 
-class Rewrite(httpx.AsyncBaseTransport):
+class Layer(httpx.AsyncBaseTransport):
+    """A transport in front of another (the network by default): layers stack, so one double can break several
+    things of the gateway's calls at once."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.inner = inner or httpx.AsyncHTTPTransport()
+
+
+class Rewrite(Layer):
     """The gateway's own calls (to Avito or n8n), changed on the way out (``before``) or back (``after``)."""
 
-    def __init__(self, before: Before | None = None, after: After | None = None) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
+    def __init__(self, before: Before | None = None, after: After | None = None,
+                 inner: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(inner)
         self.before, self.after = before, after
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -96,11 +107,8 @@ async def forbidden_is_final(request: httpx.Request, response: httpx.Response) -
     return _changed(response, status=400) if response.status_code == 403 else response
 
 
-class BlindRetry(httpx.AsyncBaseTransport):
+class BlindRetry(Layer):
     """Sends retried at once, up to 3 times, after a lost answer or a 5xx: no look at the chat first."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         send = request.method == "POST" and request.url.path.endswith("/messages")
@@ -124,6 +132,19 @@ async def remember_token(request: httpx.Request, response: httpx.Response) -> ht
     if request.url.path.rstrip("/").endswith("/token") and response.status_code == 200:
         LEAKED["token"] = str(response.json().get("access_token", ""))
     return response
+
+
+class RetriesTooSoon(Layer):
+    """Avito's 429 on a send retried after a fixed 0.1 s, whatever Retry-After said (a backoff of its own)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(_rebuilt(request))
+        send = request.method == "POST" and request.url.path.endswith("/messages")
+        if send and response.status_code == 429 and response.headers.get("Retry-After"):
+            await response.aread()
+            await asyncio.sleep(0.1)
+            response = await self.inner.handle_async_request(_rebuilt(request))
+        return response
 
 
 # --- n8n side -----------------------------------------------------------------------------------------------
@@ -156,11 +177,8 @@ def seller_unmarked(m: dict[str, Any]) -> None:
     m["meta"]["author_role"] = "customer"
 
 
-class TwiceToN8n(httpx.AsyncBaseTransport):
+class TwiceToN8n(Layer):
     """Every message posted to n8n twice (no delivery bookkeeping)."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         first = await self.inner.handle_async_request(_rebuilt(request))
@@ -294,3 +312,144 @@ def fastapi_422(app: FastAPI) -> FastAPI:
     """FastAPI's own answer to a bad request: 422 {"detail": [...]}, not SPEC's 400 {"success": false, ...}."""
     app.exception_handlers[RequestValidationError] = request_validation_exception_handler
     return app
+
+
+# --- layers that rewrite the gateway's own answers or requests ------------------------------------------------
+
+Change = Callable[[int, dict[str, Any]], tuple[int, dict[str, Any]]]
+
+
+def answers_changed(app: Any, method: str, path: str, change: Change) -> Any:
+    """The gateway's JSON answers to ``method path`` rewritten by ``change(status, body)``."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != method or scope["path"] != path:
+            await app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            try:
+                body = json.loads(b"".join(chunks) or b"{}")
+            except ValueError:
+                body = None
+            status, data = (start["status"], b"".join(chunks)) if not isinstance(body, dict) else (
+                lambda s, b: (s, json.dumps(b, ensure_ascii=False).encode()))(*change(start["status"], body))
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            await send({**start, "status": status, "headers": [*headers, (b"content-length", str(len(data)).encode())]})
+            await send({"type": "http.response.body", "body": data})
+
+        await app(scope, receive, capture)
+    return wrapped
+
+
+def spec_shaped_errors(app: Any) -> Any:
+    """A legitimate variant: Avito's errors come back in SPEC's shape only ({success: false, error}), always 400,
+    without our code and retryable (SPEC names neither)."""
+    def change(status: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if status < 400 or status == 429:
+            return status, body
+        return 400, {"success": False, "error": body.get("error", "")}
+    return answers_changed(app, "POST", "/api/messages/send", change)
+
+
+def errors_without_spec_shape(app: Any) -> Any:
+    """Avito's errors come back as {"ok": false, "message": ...}: not SPEC's {"success": false, "error": ...}."""
+    def change(status: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if status < 400 or status == 429:
+            return status, body
+        return status, {"ok": False, "message": body.get("error", "")}
+    return answers_changed(app, "POST", "/api/messages/send", change)
+
+
+def _limit() -> tuple[int, float]:
+    return int(os.environ.get("RATE_LIMIT_REQUESTS", "100")), float(os.environ.get("RATE_LIMIT_WINDOW", "60"))
+
+
+def throttles_within_limit(app: Any) -> Any:
+    """A legitimate variant: what is over the limit waits for the window instead of a 429; never more than the limit
+    passes per window."""
+    limit, window = _limit()
+    passed: list[float] = []
+    lock = asyncio.Lock()
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            async with lock:
+                loop = asyncio.get_running_loop()
+                while len(passed) >= limit and loop.time() - passed[0] < window:
+                    await asyncio.sleep(window - (loop.time() - passed[0]) + 0.01)
+                    del passed[:len([t for t in passed if loop.time() - t >= window])]
+                passed.append(loop.time())
+                del passed[:-limit]
+        await app(scope, receive, send)
+    return wrapped
+
+
+def holds_forever(app: Any) -> Any:
+    """Over its limit, a request is held and the window never reopens: the caller waits until it gives up."""
+    limit, _ = _limit()
+    served = [0]
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/chats"):
+            served[0] += 1
+            if served[0] > limit:
+                await asyncio.Event().wait()
+        await app(scope, receive, send)
+    return wrapped
+
+
+def requests_changed(app: Any, method: str, path: str,
+                     change: Callable[[bytes, dict[str, str]], Awaitable[tuple[int, bytes, dict[str, str]] | None]]) -> Any:
+    """``change(body, headers)`` either refuses a request (status, body) or gives the body and headers passed on."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != method or scope["path"] != path:
+            await app(scope, receive, send)
+            return
+        body = await _body(receive)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        outcome = await change(body, headers)
+        if outcome is None:
+            await app(scope, _replay(body, receive), send)
+            return
+        status, new_body, new_headers = outcome
+        if status:
+            await _answer(send, status, new_body)
+            return
+        raw = [(k.encode(), v.encode()) for k, v in new_headers.items() if k not in ("content-length",)]
+        await app({**scope, "headers": [*raw, (b"content-length", str(len(new_body)).encode())]},
+                  _replay(new_body, receive), send)
+    return wrapped
+
+
+def image_by_url(app: Any) -> Any:
+    """A legitimate variant: an image send is JSON {chat_id, image_url} (the gateway fetches it); multipart is 422."""
+    async def change(body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]] | None:
+        if not headers.get("content-type", "").startswith("application/json"):
+            return 422, b'{"success": false, "error": "send JSON {chat_id, image_url}"}', {}
+        data = json.loads(body)
+        async with httpx.AsyncClient(timeout=10) as client:
+            image = (await client.get(data["image_url"])).content
+        request = httpx.Request("POST", "http://gateway/", data={"chat_id": data["chat_id"]},
+                                files={"file": ("image.png", image, "image/png")})
+        return 0, request.read(), {**headers, "content-type": request.headers["content-type"]}
+    return requests_changed(app, "POST", "/api/messages/send/image", change)
+
+
+def bulk_as_messages(app: Any) -> Any:
+    """A legitimate variant: a bulk send is {"messages": [{chat_id, text}, ...]}; our {chat_ids, text} is 422."""
+    async def change(body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]] | None:
+        data = json.loads(body or b"{}")
+        if "messages" not in data:
+            return 422, b'{"success": false, "error": "send {messages: [{chat_id, text}]}"}', {}
+        messages = data["messages"]
+        ours = {"chat_ids": [m["chat_id"] for m in messages], "text": messages[0]["text"] if messages else ""}
+        return 0, json.dumps(ours, ensure_ascii=False).encode(), headers
+    return requests_changed(app, "POST", "/api/messages/send/bulk", change)

@@ -29,9 +29,10 @@ try:
 except ModuleNotFoundError:  # run as a script: its own folder is on the path, the repository is not
     import breakage as b  # type: ignore[no-redef]
 
-__all__ = ["DOUBLES", "Double", "Patch", "build", "main"]
+__all__ = ["DOUBLES", "VARIANTS", "Double", "Patch", "build", "main"]
 
-Transport = Callable[[], httpx.AsyncBaseTransport]
+#: A layer of the gateway's calls: given the transport behind it (None: the network), the transport in front.
+Layer = Callable[[httpx.AsyncBaseTransport | None], httpx.AsyncBaseTransport]
 
 
 @dataclass(frozen=True)
@@ -56,22 +57,46 @@ class Patch:
 
 @dataclass(frozen=True, kw_only=True)
 class Double:
-    defect: str  # the code the harness must name
+    defect: str  # the code the harness must name ("" for a legitimate variant, which must pass)
     what: str
     scenarios: tuple[str, ...]  # names (or parts) of the scenarios that must catch it: the run stays short
     contract: bool = False  # also caught by `avito-harness contract`
-    avito: Transport | None = None  # the gateway's calls to Avito go through this
-    n8n: Transport | None = None  # its forwards to n8n go through this
+    avito: tuple[Layer, ...] = ()  # the gateway's calls to Avito go through these (the first is outermost)
+    n8n: tuple[Layer, ...] = ()  # its forwards to n8n go through these
     patches: tuple[Patch, ...] = ()
-    wrap: Callable[[Any], Any] | None = None  # a layer in front of the app
+    wraps: tuple[Callable[[Any], Any], ...] = ()  # layers in front of the app (the first is outermost)
+    args: tuple[str, ...] = ()  # what the run that catches it needs besides the scenarios
+    defects: tuple[str, ...] = ()  # a double with several defects: every code the run must name
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return self.defects or ((self.defect,) if self.defect else ())
 
     def build(self, port: int) -> Any:
         """The double's ASGI app, configured from the environment like our gateway."""
         for patch in self.patches:
             patch.apply()
-        app = create_app(load_settings(server_port=port), avito_transport=self.avito() if self.avito else None,
-                         n8n_transport=self.n8n() if self.n8n else None)
-        return self.wrap(app) if self.wrap is not None else app
+        app = create_app(load_settings(server_port=port), avito_transport=_stacked(self.avito),
+                         n8n_transport=_stacked(self.n8n))
+        for wrap in reversed(self.wraps):
+            app = wrap(app)
+        return app
+
+    @classmethod
+    def combined(cls, what: str, *names: str) -> Double:
+        """Several doubles' defects in one gateway: each must still be named, each once."""
+        parts = [DOUBLES[n] for n in names]
+        return cls(defect=parts[0].defect, defects=tuple(p.defect for p in parts), what=what,
+                   scenarios=tuple(dict.fromkeys(s for p in parts for s in p.scenarios)),
+                   avito=tuple(layer for p in parts for layer in p.avito), n8n=tuple(layer for p in parts for layer in p.n8n),
+                   patches=tuple(x for p in parts for x in p.patches), wraps=tuple(w for p in parts for w in p.wraps))
+
+
+def _stacked(layers: tuple[Layer, ...]) -> httpx.AsyncBaseTransport | None:
+    transport: httpx.AsyncBaseTransport | None = None
+    for layer in reversed(layers):
+        transport = layer(transport)
+    return transport
 
 
 def _forwarded(kinds: set[str]) -> tuple[Patch, ...]:
@@ -91,8 +116,12 @@ def _key_optional() -> tuple[Patch, ...]:
                 s.model_copy(update={"api_key": s.api_key or secrets.token_hex(16)}))))
 
 
-def _rewrite(before: b.Before | None = None, after: b.After | None = None) -> Transport:
-    return lambda: b.Rewrite(before=before, after=after)
+def _rewrite(before: b.Before | None = None, after: b.After | None = None) -> tuple[Layer, ...]:
+    return (lambda inner: b.Rewrite(before=before, after=after, inner=inner),)
+
+
+def _layer(cls: type[b.Layer]) -> tuple[Layer, ...]:
+    return (lambda inner: cls(inner),)
 
 
 DOUBLES: dict[str, Double] = {
@@ -101,10 +130,10 @@ DOUBLES: dict[str, Double] = {
     "send_v2": Double(defect="wrong_api_version", what="sends on /messenger/v2", scenarios=("A send arrives",),
                       avito=_rewrite(b.version("/messenger/v1/", "/messenger/v2/", "/messages"))),
     "chats_v1": Double(defect="wrong_api_version", what="lists chats on /messenger/v1",
-                       scenarios=("Monitoring endpoints",), avito=_rewrite(b.version("/messenger/v2/", "/messenger/v1/",
-                                                                                   "/chats"))),
+                       scenarios=("Monitoring endpoints",),
+                       avito=_rewrite(b.version("/messenger/v2/", "/messenger/v1/", "/chats"))),
     "messages_v2": Double(defect="wrong_api_version", what="reads messages on /messenger/v2",
-                          scenarios=("answer was lost",),
+                          scenarios=("answer was lost", "history is read"),
                           avito=_rewrite(b.version("/messenger/v3/", "/messenger/v2/", "/messages"))),
     "subscribe_v2": Double(defect="wrong_api_version", what="subscribes on /messenger/v2/webhook",
                            scenarios=("Subscribing",),
@@ -112,9 +141,9 @@ DOUBLES: dict[str, Double] = {
     "send_no_type": Double(defect="send_without_type", what="send body without type", scenarios=("A send arrives",),
                            avito=_rewrite(b.send_without_type)),
     "probe_400": Double(defect="probe_not_200", what="answers the {} probe 400", scenarios=("Subscribing",),
-                        wrap=b.probe_400),
+                        wraps=(b.probe_400,)),
     "bad_json_500": Double(defect="webhook_not_200", what="answers a broken webhook 500", scenarios=("broken webhook",),
-                           wrap=b.bad_json_500),
+                           wraps=(b.bad_json_500,)),
     "no_voice_url": Double(defect="media_link_missing", what="voice forwarded without voice_url",
                            scenarios=("voice message is downloaded",), n8n=_rewrite(b.forwarded(b.no_voice_url))),
     "no_image_url": Double(defect="media_link_missing", what="image forwarded without its url",
@@ -122,7 +151,7 @@ DOUBLES: dict[str, Double] = {
     "client_name_seller": Double(defect="wrong_client_name", what="client_name is the shop's",
                                  scenarios=("A text message",), n8n=_rewrite(b.forwarded(b.seller_as_client_name))),
     "twice_to_n8n": Double(defect="duplicate_forwarded", what="every message posted to n8n twice",
-                           scenarios=("Duplicate deliveries",), n8n=b.TwiceToN8n),
+                           scenarios=("Duplicate deliveries",), n8n=_layer(b.TwiceToN8n)),
     "seller_reply_dropped": Double(defect="seller_reply_lost", what="seller replies not forwarded",
                                    scenarios=("seller's reply from",), patches=_forwarded({"customer"})),
     "seller_reply_unmarked": Double(defect="seller_reply_unmarked", what="seller replies marked as the customer's",
@@ -136,29 +165,56 @@ DOUBLES: dict[str, Double] = {
                           patches=_limiter(b.NeverRefuses)),
     "limiter_stuck": Double(defect="rate_limit_never_resets", what="the window restarts on every request",
                             scenarios=("own limit holds",), patches=_limiter(b.WindowRestartsOnEveryRequest)),
+    "limiter_holds_forever": Double(defect="rate_limit_never_resets",
+                                    what="over the limit, requests are held and the window never reopens",
+                                    scenarios=("own limit holds",), patches=_limiter(b.NeverRefuses),
+                                    wraps=(b.holds_forever,), args=("--request-timeout", "3")),
     "blind_retry": Double(defect="send_posted_twice", what="sends retried blindly after a lost answer or 5xx",
-                          scenarios=("answer was lost",), avito=b.BlindRetry),
+                          scenarios=("answer was lost",), avito=_layer(b.BlindRetry)),
+    "retry_after_ignored": Double(defect="retry_after_ignored", what="Avito's 429 retried after 0.1 s, not Retry-After",
+                                  scenarios=("Retry-After is waited out",), avito=_layer(b.RetriesTooSoon)),
     "403_final": Double(defect="expired_token_not_refreshed", what="Avito's 403 for an expired token not refreshed",
                         scenarios=("expired token",), avito=_rewrite(after=b.forbidden_is_final)),
     "token_preview": Double(defect="secret_leaked", what="/api/token shows 20 characters of the token",
                             scenarios=("Monitoring endpoints",), avito=_rewrite(after=b.remember_token),
-                            wrap=b.token_preview),
+                            wraps=(b.token_preview,)),
     "open_without_key": Double(defect="api_open_without_key", what="serves /api to anyone when API_KEY is empty",
-                               scenarios=("without API_KEY",), patches=_key_optional(), wrap=b.open_without_key),
+                               scenarios=("without API_KEY",), patches=_key_optional(), wraps=(b.open_without_key,)),
     "cors_any": Double(defect="cors_wildcard_credentials", what="CORS * with credentials",
-                       scenarios=("closed to anyone",), contract=True, wrap=b.cors_any_origin),
+                       scenarios=("closed to anyone",), contract=True, wraps=(b.cors_any_origin,)),
     "validation_422": Double(defect="validation_not_spec_body", what="FastAPI's 422 for a bad request",
-                             scenarios=("without text",), contract=True, wrap=b.fastapi_422),
+                             scenarios=("without text",), contract=True, wraps=(b.fastapi_422,)),
+    "errors_not_spec_shape": Double(defect="avito_error_misreported", what="Avito's errors as {ok, message}",
+                                    scenarios=("a server error",), wraps=(b.errors_without_spec_shape,)),
+}
+#: Several defects at once: one run must name each, each once (issue 25).
+DOUBLES["blind_retry_wrong_mapping"] = Double.combined(
+    "blind retries of 5xx sends, and Avito's errors not in SPEC's shape", "blind_retry", "errors_not_spec_shape")
+DOUBLES["six_at_once"] = Double.combined(
+    "Basic token, sends on v2, the probe answered 400, null image links, every message twice, a token prefix shown",
+    "token_basic", "send_v2", "probe_400", "no_image_url", "twice_to_n8n", "token_preview")
+
+#: Legitimate variants of what SPEC allows: each must pass under --profile seed (and a false alarm is a bug).
+VARIANTS: dict[str, Double] = {
+    "throttles_within_limit": Double(defect="", what="holds requests over its limit instead of answering 429",
+                                     scenarios=("own limit holds",), patches=_limiter(b.NeverRefuses),
+                                     wraps=(b.throttles_within_limit,)),
+    "spec_shaped_errors": Double(defect="", what="Avito's errors passed through in SPEC's shape only, always 400",
+                                 scenarios=("Avito answers a send with",), wraps=(b.spec_shaped_errors,)),
+    "image_by_url": Double(defect="", what="an image send takes JSON {chat_id, image_url}", scenarios=("An image send",),
+                           wraps=(b.image_by_url,)),
+    "bulk_as_messages": Double(defect="", what="a bulk send takes {messages: [{chat_id, text}]}",
+                               scenarios=("A bulk send",), wraps=(b.bulk_as_messages,)),
 }
 
 
 def build(name: str, port: int) -> Any:
-    return DOUBLES[name].build(port)
+    return {**DOUBLES, **VARIANTS}[name].build(port)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("defect", choices=sorted(DOUBLES))
+    parser.add_argument("defect", choices=sorted({**DOUBLES, **VARIANTS}))
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     uvicorn.run(build(args.defect, args.port), host="127.0.0.1", port=args.port, log_level="warning")

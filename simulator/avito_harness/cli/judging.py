@@ -138,7 +138,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             postgres_url=args.postgres_url, workflows=args.workflows, workflows_map=args.workflows_map,
             request_timeout=args.request_timeout, start_timeout=args.start_timeout,
             scenario_timeout=args.scenario_timeout, max_answer_bytes=args.max_answer_bytes,
-            strict_avito=args.strict_avito)
+            strict_avito=args.strict_avito, redis=args.redis, profile=args.profile)
         if not args.run_timeout > 0:
             raise CannotJudge(Category.USAGE, "--run-timeout must be more than 0 seconds")
         for option, value in (("--json", args.json_report), ("--junit", args.junit), ("--html", args.html_report)):

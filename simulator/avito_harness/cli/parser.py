@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds the whole run may take; the rest is not judged (3600)")
     run.add_argument("--max-answer-bytes", type=int, default=10 * 1024 * 1024, metavar="N",
                      help="the largest answer of the gateway the harness reads (10 MiB)")
+    run.add_argument("--profile", choices=["seed", "full"], default="seed",
+                     help="seed (default): judge what SPEC promises; full: also our gateway's extensions (error codes "
+                          "and retryable, 5xx as 502, Idempotency-Key, our image and bulk bodies, 429 with Retry-After)")
+    run.add_argument("--redis", action="store_true",
+                     help="start a real Redis (Debian's redis-server) for the gateway --gateway-cmd starts; it gets "
+                          "REDIS_URL")
     run.add_argument("--strict-avito", action="store_true",
                      help="the fake Avito refuses a near miss (Basic token auth, another API version, a send without "
                           "type, a probe answered non-200) exactly as Avito does; by default it serves it as the call "

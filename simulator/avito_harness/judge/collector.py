@@ -149,7 +149,8 @@ class Collector:
             return
         if report.when == "teardown" and result.outcome == "failed" and outcome.defect != "gateway_crashed":
             return  # the checks after the scenario only judge a scenario whose steps passed
-        result.failed(outcome.defect or "unclassified", error, outcome.findings)
+        # every finding is listed with its own words: the exception's text would only repeat them
+        result.failed(outcome.defect or "unclassified", None if outcome.findings else error, outcome.findings)
 
     def _stop(self, reason: str) -> None:
         if self.stopped is None:

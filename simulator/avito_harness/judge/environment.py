@@ -69,6 +69,10 @@ class TargetOptions:
     #: False (the default): the fake Avito serves a near miss (Basic token auth, another API version, ...) as the
     #: call it nearly is and the judge names it, so deeper defects show in the same run; True: Avito's refusal.
     strict_avito: bool = False
+    #: start a real Redis (Debian's redis-server) for a gateway the harness starts, and give it REDIS_URL
+    redis: bool = False
+    #: seed: judge what SPEC promises; full: also our gateway's extensions (error codes, Idempotency-Key, ...)
+    profile: str = "seed"
 
     def __post_init__(self) -> None:
         if self.gateway_url and self.gateway_cmd:
@@ -76,6 +80,11 @@ class TargetOptions:
         for name in ("request_timeout", "start_timeout", "scenario_timeout"):
             if not getattr(self, name) > 0:
                 raise CannotJudge(Category.USAGE, f"--{name.replace('_', '-')} must be more than 0 seconds")
+        if self.profile not in ("seed", "full"):
+            raise CannotJudge(Category.USAGE, f"--profile is seed or full, not {self.profile!r}")
+        if self.redis and not self.gateway_cmd:
+            raise CannotJudge(Category.USAGE, "--redis starts Redis for a gateway the harness starts: use it with "
+                              "--gateway-cmd (a running gateway has its own)")
         if self.gateway_cmd is not None:
             try:
                 words = shlex.split(self.gateway_cmd)
@@ -105,7 +114,7 @@ class TargetOptions:
                    postgres_url=opt("--avito-postgres-url"), workflows=opt("--avito-workflows"),
                    workflows_map=opt("--avito-workflows-map"), request_timeout=opt("--avito-request-timeout"),
                    start_timeout=opt("--avito-start-timeout"), scenario_timeout=opt("--avito-scenario-timeout"),
-                   strict_avito=opt("--avito-strict-avito"))
+                   strict_avito=opt("--avito-strict-avito"), redis=opt("--avito-redis"), profile=opt("--avito-profile"))
 
 
 class Environment:
@@ -122,6 +131,7 @@ class Environment:
         self._quiet = False
         self.journal_mark = 0  # the fake Avito's last journal id when the last scenario ended
         self.run_deadline = math.inf  # the monotonic time the whole run must end by (set by the run)
+        self._process_env: dict[str, str] = {}  # what a gateway the harness starts gets besides the deployment's
         self._closers: list[Callable[[], None]] = []
 
     @property
@@ -220,17 +230,30 @@ class Environment:
         self._closers.append(self.real.stop)
 
     def _start_process(self) -> None:
-        self.process = self._new_process(api_key=self.options.api_key)
+        extra: dict[str, str] = {}
+        if self.options.redis:
+            from avito_harness.real.redis import RedisError, RedisServer
+
+            redis = RedisServer()
+            self._closers.append(redis.stop)
+            try:
+                extra["REDIS_URL"] = redis.start().url
+            except RedisError as exc:
+                raise CannotJudge(Category.PIPELINE, f"--redis: {exc}") from None
+        self.process = self._new_process(api_key=self.options.api_key, extra=extra)
         self._closers.append(lambda: self.process.stop() if self.process is not None else None)
         try:
             self.process.start()
         except GatewayProcessError as exc:
-            raise CannotJudge(Category.SETUP, f"--gateway-cmd: {exc}") from None
+            hint = ("; it seems to want Redis: run with --redis (the harness starts Debian's redis-server and "
+                    "passes REDIS_URL)") if "redis" in str(exc).lower() and not self.options.redis else ""
+            raise CannotJudge(Category.SETUP, f"--gateway-cmd: {exc}{hint}") from None
 
-    def _new_process(self, *, api_key: str) -> GatewayProcess:
+    def _new_process(self, *, api_key: str, extra: dict[str, str] | None = None) -> GatewayProcess:
+        self._process_env = {**SHORT_WINDOWS, **(extra if extra is not None else self._process_env)}
         return GatewayProcess.wired_to(
             self.stack, api_key=api_key, command=shlex.split(str(self.options.gateway_cmd)),
-            extra_env=dict(SHORT_WINDOWS), require_healthy=False, start_timeout=self.options.start_timeout)
+            extra_env=dict(self._process_env), require_healthy=False, start_timeout=self.options.start_timeout)
 
     def gateway_without_key(self) -> GatewayProcess:
         """Another instance of the gateway under test, started with API_KEY empty (the caller starts and stops it)."""

@@ -112,8 +112,9 @@ def _print_failure(console: Console, r: ScenarioResult) -> None:
     if r.anomaly:
         console.print("[bold]first anomaly:[/bold] ", end="")
         console.print(r.anomaly, markup=False, highlight=False)
-    console.print("[bold]error:[/bold] ", end="")
-    console.print(r.error or "", markup=False, highlight=False)
+    if r.error:
+        console.print("[bold]error:[/bold] ", end="")
+        console.print(r.error, markup=False, highlight=False)
     story = r.transcript.splitlines()
     console.print("[bold]what the fakes saw[/bold] (last hops):")
     console.print("\n".join(story[-25:]) or "(nothing)", markup=False, highlight=False)

@@ -82,6 +82,7 @@ def _pytest_args() -> list[str]:
 def _target_line(target: TargetOptions) -> str:
     line = target.gateway_url or (f"gateway started by: {target.gateway_cmd}" if target.gateway_cmd
                                   else "our gateway (embedded)")
+    line += f" · profile {target.profile}" + (" · strict Avito" if target.strict_avito else "")
     if target.n8n == "real":
         line += f" · real n8n ({target.n8n_url or 'started by the harness'}, workflows: {target.workflows or 'ours'})"
     return line
@@ -150,7 +151,7 @@ def _run(options: RunOptions, console: Console) -> int:
             chosen = select(planned, stages=options.stages, names=options.scenarios)
             selected = []
             for p in chosen:
-                why = not_applicable(options.target.mode, p.tags)
+                why = not_applicable(options.target.mode, p.tags, options.target.profile)
                 if why is None:
                     selected.append(p)
                 else:

@@ -49,13 +49,16 @@ NOT_FOR_EXTERNAL = {
     "gateway_timeout": "would wait out the external gateway's CONNECTION_TIMEOUT in real time",
 }
 NOT_FOR_URL = {"gateway_start": "needs to start the gateway itself: run with --gateway-cmd"}
+NOT_FOR_SEED = {"profile_full": "judges our gateway's extension (the Idempotency-Key header), not a SPEC promise: "
+                                "run with --profile full"}
 
 
-def not_applicable(mode: str, tags: set[str] | frozenset[str]) -> str | None:
-    """Why a scenario with these tags does not apply to a gateway in ``mode`` (None: it applies)."""
-    if mode == "embedded":
-        return None
-    rules = {**NOT_FOR_EXTERNAL, **(NOT_FOR_URL if mode == "url" else {})}
+def not_applicable(mode: str, tags: set[str] | frozenset[str], profile: str = "seed") -> str | None:
+    """Why a scenario with these tags does not apply to a gateway in ``mode`` judged by ``profile`` (None: it
+    applies)."""
+    rules = {**(NOT_FOR_SEED if profile == "seed" else {})}
+    if mode != "embedded":
+        rules.update({**NOT_FOR_EXTERNAL, **(NOT_FOR_URL if mode == "url" else {})})
     return next((why for tag, why in rules.items() if tag in tags), None)
 
 
@@ -89,7 +92,7 @@ def acceptance_env(pytestconfig: pytest.Config) -> Iterator[Environment]:
 @pytest.fixture
 def harness(request: pytest.FixtureRequest, acceptance_env: Environment, tmp_path: Path) -> Iterator[Harness]:
     env = acceptance_env
-    why = not_applicable(env.mode, {m.name for m in request.node.iter_markers()})
+    why = not_applicable(env.mode, {m.name for m in request.node.iter_markers()}, env.options.profile)
     if why is not None:
         pytest.skip(why)
     env.before_scenario()

@@ -77,6 +77,7 @@ def _(harness: Harness) -> None:
 def _(harness: Harness) -> None:
     wait = "5" if harness.mode == "embedded" else "1"  # virtual seconds cost nothing; real ones do
     harness.avito.add_fault("rate_limited_429_retry_after", route=SEND_ROUTE, headers={"Retry-After": wait})
+    harness.seen.retry_after = float(wait)
 
 
 @given(parsers.parse("Avito answers every send with {preset:Preset}", extra_types=PARAM_TYPES))

@@ -40,6 +40,10 @@ class Scenario:
     statuses: list[httpx.Response] = field(default_factory=list)  # answers to a burst of requests
     limit: int = 0  # the rate limit the gateway announced
     window: float = 0.0  # and its window, seconds
+    spent_from: int = 0  # the fake Avito's journal id before the limit was spent
+    last_wait: float = 0.0  # seconds the last of those requests took (a gateway may hold it until the window opens)
+    held_past_deadline: bool = False  # the gateway held a request past the request deadline
+    retry_after: float = 0.0  # the Retry-After Avito's planted 429 asked for
     message: dict[str, Any] | None = None  # the normalized message the last check looked at
     operator: dict[str, Any] | None = None  # the operator's answer as the flows returned it
     appeal: dict[str, Any] | None = None
@@ -73,6 +77,11 @@ class Harness:
     @property
     def mode(self) -> str:
         return self.env.mode
+
+    @property
+    def full(self) -> bool:
+        """``--profile full``: our gateway's extensions are judged too, not only what SPEC promises."""
+        return self.env.options.profile == "full"
 
     @property
     def stack(self) -> Any:

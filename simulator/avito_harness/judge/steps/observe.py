@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from avito_harness.fakes.reasons import Reason
-from avito_harness.judge.defects import expect
+from avito_harness.judge.defects import Defect, expect
 from avito_harness.judge.environment import USER
 from avito_harness.waiting import pause, wait_until
 
@@ -123,21 +123,31 @@ def avito_texts(harness: Harness) -> list[str]:
 
 
 def check_forwarded(harness: Harness, n: int) -> list[dict[str, Any]]:
-    """n8n holds exactly ``n`` normalized messages from Avito, each once and each valid."""
-    bodies = [r["body"] for r in received(harness)]
-    ids = [str((b.get("meta") or {}).get("external_message_id")) for b in bodies if isinstance(b, dict)]
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    expect(not repeated, "duplicate_forwarded", f"n8n got message(s) {repeated} more than once ({len(bodies)} "
-           "forwards): one Avito message must reach n8n once")
-    expect(len(bodies) >= n, "message_lost", f"n8n received {len(bodies)} message(s), expected {n}: "
-           f"{avito_texts(harness)}")
-    expect(len(bodies) == n, "echo_forwarded", f"n8n received {len(bodies)} messages, expected {n}: "
-           f"{avito_texts(harness)} (something that is not one of the customer's messages reached it)")
+    """n8n holds ``n`` normalized messages from Avito, each once and each valid: every problem is its own finding
+    (duplicates do not hide a lost message or a missing link); the messages, each once, for the checks after."""
+    bodies = [r["body"] for r in received(harness) if isinstance(r["body"], dict)]
+    by_id: dict[str, dict[str, Any]] = {}
+    for body in bodies:
+        by_id.setdefault(str((body.get("meta") or {}).get("external_message_id")), body)
+    repeated = sorted(i for i in by_id if sum(1 for b in bodies
+                                             if str((b.get("meta") or {}).get("external_message_id")) == i) > 1)
+    if repeated:
+        harness.found(Defect("duplicate_forwarded", f"n8n got message(s) {repeated} more than once ({len(bodies)} "
+                             "forwards): one Avito message must reach n8n once"))
+    if len(by_id) < n:
+        harness.found(Defect("message_lost", f"n8n received {len(by_id)} message(s), expected {n}: "
+                             f"{avito_texts(harness)}"))
+    elif len(by_id) > n:
+        harness.found(Defect("echo_forwarded", f"n8n received {len(by_id)} messages, expected {n}: "
+                             f"{avito_texts(harness)} (something that is not one of the customer's messages reached it)"))
     errors = [e for r in harness.n8n.invalid() for e in r["schema_errors"]]
-    expect(not any(e.startswith(("media/voice_url", "media/images")) for e in errors), "media_link_missing",
-           f"n8n got a voice or image message without its link: {errors}")
-    expect(not errors, "normalized_message_invalid", f"n8n got messages that break the normalized format: {errors}")
-    return bodies
+    media = [e for e in errors if e.startswith(("media/voice_url", "media/images"))]
+    if media:
+        harness.found(Defect("media_link_missing", f"n8n got a voice or image message without its link: {media}"))
+    if len(errors) > len(media):
+        harness.found(Defect("normalized_message_invalid", f"n8n got messages that break the normalized format: "
+                             f"{[e for e in errors if e not in media]}"))
+    return list(by_id.values())
 
 
 def forwarded_with_text(harness: Harness, text: str, timeout: float = 5.0) -> dict[str, Any] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pytest_bdd import parsers
 
 from avito_harness.fakes.n8n.workflows import from_seller
@@ -39,7 +41,7 @@ def _(harness: Harness, n: int) -> None:
     except SimClientError:
         pass  # fewer arrived: the check below names what is missing
     settle(harness)
-    harness.seen.message = check_forwarded(harness, n)[-1]
+    harness.seen.message = next(reversed(check_forwarded(harness, n)), None)
 
 
 @check(parsers.parse("n8n receives {n:Count} normalized message within {seconds:Positive} seconds",
@@ -53,7 +55,7 @@ def _(harness: Harness, n: int, seconds: int) -> None:
             break
         harness.pass_time(1)
     settle(harness)
-    harness.seen.message = check_forwarded(harness, n)[-1]
+    harness.seen.message = next(reversed(check_forwarded(harness, n)), None)
 
 
 @check("n8n has received nothing")
@@ -154,6 +156,22 @@ def _(harness: Harness, text: str) -> None:
     assert found[0]["data"]["text"] == text, f"transcribed as {found[0]['data']['text']!r}, said {text!r}"
 
 
+@check("the gateway waited out Avito's Retry-After before sending again")
+def _(harness: Harness) -> None:
+    """Avito said when to come back: a retry sooner (a fixed backoff that ignores Retry-After) is refused again and,
+    at the real Avito, spends the account's limit."""
+    sends = [e for e in harness.avito.journal(method="POST") if e["path"].endswith("/messages")]
+    limited = next((i for i, e in enumerate(sends) if e.get("status") == 429), None)
+    refused = needs(sends[limited] if limited is not None else None, "Avito's 429 for the send")
+    again = needs(sends[limited + 1] if limited is not None and limited + 1 < len(sends) else None,
+                  "a send after the 429")
+    clock = "time" if harness.mode == "embedded" else "seen_at"  # the virtual clock for ours, real time otherwise
+    waited = float(again[clock]) - float(refused[clock])
+    expect(waited >= 0.9 * harness.seen.retry_after, "retry_after_ignored",
+           f"Avito answered 429 with Retry-After: {harness.seen.retry_after:g}; the gateway sent again "
+           f"{waited:.2f} s later")
+
+
 @check("no send was repeated without checking the chat first")
 def _(harness: Harness) -> None:
     """After an ambiguous failure (a 5xx, a lost answer) the message may be in the chat already: posting it again
@@ -183,6 +201,30 @@ def _(harness: Harness, text: str) -> None:
     refused = (harness.seen.operator or {}).get("error")
     expect(text in harness.chat_texts(), harness.send_defect, f'"{text}" is not in the customer\'s chat'
            + (f": the operator's answer failed: {refused}" if refused else ""))
+
+
+@check("the history holds the chat's messages")
+def _(harness: Harness) -> None:
+    """SPEC names the operation (chat history), not its answer: every text of the chat must be in it, as sent."""
+    response = needs(harness.response, "the gateway's answer")
+    expect(response.status_code == 200, "history_unreadable", f"GET /api/chats/{{id}}/messages answered "
+           f"{response.status_code} {response.text[:200]}")
+    try:
+        words = set(_strings(response.json()))
+    except ValueError:
+        words = set()
+    texts = [t for t in harness.chat_texts() if t]
+    missing = [t for t in texts if t not in words]
+    expect(not missing, "history_unreadable", f"the history through the gateway lacks {len(missing)} of the chat's "
+           f"{len(texts)} text(s): {missing[:3]}")
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
 
 
 @check("the customer's chat ends with a photo")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from pytest_bdd import parsers
 
 from avito_harness.fakes.settings import WEBHOOK_PATH
+from avito_harness.judge.bounded_http import RequestDeadlineHit
 from avito_harness.judge.defects import expect
 from avito_harness.judge.diagnosis import UNKNOWN_CHAT
 from avito_harness.judge.environment import USER
@@ -151,23 +154,53 @@ def _(harness: Harness) -> None:
 
 @check(parsers.parse('the gateway answers {status:d} with code "{code}"'))
 def _(harness: Harness, status: int, code: str) -> None:
+    """SPEC's form for an Avito error is {"success": false, "error": "Avito API Error N: ..."}; the status and
+    the code are ours (--profile full)."""
     response = needs(harness.response, "the gateway's answer")
-    body = response.json()
-    expect((response.status_code, body.get("success"), body.get("code")) == (status, False, code),
-           harness.send_defect, f"expected {status} {code}, got {response.status_code} {response.text[:300]}")
+    body = _json_object(response)
+    expect(body.get("success") is False and isinstance(body.get("error"), str), harness.send_defect,
+           f"SPEC's error form is {{\"success\": false, \"error\": \"...\"}}: {_differs(body, response)}")
+    if harness.full:
+        expect((response.status_code, body.get("code")) == (status, code), harness.send_defect,
+               f"expected {status} {code}, got {response.status_code} {response.text[:300]}")
 
 
 @check("the gateway answers 400 in the documented error form")
 def _(harness: Harness) -> None:
     response = needs(harness.response, "the gateway's answer")
+    body = _json_object(response)
+    spec_shaped = body.get("success") is False and isinstance(body.get("error"), str)
+    status_ok = response.status_code == 400 if harness.full else 400 <= response.status_code < 500
+    expect(status_ok and spec_shaped, "validation_not_spec_body",
+           f"a send without text got {response.status_code} {response.text[:200]}; SPEC's form is a 4xx "
+           '{"success": false, "error": "..."}' + (" (400 under --profile full)" if harness.full else ""))
+
+
+def _most_in_a_window(times: list[float], window: float) -> int:
+    """The most of these (sorted) moments that fall within one ``window``: what a limit per window counts."""
+    most, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        body = None
-    expect(response.status_code == 400 and isinstance(body, dict) and body.get("success") is False
-           and isinstance(body.get("error"), str), "validation_not_spec_body",
-           f"a send without text got {response.status_code} {response.text[:200]}; SPEC's form is 400 "
-           '{"success": false, "error": "..."}')
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _differs(body: dict[str, Any], response: httpx.Response) -> str:
+    """Which of SPEC's fields differs, exactly."""
+    if not body:
+        return f"the answer is not a JSON object: {response.status_code} {response.text[:160]}"
+    wrong = [f"success is {body.get('success')!r}"] if body.get("success") is not False else []
+    wrong += [f"error is {body.get('error')!r}"] if not isinstance(body.get("error"), str) else []
+    return "; ".join(wrong) + f" (answer {response.status_code} {response.text[:160]})"
 
 
 @check(parsers.parse('the error says "{text}"'))
@@ -178,6 +211,8 @@ def _(harness: Harness, text: str) -> None:
 
 @check(parsers.parse("the error is retryable: {answer}"))
 def _(harness: Harness, answer: str) -> None:
+    if not harness.full:
+        return  # "retryable" is ours: SPEC does not promise it (--profile full judges it)
     response = needs(harness.response, "the gateway's answer")
     expect(response.json().get("retryable") is (answer == "yes"), harness.send_defect,
            f"retryable should be {answer == 'yes'}: {response.text[:300]}")
@@ -185,6 +220,8 @@ def _(harness: Harness, answer: str) -> None:
 
 @check("the unknown chat is reported as not found")
 def _(harness: Harness) -> None:
+    if not harness.full:
+        return  # SPEC names the bulk send, not its answer: the chats it reached are what --profile seed judges
     body = needs(harness.response, "the gateway's answer").json()
     (failed,) = [r for r in body["results"] if not r.get("success")]
     assert failed["chat_id"] == UNKNOWN_CHAT and "404" in failed["error"]
@@ -204,18 +241,34 @@ def _(harness: Harness) -> None:
 
 @check("one more request is answered 429 with Retry-After")
 def _(harness: Harness) -> None:
-    statuses, limit = harness.seen.statuses, harness.seen.limit
-    served = [r.status_code for r in statuses].index(429) if statuses[-1].status_code == 429 else len(statuses)
-    expect(served >= limit, "rate_limit_too_strict", f"refused after {served} requests; /info announces {limit}")
-    expect(served <= limit, "rate_limit_not_enforced",
-           f"{served} requests in a row were served; /info announces {limit} per {harness.seen.window:g} s")
-    last = statuses[-1]
-    expect(last.headers.get("Retry-After", "").isdigit(), "rate_limit_not_enforced", "the 429 has no Retry-After")
-    try:
-        error = last.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    expect(error == "Rate limit exceeded, try again later", "contract_violation", last.text[:200])
+    """Under --profile full our form: the request past the limit is refused, 429 with Retry-After. Under seed a
+    gateway may hold it until the window opens instead: what is judged is that no more than the limit reached
+    Avito in the window, and that a held request was answered."""
+    seen, limit = harness.seen, harness.seen.limit
+    statuses = seen.statuses
+    refused = bool(statuses) and statuses[-1].status_code == 429
+    served = len(statuses) - (1 if refused else 0)
+    calls = sorted(float(e["seen_at"]) for e in harness.avito.journal(method="GET") if e["id"] > seen.spent_from
+                   and "/chats" in e["path"] and e.get("status") == 200)
+    reached = _most_in_a_window(calls, seen.window)
+    expect(not seen.held_past_deadline, "rate_limit_never_resets", f"the request past the limit was held longer than "
+           f"the {harness.bounds.request_timeout:g} s request deadline: the window ({seen.window:g} s) never reopened")
+    expect(served >= limit or seen.held_past_deadline, "rate_limit_too_strict",
+           f"refused after {served} requests; /info announces {limit}")
+    if harness.full or refused:
+        expect(served <= limit, "rate_limit_not_enforced",
+               f"{served} requests in a row were served; /info announces {limit} per {seen.window:g} s")
+        last = statuses[-1]
+        expect(not harness.full or last.headers.get("Retry-After", "").isdigit(), "rate_limit_not_enforced",
+               "the 429 has no Retry-After")
+        error = _json_object(last).get("error")
+        expect(error == "Rate limit exceeded, try again later" or (not harness.full and isinstance(error, str)),
+               "contract_violation", last.text[:200])
+        return
+    held = seen.last_wait >= min(seen.window, 1.0) * 0.5
+    expect(reached <= limit and held, "rate_limit_not_enforced",
+           f"{served} requests were served at once and {reached} reached Avito within one window; /info announces {limit} per "
+           f"{seen.window:g} s (a gateway may hold what is over its limit, but not let it through)")
 
 
 @check("after the window, steady requests are served again")
@@ -226,7 +279,11 @@ def _(harness: Harness) -> None:
     served_at = None
     for n in range(1, math.ceil(2 * window / step) + 1):
         harness.pass_time(step)
-        if harness.api.get("/api/chats").status_code == 200:
+        try:
+            answered = harness.api.get("/api/chats").status_code
+        except RequestDeadlineHit:  # held past the deadline: the limiter holds it and never reopens
+            break
+        if answered == 200:
             served_at = n * step
             break
     expect(served_at is not None, "rate_limit_never_resets", f"one request every {step:g} s (a quarter of the limit) "

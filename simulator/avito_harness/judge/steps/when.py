@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 from pytest_bdd import parsers, when
 
 from avito_harness.fakes.avito.media import png_bytes
+from avito_harness.judge.bounded_http import RequestDeadlineHit
 from avito_harness.judge.defects import expect
 from avito_harness.judge.diagnosis import UNKNOWN_CHAT
 from avito_harness.judge.environment import USER, WINDOW_CAP
@@ -92,6 +96,11 @@ def _(harness: Harness, text: str) -> None:
     harness.send(text)
 
 
+@when("n8n reads the chat's history through the gateway")
+def _(harness: Harness) -> None:
+    harness.response = harness.api.get(f"/api/chats/{harness.chat_id}/messages")
+
+
 @when("n8n sends a message without text through the gateway")
 def _(harness: Harness) -> None:
     harness.response = harness.api.post("/api/messages/send", json={"chat_id": harness.chat_id})
@@ -99,20 +108,49 @@ def _(harness: Harness) -> None:
 
 @when("n8n sends a photo through the gateway")
 def _(harness: Harness) -> None:
-    harness.response = harness.api.post("/api/messages/send/image", data={"chat_id": harness.chat_id},
-                                        files={"file": ("promo.png", png_bytes("promo", 320, 240), "image/png")})
+    image = png_bytes("promo", 320, 240)
+    harness.response = first_accepted(harness, [
+        lambda: harness.api.post("/api/messages/send/image", data={"chat_id": harness.chat_id},
+                                 files={"file": ("promo.png", image, "image/png")}),
+        # SPEC names the operation, not its body: under --profile seed, other forms a gateway may take
+        lambda: harness.api.post("/api/messages/send/image", data={"chat_id": harness.chat_id},
+                                 files={"image": ("promo.png", image, "image/png")}),
+        lambda: harness.api.post("/api/messages/send/image", json={"chat_id": harness.chat_id,
+                                                                   "image_url": photo_url(harness)}),
+    ])
 
 
 @when(parsers.parse('n8n sends "{text}" to every chat and one unknown chat'))
 def _(harness: Harness, text: str) -> None:
     chats = [c["id"] for c in harness.avito.account(USER)["chats"]]
     harness.seen.bulk_chats = chats
-    harness.response = harness.api.post("/api/messages/send/bulk", json={"chat_ids": [*chats, UNKNOWN_CHAT], "text": text})
+    chat_ids = [*chats, UNKNOWN_CHAT]
+    harness.response = first_accepted(harness, [
+        lambda: harness.api.post("/api/messages/send/bulk", json={"chat_ids": chat_ids, "text": text}),
+        lambda: harness.api.post("/api/messages/send/bulk", json={"messages": [{"chat_id": c, "text": text}
+                                                                               for c in chat_ids]}),
+    ])
 
 
 @when(parsers.parse("n8n makes {n:Positive} requests within a minute", extra_types=PARAM_TYPES))
 def _(harness: Harness, n: int) -> None:
     harness.seen.statuses = [harness.api.get("/api/token") for _ in range(min(n, SPEND_CAP))]
+
+
+def first_accepted(harness: Harness, forms: list[Callable[[], httpx.Response]]) -> httpx.Response:
+    """Our contract's form under --profile full; under seed (SPEC names the operation, not its body) each form in
+    turn until one is not refused as a bad request (a 400 or 422 is "not this form")."""
+    answer = forms[0]()
+    for form in forms[1:] if harness.env.options.profile == "seed" else []:
+        if answer.status_code not in (400, 415, 422):
+            break
+        answer = form()
+    return answer
+
+
+def photo_url(harness: Harness) -> str:
+    """A link to a real image (the fake Avito serves them): for a gateway that sends images by URL."""
+    return f"{harness.stack.urls['avito']}/media/images/promo/640x480.png"
 
 
 def _announced(info: dict[str, Any], key: str, default: float) -> float:
@@ -145,12 +183,19 @@ def _(harness: Harness) -> None:
                           f"{WINDOW_CAP:g} s the harness waits in real time (start it with RATE_LIMIT_WINDOW=2, as "
                           "--gateway-cmd does)")
     harness.pass_time(window + 0.2)  # whatever earlier scenarios spent has left the window
-    statuses = []
+    harness.seen.limit, harness.seen.window = int(limit), window
+    harness.seen.spent_from = max((e["id"] for e in harness.avito.journal()), default=0)
+    statuses = harness.seen.statuses = []
     for _ in range(int(limit) + 1):
-        statuses.append(harness.api.get("/api/chats"))
+        started = time.monotonic()
+        try:
+            statuses.append(harness.api.get("/api/chats"))
+        except RequestDeadlineHit:  # held past the deadline: the limiter may never reopen (the Then steps judge it)
+            harness.seen.held_past_deadline = True
+            break
+        harness.seen.last_wait = time.monotonic() - started
         if statuses[-1].status_code == 429:
             break
-    harness.seen.limit, harness.seen.window, harness.seen.statuses = int(limit), window, statuses
 
 
 @when(parsers.parse("{seconds:Count} seconds pass", extra_types=PARAM_TYPES))
