@@ -13,6 +13,22 @@ Feature: Stage 2 - inbound messages arrive at n8n in the normalized format
     And the message text is "Здравствуйте, аккумулятор 60Ah есть?"
     And the message names the customer, the ad and the chat type
 
+  Scenario: Symbols, quotes and emoji arrive unchanged
+    When the customer writes "Цена? 👍 «скидка» 100% \ 'ok' — <b>x</b> &amp; ё"
+    Then n8n receives 1 normalized message
+    And the message text is "Цена? 👍 «скидка» 100% \ 'ok' — <b>x</b> &amp; ё"
+
+  Scenario: The same words written twice reach n8n twice
+    When the customer writes "да"
+    And the customer writes "да"
+    Then n8n receives 2 normalized messages
+
+  Scenario: A slow n8n does not keep Avito's webhook waiting
+    Given n8n answers slowly
+    When the customer writes "медленный n8n"
+    Then every webhook delivery was answered within Avito's 2 seconds
+    And n8n receives the customer's message "медленный n8n"
+
   Scenario: A photo arrives with its largest size
     When the customer sends a photo
     Then n8n receives 1 normalized message

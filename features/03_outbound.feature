@@ -68,6 +68,10 @@ Feature: Stage 3 - outbound messages go through the gateway only
     When n8n reads the chat's history through the gateway
     Then the history holds the chat's messages
 
+  Scenario: A chat marked read through the gateway is read at Avito
+    When n8n marks the chat read through the gateway
+    Then Avito saw the chat marked read
+
   Scenario: An image send
     When n8n sends a photo through the gateway
     Then the gateway answers 200 with the sent message's id

@@ -453,3 +453,55 @@ def bulk_as_messages(app: Any) -> Any:
         ours = {"chat_ids": [m["chat_id"] for m in messages], "text": messages[0]["text"] if messages else ""}
         return 0, json.dumps(ours, ensure_ascii=False).encode(), headers
     return requests_changed(app, "POST", "/api/messages/send/bulk", change)
+
+
+def read_not_forwarded(app: Any) -> Any:
+    """Marking a chat read is answered at once and never reaches Avito."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/read"):
+            await _answer(send, 200, b'{"success": true}')
+            return
+        await app(scope, receive, send)
+    return wrapped
+
+
+def webhook_answered_late(app: Any) -> Any:
+    """Avito's webhook answered only after 3 s (the forward to n8n done first, and n8n is slow)."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/webhook/avito"):
+            body = await _body(receive)
+            if body.strip() not in (b"", b"{}"):  # the subscription's probe is answered at once
+                await asyncio.sleep(3)
+            await app(scope, _replay(body, receive), send)
+            return
+        await app(scope, receive, send)
+    return wrapped
+
+
+def mangled_text(m: dict[str, Any]) -> None:
+    """Text "cleaned" on the way: characters outside the basic plane dropped, HTML entities decoded."""
+    import html
+
+    m["text"] = html.unescape("".join(c for c in str(m.get("text") or "") if ord(c) < 0x10000))
+
+
+def ids_swapped(m: dict[str, Any]) -> None:
+    """external_user_id holds our own account (the shop), not the customer who wrote."""
+    m["external_user_id"] = str((m.get("meta") or {}).get("user_id"))
+
+
+class DedupesByText(Layer):
+    """A forward whose chat and text equal the last one's is "a duplicate" and dropped (answered 200 here)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(inner)
+        self.last: dict[str, str] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = _json_body(request)
+        if isinstance(body, dict) and isinstance(body.get("media"), dict):
+            chat, text = str(body.get("external_chat_id")), str(body.get("text"))
+            if self.last.get(chat) == text:
+                return httpx.Response(200, json={}, request=request)
+            self.last[chat] = text
+        return await self.inner.handle_async_request(request)

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from avito_harness.cli import main
-from avito_harness.stack.serve import serve_in_thread
 from avito_harness.paths import workflows_dir
+from avito_harness.stack.serve import serve_in_thread
 from tests.conftest import installed_n8n
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))

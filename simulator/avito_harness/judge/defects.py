@@ -32,6 +32,10 @@ CATALOGUE: dict[str, str] = {
     "expired_token_not_refreshed": "an expired token (Avito's 401 or 403) is not refreshed: the caller gets the error",
     "avito_error_misreported": "an Avito error comes back to n8n with the wrong status, code or retryable flag",
     "history_unreadable": "a chat's history read through the gateway is refused or lacks the chat's messages",
+    "read_not_forwarded": "marking a chat read through the gateway never reaches Avito",
+    "webhook_too_slow": "Avito's webhook is answered only after n8n is: past Avito's 2 s when n8n is slow",
+    "ids_misplaced": "an id of the normalized message is not where SPEC puts it (external_user_id is the customer, "
+                     "meta.user_id our account, meta.external_message_id Avito's message)",
     "send_failed": "a plain send through the gateway does not arrive as documented",
     "secret_leaked": "a piece (8+ characters) of an Avito token or secret appears in an answer or header",
     "api_open_without_key": "started without API_KEY, the gateway serves /api/* to anyone",

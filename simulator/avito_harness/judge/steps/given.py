@@ -50,6 +50,13 @@ def _(harness: Harness, seconds: int) -> None:
     harness.timers.append((float(seconds), harness.n8n.clear_faults))
 
 
+@given("n8n answers slowly")
+def _(harness: Harness) -> None:
+    """Every forward answered after 3 s: longer than Avito waits for its webhook (2 s)."""
+    harness.n8n.add_fault(route="POST /webhook/*", effect="delay", delay=3.0, times=None, name="n8n slow",
+                          required=False)
+
+
 @given(parsers.parse("n8n answers the next {n:Positive} forwards with 503", extra_types=PARAM_TYPES))
 def _(harness: Harness, n: int) -> None:
     harness.n8n.add_fault(route="POST /webhook/*", status=503, times=n, name=f"n8n 503 x{n}")

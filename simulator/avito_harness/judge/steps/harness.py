@@ -35,6 +35,7 @@ class Scenario:
     """What steps hand on to later steps, by name (a typo is an AttributeError in the type check, not at run time)."""
 
     photo: dict[str, Any] | None = None  # the photo message the customer sent
+    written: list[str] = field(default_factory=list)  # texts the customer or the seller wrote in the chat
     webhook_answers: list[httpx.Response] = field(default_factory=list)
     bulk_chats: list[str] = field(default_factory=list)
     statuses: list[httpx.Response] = field(default_factory=list)  # answers to a burst of requests

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
 from pytest_bdd import parsers
@@ -25,6 +27,7 @@ from .observe import (
     events,
     failed_runs,
     forwarded_with_text,
+    received,
     settle,
     window_closes,
 )
@@ -93,8 +96,9 @@ def _(harness: Harness) -> None:
     settle(harness)
     texts = avito_texts(harness)
     expect(len(texts) == len(set(texts)), "duplicate_forwarded", f"n8n got a message twice: {texts}")
-    expect(len(texts) == 2, "echo_forwarded", f"n8n got {texts}: the gateway's own send and Avito's system "
-           "message are not customer messages")
+    others = [t for t in texts if t not in harness.seen.written]
+    expect(not others, "echo_forwarded", f"n8n got {others}: the gateway's own send and Avito's system message are "
+           "not messages of the customer or the seller")
 
 
 @check(parsers.parse('messages_history keeps the seller\'s reply "{text}" as the operator\'s'))
@@ -123,9 +127,20 @@ def _(harness: Harness) -> None:
     customer = next(u for u in chat["users"] if u["id"] != USER)
     expect(message["client_name"] == customer["name"], "wrong_client_name",
            f"client_name is {message['client_name']!r}, the customer is {customer['name']!r}")
-    assert message["external_user_id"] == str(customer["id"])
-    assert message["meta"]["ad_id"] == f"item_{chat['context']['value']['id']}", "meta.ad_id is not the chat's item"
-    assert message["meta"]["chat_type"] == "u2i"
+    meta = message.get("meta") or {}
+    written = next(m for m in reversed(chat["messages"]) if m["author_id"] == customer["id"])
+    places = {"external_user_id": (message.get("external_user_id"), str(customer["id"])),
+              "external_chat_id": (message.get("external_chat_id"), harness.chat_id),
+              "meta.user_id": (meta.get("user_id"), USER),
+              "meta.external_message_id": (meta.get("external_message_id"), written["id"]),
+              "meta.ad_id": (meta.get("ad_id"), f"item_{chat['context']['value']['id']}"),
+              "meta.chat_type": (meta.get("chat_type"), "u2i")}
+    wrong = {k: got for k, (got, want) in places.items() if str(got) != str(want)}
+    expect(not wrong, "ids_misplaced", f"{wrong}; SPEC puts the customer's id in external_user_id, our account's in "
+           "meta.user_id, Avito's message id in meta.external_message_id, the item as item_<id> in meta.ad_id")
+    stamp = message.get("timestamp")
+    expect(isinstance(stamp, str) and _iso(stamp), "ids_misplaced",
+           f"timestamp is {stamp!r}: SPEC's is an ISO 8601 date and time (2025-12-01T17:30:00)")
 
 
 @check("the message carries the photo in its largest size")
@@ -148,6 +163,9 @@ def _(harness: Harness, text: str) -> None:
 
 @check(parsers.parse('n8n transcribed the voice message as "{text}"'))
 def _(harness: Harness, text: str) -> None:
+    voices = [r["body"] for r in received(harness) if isinstance(r["body"], dict)
+              and (r["body"].get("media") or {}).get("has_voice")]
+    needs(next((v for v in voices if (v.get("media") or {}).get("voice_url")), None), "a voice message with its link")
     found = events(harness, "transcribed", 15)
     asked = harness.stack.stt.journal()
     expect(bool(found), "voice_not_transcribed", "n8n never transcribed the voice message: speech-to-text was "
@@ -203,6 +221,22 @@ def _(harness: Harness, text: str) -> None:
            + (f": the operator's answer failed: {refused}" if refused else ""))
 
 
+@check("Avito saw the chat marked read")
+def _(harness: Harness) -> None:
+    response = needs(harness.response, "the gateway's answer")
+    marked = [e for e in harness.avito.journal(method="POST") if e.get("status") == 200
+              and re.fullmatch(rf"/messenger/v\d+/accounts/[^/]+/chats/{re.escape(harness.chat_id)}/read", e["path"])]
+    expect(marked, "read_not_forwarded", f"the gateway answered {response.status_code} {response.text[:120]} but never "
+           "marked the chat read at Avito")
+
+
+@check("every webhook delivery was answered within Avito's 2 seconds")
+def _(harness: Harness) -> None:
+    late = [d for d in harness.avito.deliveries(account=USER) if d.get("status") != 200]
+    expect(not late, "webhook_too_slow", f"Avito's webhook got no 200 within its 2 s ({late[0].get('error') or late[0].get('status')}"
+           "): the gateway made Avito wait for n8n; Avito retries and then unsubscribes such a URL" if late else "")
+
+
 @check("the history holds the chat's messages")
 def _(harness: Harness) -> None:
     """SPEC names the operation (chat history), not its answer: every text of the chat must be in it, as sent."""
@@ -217,6 +251,14 @@ def _(harness: Harness) -> None:
     missing = [t for t in texts if t not in words]
     expect(not missing, "history_unreadable", f"the history through the gateway lacks {len(missing)} of the chat's "
            f"{len(texts)} text(s): {missing[:3]}")
+
+
+def _iso(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return "T" in text
 
 
 def _strings(node: Any) -> list[str]:

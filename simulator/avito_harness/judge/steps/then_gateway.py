@@ -22,7 +22,7 @@ from avito_harness.stack.serve import serve_in_thread
 
 from .checks import check, needs
 from .harness import Harness
-from .observe import probe_refused
+from .observe import probe_refused, subscriptions_asked
 
 __all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing is imported from here
 
@@ -30,7 +30,7 @@ __all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing
 @check("Avito's probe of the webhook URL passed")
 def _(harness: Harness) -> None:
     response = needs(harness.response, "the gateway's answer")
-    subscribe = harness.avito.journal(method="POST", path="/messenger/v3/webhook")
+    subscribe = subscriptions_asked(harness)
     expect(response.status_code not in (404, 405) or subscribe, "not_implemented",
            f"POST /api/webhook/subscribe answered {response.status_code}: the gateway does not serve it")
     expect(subscribe, "unclassified", f"the gateway answered {response.status_code} {response.text[:200]} and never "

@@ -38,6 +38,8 @@ def say(harness: Harness, text: str | None = None, **fields: Any) -> dict[str, A
     """A message in the chat from its customer (or the seller, or Avito), delivered to whatever is subscribed. With
     nothing subscribed the message cannot reach any gateway: the scenario is missing its subscription step."""
     said: dict[str, Any] = harness.avito.customer_says(USER, harness.chat_id, text, **fields)
+    if text is not None and fields.get("author") != "system":
+        harness.seen.written.append(text)
     if not said.get("deliveries") and not harness.avito.account(USER)["subscriptions"]:
         raise CannotJudge(Category.FEATURE, "a message was written in the chat, but no webhook URL is subscribed at "
                           "Avito, so no gateway can hear of it: add \"Given the gateway is subscribed to Avito "
@@ -94,6 +96,11 @@ def _(harness: Harness, text: str, key: str) -> None:
 @when(parsers.parse('n8n sends "{text}" through the gateway'))
 def _(harness: Harness, text: str) -> None:
     harness.send(text)
+
+
+@when("n8n marks the chat read through the gateway")
+def _(harness: Harness) -> None:
+    harness.response = harness.api.post(f"/api/chats/{harness.chat_id}/read")
 
 
 @when("n8n reads the chat's history through the gateway")
