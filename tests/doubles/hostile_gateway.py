@@ -8,7 +8,9 @@ our gateway with a hostile layer in front:
 * ``noisy``: prints bytes that are not UTF-8, escape sequences (clear screen, a forged summary line, an OSC 8
   link, concealed text) and more than 64 KB before it serves, and its send errors carry escape sequences;
 * ``huge_limit``: ``/info`` announces 1e9 requests a second;
-* ``pid FILE``: writes its process id to FILE, then serves (a wrapper script's child, to check it is stopped).
+* ``pid FILE``: writes its process id to FILE, then serves (a wrapper script's child, to check it is stopped);
+* ``needs_redis``: keeps a counter in Redis (``REDIS_URL``): without one it exits, saying so; ``/info`` shows
+  the count, so a test sees Redis was really used.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
 from typing import Any
 
@@ -58,6 +61,12 @@ def hostile(app: Any, mode: str) -> Any:
             await send(_headers(200, len(body)))
             await send({"type": "http.response.body", "body": body})
             return
+        if mode == "needs_redis" and path == "/info":
+            body = json.dumps({"rate_limit_requests": 60, "rate_limit_window": 1, "max_connections": 20,
+                               "avito_user_id": 100000001, "redis_starts": _redis("GET", "starts").decode()}).encode()
+            await send(_headers(200, len(body)))
+            await send({"type": "http.response.body", "body": body})
+            return
         if mode == "noisy" and path == "/api/messages/send":
             body = f"send failed {ESCAPES}".encode()
             await send(_headers(500, len(body), b"text/plain"))
@@ -70,7 +79,7 @@ def hostile(app: Any, mode: str) -> Any:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["trickle", "huge", "noisy", "huge_limit", "pid"])
+    parser.add_argument("mode", choices=["trickle", "huge", "noisy", "huge_limit", "pid", "needs_redis"])
     parser.add_argument("pid_file", nargs="?")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
@@ -82,8 +91,23 @@ def main() -> int:
         out.write((b"x" * 1000 + b"\n") * 70)  # more than a pipe holds: only a reader that drains keeps it going
         out.write(b"starting \xff\xfe\xc3( not utf-8\n" + ESCAPES.encode() + b"\n")
         out.flush()
+    if args.mode == "needs_redis":
+        _redis("INCR", "starts")  # exits, naming REDIS_URL, when there is no Redis
     app = create_app(load_settings(server_port=args.port))
     uvicorn.run(hostile(app, args.mode), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+def _redis(*command: str) -> bytes:
+    """One command to the Redis at REDIS_URL (RESP by hand: the test needs no client library)."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        print("REDIS_URL is not set: this gateway keeps its token and limits in Redis", flush=True)
+        sys.exit(3)
+    host, port = url.removeprefix("redis://").split("/")[0].split(":")
+    request = f"*{len(command)}\r\n" + "".join(f"${len(c)}\r\n{c}\r\n" for c in command)
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(request.encode())
+        return conn.recv(256)
     return 0
 
 
