@@ -16,6 +16,13 @@ Feature: Stage 1 - the webhook is connected
     And /info shows 100 requests per 60 seconds and 20 connections
     And /api/token shows a token without revealing it
 
+  Scenario: A gateway Avito no longer lets in does not say healthy, and works again once it may
+    Given Avito no longer lets the gateway in
+    When n8n lists the chats through the gateway
+    Then /health does not say healthy
+    When Avito lets the gateway in again
+    Then the gateway works again within 30 seconds
+
   Scenario: The API is closed to anyone without the key
     Then the API refuses calls without a valid key
     And a page on another site cannot call the API with the user's credentials

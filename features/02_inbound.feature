@@ -18,6 +18,11 @@ Feature: Stage 2 - inbound messages arrive at n8n in the normalized format
     Then n8n receives 1 normalized message
     And the message text is "Цена? 👍 «скидка» 100% \ 'ok' — <b>x</b> &amp; ё"
 
+  Scenario: A message at Avito's longest arrives whole
+    When the customer writes a message of 1000 characters
+    Then n8n receives 1 normalized message
+    And the message text is every character written
+
   Scenario: The same words written twice reach n8n twice
     When the customer writes "да"
     And the customer writes "да"
@@ -61,11 +66,13 @@ Feature: Stage 2 - inbound messages arrive at n8n in the normalized format
     Then n8n receives 1 normalized message within 20 seconds
     And the message text is "n8n споткнулся"
 
-  Scenario: n8n is down for a few seconds, and the message still arrives once
+  Scenario: n8n is down for a few seconds, and what was written meanwhile arrives once, in order
     Given n8n is down for 2 seconds
     When the customer writes "n8n перезапускается"
-    Then n8n receives 1 normalized message within 20 seconds
-    And the message text is "n8n перезапускается"
+    And the customer writes "второе, пока n8n лежит"
+    And the customer writes "третье"
+    Then n8n receives 3 normalized messages within 20 seconds
+    And n8n received them in the order written
 
   @gateway_clock
   Scenario: n8n is down for a while, then the message is delivered once
@@ -77,3 +84,14 @@ Feature: Stage 2 - inbound messages arrive at n8n in the normalized format
     And 600 seconds pass
     Then n8n receives 1 normalized message
     And the message text is "пока n8n лежит"
+
+  @gateway_clock
+  Scenario: n8n refuses a message for hours: the gateway says so, keeps it, and delivers it once n8n is back
+    Given n8n is down
+    When the customer writes "n8n лежит три часа"
+    And 10800 seconds pass
+    Then /health does not say healthy
+    When n8n is back
+    And 600 seconds pass
+    Then n8n receives 1 normalized message
+    And the message text is "n8n лежит три часа"

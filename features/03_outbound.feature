@@ -12,6 +12,11 @@ Feature: Stage 3 - outbound messages go through the gateway only
     Then the gateway answers 200 with the sent message's id
     And the customer's chat shows "Здравствуйте! Спасибо за обращение"
 
+  Scenario: An answer at Avito's longest is sent whole
+    When n8n sends a message of 1000 characters through the gateway
+    Then the gateway answers 200 with the sent message's id
+    And the customer's chat shows the whole message
+
   Scenario Outline: An expired token is refreshed without the caller noticing
     Given Avito answers expired tokens with <status>
     And the Avito token has expired
@@ -56,6 +61,14 @@ Feature: Stage 3 - outbound messages go through the gateway only
     When n8n sends "один раз" through the gateway with idempotency key "bat-out-1"
     And n8n sends "один раз" through the gateway with idempotency key "bat-out-1"
     Then the customer's chat shows "один раз" once
+
+  # BAT OUT waits 30 s for an answer and tries 3 times, up to 5 s apart: its last try may come 100 s after the first
+  @gateway_clock @profile_full
+  Scenario: A send n8n retries at the end of its retry window posts once
+    When n8n sends "повтор в конце окна" through the gateway with idempotency key "bat-out-window"
+    And 100 seconds pass
+    And n8n sends "повтор в конце окна" through the gateway with idempotency key "bat-out-window"
+    Then the customer's chat shows "повтор в конце окна" once
 
   Scenario: A send whose answer was lost is not posted twice
     Given Avito processes the next send but the answer is lost

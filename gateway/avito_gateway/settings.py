@@ -56,7 +56,8 @@ class GatewaySettings(BaseSettings):
     bulk_max_items: int = Field(500, ge=1)
 
     n8n_timeout: float = Field(10.0, gt=0)
-    outbox_max_attempts: int = Field(20, ge=1)  # with the 600 s cap: n8n may be down > 2 h before a dead letter
+    # with the 600 s cap, about three days of n8n refusing (as long as delivered items are kept) before a dead letter
+    outbox_max_attempts: int = Field(450, ge=1)
     outbox_retry_min: float = Field(5.0, ge=0)
     outbox_retry_max: float = Field(600.0, ge=0)
     outbox_poll_interval: float = Field(0.5, gt=0)

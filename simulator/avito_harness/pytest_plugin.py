@@ -36,6 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--avito-gateway-cmd", default=None,
                     help="start the gateway under test with this command ({port} is replaced; it gets the "
                          "deployment's variables); for the step library avito_harness.bdd.steps")
+    group.addoption("--avito-gateway-app", default=None, metavar="MODULE:CALLABLE",
+                    help="a Python gateway in-process on the harness's virtual clock: CALLABLE(settings, clock) -> ASGI app")
     group.addoption("--avito-stack-url", default=None,
                     help="use fakes running elsewhere: avito=URL,n8n=URL,stt=URL (the compose file's acceptance service)")
     group.addoption("--avito-n8n", choices=("light", "real"), default="light",

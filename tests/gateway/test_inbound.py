@@ -186,11 +186,15 @@ def test_dead_letters_after_max_attempts_then_replay(make_gateway: Any, sim: Sta
     gateway.api.post("/api/outbox/flush")
     dead = gateway.api.get("/api/outbox", params={"status": "dead"}).json()["items"]
     assert len(dead) == 1 and dead[0]["attempts"] == 2
-    assert httpx.get(f"{gateway.url}/health").json()["outbox_dead"] == 1
+    health = httpx.get(f"{gateway.url}/health")
+    assert health.status_code == 503 and health.json()["outbox_dead"] == 1
+    assert health.json()["status"] == "degraded" and "replay" in health.json()["reason"]
     sim.n8n.clear_faults()
     assert gateway.api.post("/api/outbox/999/replay").status_code == 404
     assert gateway.api.post(f"/api/outbox/{dead[0]['id']}/replay").json()["replayed"] == 1
     assert sim.n8n.wait_for(1, timeout=5)[0]["body"]["text"] == "в мёртвые письма"
+    gateway.api.post("/api/outbox/flush")
+    assert httpx.get(f"{gateway.url}/health").json()["status"] == "healthy"  # nothing left to replay
     assert gateway.api.post("/api/outbox/dead/replay").json()["replayed"] == 0
 
 

@@ -11,6 +11,7 @@ mutation score of 100 % with no false alarm.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,12 +32,20 @@ ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = f"{sys.executable} {ROOT / 'tests' / 'doubles' / 'broken_gateway.py'}"
 
 
-def _run(tmp_path: Path, command: str, *args: str) -> tuple[int, dict[str, Any], str]:
+def _run(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
     report = tmp_path / "run.json"
-    result = subprocess.run([EXE, "run", "--gateway-cmd", command, "--json", str(report), *args],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run([EXE, "run", "--json", str(report), *args], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
     doc = json.loads(report.read_text()) if report.exists() else {"scenarios": [], "root_causes": []}
     return result.returncode, doc, result.stdout
+
+
+def _judged(tmp_path: Path, name: str, double: Double) -> tuple[int, dict[str, Any], str]:
+    """The run a user would make: the double started by command, or in-process (--gateway-app) when only the
+    virtual-clock scenarios can see what it breaks."""
+    target = (["--gateway-app", f"tests.doubles.embedded:{name}"] if double.embedded
+              else ["--gateway-cmd", f"{DOUBLE} {name} --port {{port}}"])
+    return _run(tmp_path, *target, *_selection(double))
 
 
 def _named(doc: dict[str, Any]) -> list[str]:
@@ -57,7 +66,7 @@ def test_the_catalogue_covers_at_least_20_defect_classes_and_a_double_with_six()
 @pytest.mark.parametrize("name", sorted(DOUBLES))
 def test_the_acceptance_run_names_the_planted_defects_each_once_and_nothing_else(name: str, tmp_path: Path) -> None:
     double = DOUBLES[name]
-    code, doc, out = _run(tmp_path, f"{DOUBLE} {name} --port {{port}}", *_selection(double))
+    code, doc, out = _judged(tmp_path, name, double)
     named = _named(doc)
     assert code == 1, out[-3000:]
     assert sorted(set(named)) == sorted(set(double.codes)), f"{name}: planted {double.codes}, named {named}\n{out[-3000:]}"
@@ -68,12 +77,12 @@ def test_the_acceptance_run_names_the_planted_defects_each_once_and_nothing_else
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_a_legitimate_variant_passes(name: str, tmp_path: Path) -> None:
     """What SPEC allows is no defect under --profile seed (a false alarm here is the harness's bug)."""
-    code, doc, out = _run(tmp_path, f"{DOUBLE} {name} --port {{port}}", *_selection(VARIANTS[name]))
+    code, doc, out = _judged(tmp_path, name, VARIANTS[name])
     assert code == 0 and _named(doc) == [], out[-3000:]
 
 
 def test_our_gateway_started_the_same_way_passes_every_scenario(tmp_path: Path) -> None:
-    code, doc, out = _run(tmp_path, f"{sys.executable} -m avito_gateway")
+    code, doc, out = _run(tmp_path, "--gateway-cmd", f"{sys.executable} -m avito_gateway")
     scenarios = doc["scenarios"]
     failed = [f"{s['name']}: {s['defect']} {s['error']}" for s in scenarios if s["outcome"] != "passed"]
     assert code == 0 and failed == [], "\n".join(failed) or out[-3000:]

@@ -47,8 +47,8 @@ async def health(request: Request, s: Services = Depends(services)) -> JSONRespo
 
     ``unhealthy``: storage cannot be written (a failed write, a database that does not answer within
     DATABASE_TIMEOUT, or less free disk than STORAGE_MIN_FREE_BYTES) or an account cannot get an Avito token.
-    ``degraded``: messages are not reaching n8n (the oldest waiting one is older than HEALTH_OUTBOX_MAX_AGE, or
-    HEALTH_FORWARD_FAILURES forwards in a row failed). ``by_account``: each account's token, webhook path and n8n
+    ``degraded``: messages are not reaching n8n (the oldest waiting one is older than HEALTH_OUTBOX_MAX_AGE,
+    HEALTH_FORWARD_FAILURES forwards in a row failed, or dead letters wait for a replay). ``by_account``: each account's token, webhook path and n8n
     URL. Answers within DATABASE_TIMEOUT + 1 s (+ 5 s for a token request under way), whatever the database does."""
     now = s.clock.now()
     free = _free_bytes(s.settings.data_dir)
@@ -86,6 +86,9 @@ async def health(request: Request, s: Services = Depends(services)) -> JSONRespo
     lagging = []
     if age > s.settings.health_outbox_max_age:
         lagging.append(f"the oldest message waiting for n8n arrived {age:.0f} s ago")
+    if counts.get("outbox_dead"):
+        lagging.append(f"{counts['outbox_dead']} message(s) were given up on after OUTBOX_MAX_ATTEMPTS forwards: "
+                       "replay them (POST /api/outbox/dead/replay)")
     if failures >= s.settings.health_forward_failures:
         lagging.append(f"{failures} forwards to n8n failed in a row (last: {s.forwarder.last_error})")
     checks["forwarding"] = not lagging

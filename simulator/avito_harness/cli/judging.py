@@ -134,7 +134,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             raise CannotJudge(Category.USAGE, "--max-answer-bytes must be at least 1024")
         target = TargetOptions(
             gateway_url=args.gateway_url, gateway_api_key=args.gateway_api_key, gateway_cmd=args.gateway_cmd,
-            stack_url=args.stack_url, n8n=args.n8n, n8n_url=args.n8n_url, n8n_api_key=args.n8n_api_key,
+            gateway_app=args.gateway_app, stack_url=args.stack_url, n8n=args.n8n, n8n_url=args.n8n_url, n8n_api_key=args.n8n_api_key,
             postgres_url=args.postgres_url, workflows=args.workflows, workflows_map=args.workflows_map,
             request_timeout=args.request_timeout, start_timeout=args.start_timeout,
             scenario_timeout=args.scenario_timeout, max_answer_bytes=args.max_answer_bytes,

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gateway-url", help="an already running gateway configured with the fakes (see `sim`)")
     run.add_argument("--gateway-api-key", help="its X-API-Key (default test-api-key)")
     run.add_argument("--gateway-cmd", help="start the gateway with this command ({port} is replaced)")
+    run.add_argument("--gateway-app", metavar="MODULE:CALLABLE",
+                     help="a Python gateway in-process on the harness's virtual clock, so the virtual-clock scenarios "
+                          "run too: CALLABLE(settings: dict, clock) returns its ASGI app (see README)")
     run.add_argument("--stack-url", help="fakes running elsewhere: avito=URL,n8n=URL,stt=URL (containers)")
     run.add_argument("--scenario", dest="scenarios", action="append", default=[], metavar="NAME",
                      help="only the scenario with this name, as the report prints it (or a part of it; repeatable)")

@@ -36,6 +36,12 @@ CATALOGUE: dict[str, str] = {
     "webhook_too_slow": "Avito's webhook is answered only after n8n is: past Avito's 2 s when n8n is slow",
     "ids_misplaced": "an id of the normalized message is not where SPEC puts it (external_user_id is the customer, "
                      "meta.user_id our account, meta.external_message_id Avito's message)",
+    "timestamp_wrong": "the normalized message's timestamp is not the moment Avito says the message was written (a "
+                       "unit or a time zone mixed up)",
+    "order_broken": "messages of one chat reach n8n in another order than the customer wrote them",
+    "health_blind": "/health says healthy while the gateway cannot work (Avito refuses it) or messages are not "
+                    "reaching n8n",
+    "stays_broken": "once Avito lets the gateway in again, it does not work again within the check's time",
     "send_failed": "a plain send through the gateway does not arrive as documented",
     "secret_leaked": "a piece (8+ characters) of an Avito token or secret appears in an answer or header",
     "api_open_without_key": "started without API_KEY, the gateway serves /api/* to anyone",

@@ -11,14 +11,17 @@ failure is never carried into the next scenario's verdict.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
+import re
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -55,6 +58,9 @@ class TargetOptions:
     gateway_url: str | None = None
     gateway_api_key: str | None = None
     gateway_cmd: str | None = None
+    #: MODULE:CALLABLE, a Python gateway's in-process factory (settings, clock) -> ASGI app, on the harness's
+    #: virtual clock like ours (None: ours, found by its entry point)
+    gateway_app: str | None = None
     stack_url: str | None = None
     n8n: str = "light"
     n8n_url: str | None = None
@@ -75,8 +81,10 @@ class TargetOptions:
     profile: str = "seed"
 
     def __post_init__(self) -> None:
-        if self.gateway_url and self.gateway_cmd:
-            raise CannotJudge(Category.USAGE, "give --gateway-url or --gateway-cmd, not both")
+        if sum(1 for given in (self.gateway_url, self.gateway_cmd, self.gateway_app) if given) > 1:
+            raise CannotJudge(Category.USAGE, "give one of --gateway-url, --gateway-cmd and --gateway-app")
+        if self.gateway_app is not None and not re.fullmatch(r"[\w.]+:[\w.]+", self.gateway_app):
+            raise CannotJudge(Category.USAGE, f"--gateway-app is MODULE:CALLABLE (like uvicorn's), not {self.gateway_app!r}")
         for name in ("request_timeout", "start_timeout", "scenario_timeout"):
             if not getattr(self, name) > 0:
                 raise CannotJudge(Category.USAGE, f"--{name.replace('_', '-')} must be more than 0 seconds")
@@ -109,7 +117,7 @@ class TargetOptions:
     def from_pytest(cls, config: Any) -> TargetOptions:
         opt = config.getoption
         return cls(gateway_url=opt("--avito-gateway-url"), gateway_api_key=opt("--avito-gateway-api-key"),
-                   gateway_cmd=opt("--avito-gateway-cmd"), stack_url=opt("--avito-stack-url"), n8n=opt("--avito-n8n"),
+                   gateway_cmd=opt("--avito-gateway-cmd"), gateway_app=opt("--avito-gateway-app"), stack_url=opt("--avito-stack-url"), n8n=opt("--avito-n8n"),
                    n8n_url=opt("--avito-n8n-url"), n8n_api_key=opt("--avito-n8n-api-key"),
                    postgres_url=opt("--avito-postgres-url"), workflows=opt("--avito-workflows"),
                    workflows_map=opt("--avito-workflows-map"), request_timeout=opt("--avito-request-timeout"),
@@ -309,7 +317,10 @@ class Environment:
         return min(max(window, 0.0), WINDOW_CAP)
 
     def embedded_factory(self) -> Callable[..., Any]:
-        """Our gateway's in-process factory, found by its entry point (the harness never imports a gateway)."""
+        """The in-process gateway's factory: --gateway-app's, or ours found by its entry point (the harness never
+        imports a gateway by name)."""
+        if self.options.gateway_app:
+            return _load_factory(self.options.gateway_app)
         found = [ep for ep in entry_points(group=EMBEDDED_GROUP) if ep.name == "ours"]
         if not found:
             raise CannotJudge(Category.SETUP, f"no embedded gateway is installed (entry point {EMBEDDED_GROUP}/ours): "
@@ -327,7 +338,13 @@ class Environment:
             "data_dir": data_dir, "connection_timeout": 2, "max_retries": 1, "retry_min_wait": 1, "retry_max_wait": 4,
             "outbox_poll_interval": 0.01,
         }
-        return self.embedded_factory()(settings, self.stack.clock)
+        factory = self.embedded_factory()
+        try:
+            return factory(settings, self.stack.clock)
+        except Exception as exc:  # noqa: BLE001 - a factory that cannot build its app leaves nothing to judge
+            where = f"--gateway-app {self.options.gateway_app}" if self.options.gateway_app else "the embedded gateway"
+            raise CannotJudge(Category.SETUP, f"{where}(settings, clock) raised {type(exc).__name__}: "
+                              f"{str(exc)[:300]}") from None
 
     # --- between scenarios ----------------------------------------------------------------------------------
     def crashed(self) -> str | None:
@@ -387,3 +404,20 @@ class Environment:
 
 
 REAL_BATCH_WINDOW = 2.0  # real seconds: the Universal Batcher's window when n8n itself runs the workflows
+
+
+def _load_factory(spec: str) -> Callable[..., Any]:
+    """``MODULE:CALLABLE`` imported from the current directory or the installed packages."""
+    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except Exception as exc:  # noqa: BLE001 - whatever the user's module raises on import is said in one line
+        raise CannotJudge(Category.SETUP, f"--gateway-app {spec}: {type(exc).__name__}: {exc}") from None
+    if not callable(found):
+        raise CannotJudge(Category.USAGE, f"--gateway-app {spec} is not callable: give a factory (settings, clock) -> "
+                          "ASGI app")
+    return cast(Callable[..., Any], found)

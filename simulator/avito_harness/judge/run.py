@@ -81,6 +81,7 @@ def _pytest_args() -> list[str]:
 
 def _target_line(target: TargetOptions) -> str:
     line = target.gateway_url or (f"gateway started by: {target.gateway_cmd}" if target.gateway_cmd
+                                  else f"{target.gateway_app} (in-process)" if target.gateway_app
                                   else "our gateway (embedded)")
     line += f" · profile {target.profile}" + (" · strict Avito" if target.strict_avito else "")
     if target.n8n == "real":

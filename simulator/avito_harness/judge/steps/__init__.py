@@ -10,7 +10,8 @@ import importlib
 
 __all__ = ["MODULES", "load"]
 
-MODULES = [f"avito_harness.judge.steps.{name}" for name in ("fixtures", "given", "when", "then_gateway", "then_chat")]
+MODULES = [f"avito_harness.judge.steps.{name}" for name in ("fixtures", "given", "when", "then_gateway", "then_chat",
+                                                                  "health", "content")]
 
 
 def load() -> None:

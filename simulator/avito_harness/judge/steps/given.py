@@ -80,6 +80,14 @@ def _(harness: Harness) -> None:
     assert harness.avito.expire_tokens(USER) >= 1
 
 
+@given("Avito no longer lets the gateway in")
+def _(harness: Harness) -> None:
+    """The shop's client secret was revoked: every token Avito issued is dead, and a new one is refused."""
+    harness.avito.add_fault(route="POST /token", status=401, times=None, name="credentials revoked",
+                            body={"error": "invalid_client", "error_description": "client_id or client_secret is wrong"})
+    harness.avito.expire_tokens(USER)
+
+
 @given("Avito answers the next send with 429 and Retry-After")
 def _(harness: Harness) -> None:
     wait = "5" if harness.mode == "embedded" else "1"  # virtual seconds cost nothing; real ones do

@@ -48,6 +48,7 @@ class Scenario:
     message: dict[str, Any] | None = None  # the normalized message the last check looked at
     operator: dict[str, Any] | None = None  # the operator's answer as the flows returned it
     appeal: dict[str, Any] | None = None
+    sent_text: str | None = None  # a text n8n sent through the gateway, to find in the chat
 
 
 @dataclass
@@ -83,6 +84,12 @@ class Harness:
     def full(self) -> bool:
         """``--profile full``: our gateway's extensions are judged too, not only what SPEC promises."""
         return self.env.options.profile == "full"
+
+    @property
+    def forward_wait(self) -> float:
+        """Real seconds a forward may take to show at n8n: a real n8n on a busy machine answers each forward in
+        seconds, and a gateway that keeps a chat's order waits for that answer before the next (not a loss)."""
+        return 30.0 if self.env.options.n8n == "real" else 10.0
 
     @property
     def stack(self) -> Any:

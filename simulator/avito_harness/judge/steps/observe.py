@@ -159,9 +159,9 @@ def check_forwarded(harness: Harness, n: int) -> list[dict[str, Any]]:
     return list(by_id.values())
 
 
-def forwarded_with_text(harness: Harness, text: str, timeout: float = 5.0) -> dict[str, Any] | None:
+def forwarded_with_text(harness: Harness, text: str) -> dict[str, Any] | None:
     """The normalized message with this text, once the gateway forwarded it (ours is flushed; a foreign one has
-    ``timeout`` real seconds)."""
+    the harness's forward wait in real seconds)."""
 
     def found() -> dict[str, Any] | None:
         if harness.mode == "embedded":
@@ -169,5 +169,5 @@ def forwarded_with_text(harness: Harness, text: str, timeout: float = 5.0) -> di
         hits = [r["body"] for r in received(harness) if isinstance(r["body"], dict) and r["body"].get("text") == text]
         return hits[0] if hits else None
 
-    return wait_until(found, timeout if harness.mode != "embedded" else 0, interval=0.1, budget=harness.bounds,
+    return wait_until(found, harness.forward_wait if harness.mode != "embedded" else 0, interval=0.1, budget=harness.bounds,
                       what=f"n8n to receive {text!r}")

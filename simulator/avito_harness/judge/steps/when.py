@@ -22,11 +22,13 @@ __all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing
 from avito_harness.fakes.settings import WEBHOOK_PATH
 from avito_harness.judge.step_params import PARAM_TYPES
 
-from .observe import dropped, events, failed_runs, window_closes
+from .observe import dropped, events, failed_runs, settle, window_closes
 
 #: The most requests the harness spends to find a gateway's announced limit (a gateway announcing 1e9 a second
 #: is not believed to the last request: the check says it cannot judge past this cap).
 SPEND_CAP = 1000
+#: The longest single move of the virtual clock while time passes (seconds).
+STEP = 60.0
 
 
 @when("the gateway subscribes its webhook at Avito")
@@ -96,6 +98,11 @@ def _(harness: Harness, text: str, key: str) -> None:
 @when(parsers.parse('n8n sends "{text}" through the gateway'))
 def _(harness: Harness, text: str) -> None:
     harness.send(text)
+
+
+@when("n8n lists the chats through the gateway")
+def _(harness: Harness) -> None:
+    harness.response = harness.api.get("/api/chats")
 
 
 @when("n8n marks the chat read through the gateway")
@@ -193,10 +200,12 @@ def _(harness: Harness) -> None:
     harness.seen.limit, harness.seen.window = int(limit), window
     harness.seen.spent_from = max((e["id"] for e in harness.avito.journal()), default=0)
     statuses = harness.seen.statuses = []
-    for _ in range(int(limit) + 1):
+    # the chats and one chat's history in turn: every call that reaches Avito counts, whichever operation it is
+    paths = ("/api/chats", f"/api/chats/{harness.chat_id}/messages")
+    for n in range(int(limit) + 1):
         started = time.monotonic()
         try:
-            statuses.append(harness.api.get("/api/chats"))
+            statuses.append(harness.api.get(paths[n % 2]))
         except RequestDeadlineHit:  # held past the deadline: the limiter may never reopen (the Then steps judge it)
             harness.seen.held_past_deadline = True
             break
@@ -207,7 +216,15 @@ def _(harness: Harness) -> None:
 
 @when(parsers.parse("{seconds:Count} seconds pass", extra_types=PARAM_TYPES))
 def _(harness: Harness, seconds: int) -> None:
-    harness.stack.advance(seconds)
+    """In steps of at most a minute, the gateway doing what is due after each: hours pass for it as hours do, one
+    retry after another, not as one jump that fires a single retry."""
+    left = float(seconds)
+    while left > 0:
+        step = min(STEP, left)
+        harness.stack.advance(step)
+        left -= step
+        if harness.mode == "embedded":
+            settle(harness)
 
 
 @when("n8n is back")

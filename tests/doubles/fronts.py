@@ -1,16 +1,14 @@
-"""The ways the catalogue's doubles break our gateway: rewrites of its calls to Avito and n8n, ASGI layers in front
-of it, and gateway classes with a planted bug. :mod:`tests.doubles.broken_gateway` puts them together, one double
-per defect (or several at once)."""
+"""Ways to break the gateway from in front: ASGI layers around its app that change what it answers (webhooks,
+/api/token, errors, /health), refuse or rewrite requests (keys, bodies), or hold them (limits)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from fastapi import FastAPI, Request
@@ -18,201 +16,16 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
-import avito_gateway.ratelimit
 from avito_gateway.deps import require_api_key, services
 
-Before = Callable[[httpx.Request], httpx.Request]
-After = Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response]]
+try:
+    from tests.doubles.calls import LEAKED
+except ModuleNotFoundError:  # run as a script (broken_gateway.py): its own folder is on the path
+    from calls import LEAKED  # type: ignore[no-redef]
 
-
-def _rebuilt(request: httpx.Request, *, url: str | None = None, content: bytes | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Request:
-    merged = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
-    merged.update(headers or {})
-    return httpx.Request(request.method, url or str(request.url), headers=merged,
-                         content=request.content if content is None else content)
-
-
-def _json_body(request: httpx.Request) -> Any:
-    try:
-        return json.loads(request.content or b"null")
-    except ValueError:
-        return None
-
-
-class Layer(httpx.AsyncBaseTransport):
-    """A transport in front of another (the network by default): layers stack, so one double can break several
-    things of the gateway's calls at once."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.inner = inner or httpx.AsyncHTTPTransport()
-
-
-class Rewrite(Layer):
-    """The gateway's own calls (to Avito or n8n), changed on the way out (``before``) or back (``after``)."""
-
-    def __init__(self, before: Before | None = None, after: After | None = None,
-                 inner: httpx.AsyncBaseTransport | None = None) -> None:
-        super().__init__(inner)
-        self.before, self.after = before, after
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.before is not None:
-            request = self.before(request)
-        response = await self.inner.handle_async_request(request)
-        if self.after is not None:
-            await response.aread()
-            response = await self.after(request, response)
-        return response
-
-
-def _changed(response: httpx.Response, status: int | None = None, content: bytes | None = None) -> httpx.Response:
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
-    return httpx.Response(status or response.status_code, headers=headers,
-                          content=response.content if content is None else content)
-
-
-# --- Avito side ---------------------------------------------------------------------------------------------
-
-def token_by_basic(request: httpx.Request) -> httpx.Request:
-    """Client id and secret in ``Authorization: Basic``, as many OAuth libraries do by default."""
-    if not request.url.path.rstrip("/").endswith("/token"):
-        return request
-    form = dict(parse_qsl(request.content.decode()))
-    pair = f"{form.pop('client_id', '')}:{form.pop('client_secret', '')}".encode()
-    return _rebuilt(request, content=urlencode(form).encode(),
-                    headers={"Authorization": "Basic " + base64.b64encode(pair).decode()})
-
-
-def version(old: str, new: str, suffix: str) -> Before:
-    """Call one operation on another API version."""
-    def before(request: httpx.Request) -> httpx.Request:
-        path = request.url.path
-        if path.startswith(old) and path.rstrip("/").endswith(suffix):
-            return _rebuilt(request, url=str(request.url.copy_with(path=new + path[len(old):])))
-        return request
-    return before
-
-
-def send_without_type(request: httpx.Request) -> httpx.Request:
-    body = _json_body(request)
-    if request.method == "POST" and request.url.path.endswith("/messages") and isinstance(body, dict):
-        body.pop("type", None)
-        return _rebuilt(request, content=json.dumps(body).encode())
-    return request
-
-
-async def forbidden_is_final(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-    """Only 401 means "token expired" to this gateway: Avito's 403 variant comes back to n8n as an error."""
-    return _changed(response, status=400) if response.status_code == 403 else response
-
-
-class BlindRetry(Layer):
-    """Sends retried at once, up to 3 times, after a lost answer or a 5xx: no look at the chat first."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        send = request.method == "POST" and request.url.path.endswith("/messages")
-        for attempt in range(4):
-            try:
-                response = await self.inner.handle_async_request(_rebuilt(request))
-                await response.aread()
-            except httpx.TransportError:
-                if not send or attempt == 3:
-                    raise
-                continue
-            if not send or response.status_code < 500 or attempt == 3:
-                return response
-        raise AssertionError("unreachable")
-
-
-LEAKED: dict[str, str] = {}
-
-
-async def remember_token(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-    if request.url.path.rstrip("/").endswith("/token") and response.status_code == 200:
-        LEAKED["token"] = str(response.json().get("access_token", ""))
-    return response
-
-
-class RetriesTooSoon(Layer):
-    """Avito's 429 on a send retried after a fixed 0.1 s, whatever Retry-After said (a backoff of its own)."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(_rebuilt(request))
-        send = request.method == "POST" and request.url.path.endswith("/messages")
-        if send and response.status_code == 429 and response.headers.get("Retry-After"):
-            await response.aread()
-            await asyncio.sleep(0.1)
-            response = await self.inner.handle_async_request(_rebuilt(request))
-        return response
-
-
-# --- n8n side -----------------------------------------------------------------------------------------------
-
-def forwarded(change: Callable[[dict[str, Any]], None]) -> Before:
-    """Change the normalized message on its way to n8n."""
-    def before(request: httpx.Request) -> httpx.Request:
-        body = _json_body(request)
-        if isinstance(body, dict) and isinstance(body.get("media"), dict):
-            change(body)
-            return _rebuilt(request, content=json.dumps(body, ensure_ascii=False).encode(),
-                            headers={"content-type": "application/json"})
-        return request
-    return before
-
-
-def no_voice_url(m: dict[str, Any]) -> None:
-    m["media"]["voice_url"] = None
-
-
-def no_image_url(m: dict[str, Any]) -> None:
-    m["media"]["images"] = [{"url": None}] if m["media"].get("images") else []
-
-
-def seller_as_client_name(m: dict[str, Any]) -> None:
-    m["client_name"] = "Аккумуляторы 24"  # the shop's own name, not the customer's
-
-
-def seller_unmarked(m: dict[str, Any]) -> None:
-    m["meta"]["author_role"] = "customer"
-
-
-class TwiceToN8n(Layer):
-    """Every message posted to n8n twice (no delivery bookkeeping)."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        first = await self.inner.handle_async_request(_rebuilt(request))
-        await first.aread()
-        second = await self.inner.handle_async_request(_rebuilt(request))
-        await second.aread()
-        return first
-
-
-async def failure_is_success(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-    """An n8n failure is logged and forgotten: the message counts as delivered."""
-    return _changed(response, status=200, content=b"{}") if response.status_code >= 500 else response
-
-
-# --- the gateway's own behaviour --------------------------------------------------------------------------
-
-class NeverRefuses(avito_gateway.ratelimit.SlidingWindowLimiter):
-    def acquire(self, n: int = 1) -> float | None:
-        return None
-
-
-class WindowRestartsOnEveryRequest(avito_gateway.ratelimit.SlidingWindowLimiter):
-    """A fixed window that restarts whenever a request comes in, refused or not: steady traffic keeps it shut."""
-
-    def acquire(self, n: int = 1) -> float | None:
-        now = self.clock.now()
-        with self._lock:
-            if self._allowed and now - self._allowed[-1] >= self.window:
-                self._allowed.clear()
-            if len(self._allowed) + n <= self.limit:
-                self._allowed.extend([now] * n)
-                return None
-            self._allowed[-1] = now  # the bug: a refused request restarts the window
-            return self.window
+#: The gateway's clock for the layers that count time: the wall clock, or the harness's virtual clock when the
+#: double runs in-process (set by Double.in_process).
+NOW: list[Callable[[], float]] = [time.monotonic]
 
 
 def on_webhook_body(app: Any, refuse: Callable[[bytes], tuple[int, bytes] | None]) -> Any:
@@ -291,8 +104,9 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
-async def _answer(send: Any, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+async def _answer(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -478,30 +292,55 @@ def webhook_answered_late(app: Any) -> Any:
     return wrapped
 
 
-def mangled_text(m: dict[str, Any]) -> None:
-    """Text "cleaned" on the way: characters outside the basic plane dropped, HTML entities decoded."""
-    import html
-
-    m["text"] = html.unescape("".join(c for c in str(m.get("text") or "") if ord(c) < 0x10000))
-
-
-def ids_swapped(m: dict[str, Any]) -> None:
-    """external_user_id holds our own account (the shop), not the customer who wrote."""
-    m["external_user_id"] = str((m.get("meta") or {}).get("user_id"))
+def always_healthy(app: Any) -> Any:
+    """/health answers 200 healthy whatever the gateway could or could not do (a liveness probe, not health)."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/health":
+            await _answer(send, 200, b'{"status": "healthy"}')
+            return
+        await app(scope, receive, send)
+    return wrapped
 
 
-class DedupesByText(Layer):
-    """A forward whose chat and text equal the last one's is "a duplicate" and dropped (answered 200 here)."""
+def key_prefix_accepted(app: Any) -> Any:
+    """X-API-Key compared by its first 8 characters (a "fast path" that compares a prefix)."""
+    key = os.environ.get("API_KEY", "")
 
-    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        super().__init__(inner)
-        self.last: dict[str, str] = {}
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            headers = [(k, key.encode() if k.lower() == b"x-api-key" and key and v.decode("latin-1")[:8] == key[:8]
+                        else v) for k, v in scope["headers"]]
+            scope = {**scope, "headers": headers}
+        await app(scope, receive, send)
+    return wrapped
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = _json_body(request)
-        if isinstance(body, dict) and isinstance(body.get("media"), dict):
-            chat, text = str(body.get("external_chat_id")), str(body.get("text"))
-            if self.last.get(chat) == text:
-                return httpx.Response(200, json={}, request=request)
-            self.last[chat] = text
-        return await self.inner.handle_async_request(request)
+
+def per_endpoint_limit(app: Any) -> Any:
+    """The limit counted per operation: the chats list and a chat's history each get the whole limit, so twice
+    the limit reaches Avito in one window."""
+    limit, window = _limit()
+    passed: dict[str, list[float]] = {}
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/chats"):
+            operation = "history" if scope["path"].endswith("/messages") else scope["path"]
+            now = NOW[0]()
+            times = [t for t in passed.get(operation, []) if now - t < window]
+            if len(times) >= limit:
+                await _answer(send, 429, b'{"success": false, "error": "Rate limit exceeded, try again later"}',
+                              [(b"retry-after", str(int(window)).encode())])
+                return
+            passed[operation] = [*times, now]
+        await app(scope, receive, send)
+    return wrapped
+
+
+def idempotency_forgets(app: Any) -> Any:
+    """An Idempotency-Key remembered for 10 s: n8n's retry after its 30 s timeout posts again."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            bucket = str(int(NOW[0]() // 10)).encode()
+            scope = {**scope, "headers": [(k, v + b"@" + bucket if k.lower() == b"idempotency-key" else v)
+                                          for k, v in scope["headers"]]}
+        await app(scope, receive, send)
+    return wrapped
