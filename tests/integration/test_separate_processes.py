@@ -4,6 +4,7 @@ its own frozen clock, the acceptance run driving them over HTTP (what docker-com
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -63,7 +64,8 @@ def test_acceptance_run_drives_separate_fakes_over_http(processes: dict[str, str
     )
     assert result.returncode == 0, result.stdout[-4000:]
     # one scenario needs to start the gateway itself (--gateway-cmd): not applicable to a running one, with the reason
-    assert "15 passed, 0 failed, 0 not judged of 15 selected" in result.stdout
+    counts = re.search(r"(\d+) passed, 0 failed, 0 not judged of (\d+) selected", result.stdout)
+    assert counts and counts[1] == counts[2] and int(counts[1]) >= 10, result.stdout[-2000:]
     assert "not applicable A gateway started without API_KEY does not serve the API" in result.stdout
     assert "run with --gateway-cmd" in result.stdout
 

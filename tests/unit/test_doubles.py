@@ -26,4 +26,4 @@ def test_each_double_names_a_defect_of_the_catalogue_and_scenarios_to_run() -> N
 
     for name, double in DOUBLES.items():
         assert double.codes and set(double.codes) <= set(CATALOGUE) and double.scenarios, name
-        assert double.avito or double.n8n or double.patches or double.wraps, f"{name} breaks nothing"
+        assert double.avito or double.n8n or double.patches or double.wraps or double.settings, f"{name} breaks nothing"

@@ -329,7 +329,8 @@ class Environment:
         return factory
 
     def embedded_app(self, api_key: str, data_dir: Path) -> Any:
-        """Our gateway in-process on the harness clock. connection_timeout: the one scenario that waits it out
+        """Our gateway in-process on the harness clock (:class:`GatewayProcessError` when it refuses to start
+        without a key, as it should). connection_timeout: the one scenario that waits it out
         stays short, and a loaded CI machine answering in half a second is not mistaken for Avito hanging."""
         settings = {
             "api_key": api_key, "avito_client_id": self.stack.settings.avito_client_id,
@@ -342,6 +343,8 @@ class Environment:
         try:
             return factory(settings, self.stack.clock)
         except Exception as exc:  # noqa: BLE001 - a factory that cannot build its app leaves nothing to judge
+            if not api_key:
+                raise GatewayProcessError(f"refused to start without API_KEY: {exc}") from exc
             where = f"--gateway-app {self.options.gateway_app}" if self.options.gateway_app else "the embedded gateway"
             raise CannotJudge(Category.SETUP, f"{where}(settings, clock) raised {type(exc).__name__}: "
                               f"{str(exc)[:300]}") from None

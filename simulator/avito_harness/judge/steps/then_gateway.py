@@ -124,7 +124,7 @@ def _(harness: Harness, tmp_path: Path) -> None:
     if harness.mode == "embedded":
         try:
             app = harness.env.embedded_app("", tmp_path / "no-key")
-        except (ValueError, SystemExit):
+        except GatewayProcessError:
             return  # refuses to start: nothing is served
         served = serve_in_thread(app, name="gateway-no-key")
         try:
