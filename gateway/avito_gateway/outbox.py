@@ -271,7 +271,7 @@ class Forwarder:
 
         async def write() -> None:
             if not await self.store.delivered(item.id, item.generation, now):
-                log.warning("outbox item %d reached n8n after another replica took it over", item.id)
+                log.warning("outbox item %d reached n8n but was taken over by another replica meanwhile", item.id)
 
         try:
             await write()
@@ -286,8 +286,11 @@ class Forwarder:
         attempts = item.attempts + 1
         dead = attempts >= self.settings.outbox_max_attempts
         try:
-            await self.store.failed(item.id, item.generation, error, self.clock.now() + self._backoff(item.attempts),
-                                    dead)
+            if not await self.store.failed(item.id, item.generation, error,
+                                           self.clock.now() + self._backoff(item.attempts), dead):
+                log.warning("outbox item %d failed here (%s) but was taken over by another replica meanwhile",
+                            item.id, safe(error))
+                return
         except StorageError as exc:
             self._store_failed(exc)
             return

@@ -82,9 +82,9 @@ class Sender:
                 break
             except AvitoApiError as exc:
                 if not exc.before_request:
-                    if exc.avito_status is not None and exc.avito_status < 500:
+                    if exc.avito_status is not None and 300 <= exc.avito_status < 500:
                         raise  # refused: nothing was posted
-                    unknown = True
+                    unknown = True  # no answer, a 5xx, or a 2xx the gateway cannot read: it may have landed
                 if not exc.retryable or attempt >= self.settings.max_retries:
                     raise self._unknown(exc) if unknown else exc from None
             except _Unreadable as exc:

@@ -88,6 +88,7 @@ class PostgresStore(Store):
         self._options = (f"-c search_path={SCHEMA_NAME} -c statement_timeout={ms} -c lock_timeout={ms}"
                          f" -c idle_in_transaction_session_timeout={ms * 2}")
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Session] = weakref.WeakKeyDictionary()
+        self._reaping: set[asyncio.Future[None]] = set()
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=self._connect_timeout,
                                  options=f"-c search_path={SCHEMA_NAME}", application_name="avito-gateway") as db:
@@ -117,11 +118,12 @@ class PostgresStore(Store):
                 options=self._options, application_name="avito-gateway")
         return session.db
 
-    async def _bounded(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+    async def _bounded(self, work: Callable[[Connection], Awaitable[T]], *, reap: bool = True) -> T:
         """``work`` on this loop's connection, one call at a time, waiting at most DATABASE_TIMEOUT + 1 s in all
-        (the queue for the connection included). On a server that does not answer, the call is abandoned: its
-        connection is closed once the call ends (psycopg first asks the server to cancel it) and the next call
-        gets a fresh session."""
+        (the queue for the connection included). On a server that does not answer, the call is abandoned: the
+        next call gets a fresh session, the old connection is closed once the call ends, and (``reap``) its
+        server process is terminated from the fresh one, so a statement stuck in a paused backend never runs
+        when it continues (a claim nobody here holds any more would sit out its lease)."""
         session = self._session()
 
         async def run() -> T:
@@ -136,13 +138,17 @@ class PostgresStore(Store):
             raise
         if call in done:
             return call.result()
-        self._abandon(session, call)
+        self._abandon(session, call, reap)
         raise DatabaseTimeoutError(f"the database did not answer within {self.timeout + CLIENT_MARGIN:g} s")
 
-    def _abandon(self, session: _Session, call: asyncio.Future[Any]) -> None:
+    def _abandon(self, session: _Session, call: asyncio.Future[Any], reap: bool) -> None:
         loop = asyncio.get_running_loop()
         if self._sessions.get(loop) is session:
             self._sessions[loop] = _Session()
+        if reap and session.db is not None and not session.db.closed:
+            reaping = asyncio.ensure_future(self._reap(session.db.info.backend_pid))
+            self._reaping.add(reaping)  # held until done (the loop keeps only weak references to tasks)
+            reaping.add_done_callback(self._reaping.discard)
 
         def closed(_: asyncio.Future[Any]) -> None:
             if session.db is not None and not session.db.closed:
@@ -150,6 +156,13 @@ class PostgresStore(Store):
 
         call.add_done_callback(closed)
         call.cancel()
+
+    async def _reap(self, backend: int) -> None:
+        """End an abandoned connection's server process (a paused one ends as soon as it continues)."""
+        try:
+            await self._bounded(lambda db: _PgTx(db).run("SELECT pg_terminate_backend(?)", (backend,)), reap=False)
+        except (DatabaseTimeoutError, psycopg.Error):
+            pass  # the server is out: the old connection ends with it
 
     async def close(self) -> None:
         """Every connection this store opened (another event loop's is closed at once, without waiting)."""
