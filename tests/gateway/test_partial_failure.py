@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import socket
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 import yaml
 
 from avito_gateway.errors import StorageError
+from avito_gateway.idempotency import fingerprint
 from avito_harness.avito.media import png_bytes
 from avito_harness.stack import Stack
 from tests.gateway.conftest import API_KEY, USER, GatewayHandle, first_chat, subscribe, wait_until
@@ -237,3 +240,49 @@ def test_avito_answers_without_the_ids_the_gateway_needs_are_clear_errors_never_
     send = _send(gateway, chat, "без номера", "no-id")
     assert (send.status_code, send.json()["code"]) == (504, "send_outcome_unknown")  # 200, but which message?
     assert _posted(sim, chat, "без номера") == []
+
+
+# --- a key left unfinished: whoever runs it next reads the chat first -------------------------------------------
+
+def _as_an_earlier_holder(sim: Stack, gateway: GatewayHandle, key: str, request: dict[str, Any],
+                          post: Callable[[dict[str, str]], None]) -> None:
+    """What a replica that died mid-send leaves behind: its post in the chat (``post`` with our account's
+    token), its claim on the key unfinished and lapsed, nothing recorded."""
+    token = httpx.post(f"{sim.urls['avito']}/token", data={"grant_type": "client_credentials",
+                       "client_id": "sim-client-id", "client_secret": "sim-client-secret"}).json()["access_token"]
+    post({"Authorization": f"Bearer {token}"})
+    store = gateway.services.store
+    now = sim.clock.now()
+    assert asyncio.run(store.claim_idempotency(key, fingerprint(request), now - 10, now - 5)) is not None
+
+
+def test_a_text_key_taken_over_is_answered_from_the_chat_not_posted_again(gateway: GatewayHandle,
+                                                                          sim: Stack) -> None:
+    chat = first_chat(sim)
+    path = f"{sim.urls['avito']}/messenger/v1/accounts/{USER}/chats/{chat}/messages"
+    _as_an_earlier_holder(sim, gateway, "left-1", {"op": "send", "chat_id": chat, "text": "уже отправлено"},
+                          lambda auth: httpx.post(path, headers=auth, json={"type": "text",
+                                                                            "message": {"text": "уже отправлено"}}))
+    answer = _send(gateway, chat, "уже отправлено", "left-1")
+    assert answer.status_code == 200, answer.text
+    (posted,) = _posted(sim, chat, "уже отправлено")
+    assert answer.json()["response"]["id"] == posted["id"]
+
+
+def test_an_image_key_taken_over_is_answered_from_the_chat_not_posted_again(gateway: GatewayHandle,
+                                                                           sim: Stack) -> None:
+    chat = first_chat(sim)
+    image = png_bytes("earlier", 16, 16)
+    base = f"{sim.urls['avito']}/messenger/v1/accounts/{USER}"
+
+    def post(auth: dict[str, str]) -> None:
+        uploaded = httpx.post(f"{base}/uploadImages", headers=auth, files={"uploadfile[]": ("a.png", image, "image/png")})
+        httpx.post(f"{base}/chats/{chat}/messages/image", headers=auth, json={"image_id": next(iter(uploaded.json()))})
+
+    request = {"op": "image", "chat_id": chat, "sha256": hashlib.sha256(image).hexdigest()}
+    _as_an_earlier_holder(sim, gateway, "left-img", request, post)
+    answer = gateway.api.post("/api/messages/send/image", data={"chat_id": chat}, headers={"Idempotency-Key": "left-img"},
+                              files={"file": ("a.png", image, "image/png")})
+    assert answer.status_code == 200, answer.text
+    images = [m for m in sim.avito.chat(USER, chat)["messages"] if m["type"] == "image"]
+    assert [m["id"] for m in images] == [answer.json()["response"]["id"]]
