@@ -15,43 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = [
-    "AVITO_ERROR_TABLE",
-    "AvitoApiError",
-    "AvitoBadRequestError",
-    "AvitoConflictError",
-    "AvitoForbiddenError",
-    "AvitoNotFoundError",
-    "AvitoOtherError",
-    "AvitoPaymentRequiredError",
-    "AvitoRateLimitedError",
-    "AvitoTimeoutError",
-    "AvitoTooLargeError",
-    "AvitoUnauthorizedError",
-    "AvitoUnavailableError",
-    "AvitoUnreachableError",
-    "DatabaseTimeoutError",
-    "DatabaseUnreachableError",
-    "FrameworkHttpError",
-    "GatewayError",
-    "IdempotencyInProgressError",
-    "IdempotencyKeyReusedError",
-    "ImageHostNotAllowedError",
-    "ImageSourceRefusedError",
-    "ImageSourceUnreachableError",
-    "ImageTooLargeError",
-    "InternalError",
-    "InvalidRequestError",
-    "MethodNotAllowedError",
-    "NotFoundError",
-    "RateLimitedError",
-    "SendOutcomeUnknownError",
-    "StorageError",
-    "UnauthorizedError",
-    "avito_error",
-    "avito_transport_error",
-    "install_error_handlers",
-]
+__all__ = ["AVITO_ERROR_TABLE", "AvitoApiError", "AvitoBadRequestError", "AvitoConflictError",
+    "AvitoForbiddenError", "AvitoNotFoundError", "AvitoOtherError", "AvitoPaymentRequiredError",
+    "AvitoRateLimitedError", "AvitoTimeoutError", "AvitoTooLargeError", "AvitoUnauthorizedError",
+    "AvitoUnavailableError", "AvitoUnreachableError", "DatabaseTimeoutError", "DatabaseUnreachableError",
+    "FrameworkHttpError", "GatewayError", "IdempotencyInProgressError", "IdempotencyKeyReusedError",
+    "ImageHostNotAllowedError", "ImageSourceRefusedError", "ImageSourceUnreachableError", "ImageTooLargeError",
+    "InternalError", "InvalidRequestError", "MethodNotAllowedError", "NotFoundError", "RateLimitedError",
+    "SendOutcomeUnknownError", "StorageError", "UnauthorizedError", "avito_error", "avito_transport_error",
+    "install_error_handlers"]
 
 
 class GatewayError(Exception):

@@ -96,6 +96,18 @@ def _claimed_by(database: str, message_id: str) -> str | None:
     return None if row is None else row[0]
 
 
+def _pause_the_holder(replicas: list[Replica], database: str, chat: str, ids: list[str]) -> tuple[Replica, float]:
+    """Pause (SIGSTOP) the replica holding the claim on ``ids[0]``; the rest of ``ids`` arrive at the other one.
+    Returns the paused replica and when it was paused."""
+    holder = next(r for r in replicas if r.env["REPLICA_ID"] == _claimed_by(database, ids[0]))
+    other = next(r for r in replicas if r is not holder)
+    holder.pause()
+    paused_at = time.monotonic()
+    for n, message_id in enumerate(ids[1:], 1):
+        assert _hook(other, webhook(message_id, chat, f"#{n}")).status_code == 200
+    return holder, paused_at
+
+
 # --- sends --------------------------------------------------------------------------------------------------------
 
 def test_a_replica_paused_mid_send_never_posts_twice(sim: Stack, database: str, tmp_path: Path) -> None:
@@ -187,12 +199,7 @@ def test_a_replica_paused_before_its_forward_never_posts_it_after_losing_the_cla
                      ENRICH_TIMEOUT="10") as replicas:
         assert _hook(replicas[0], webhook(ids[0], chat, "D0")).status_code == 200
         wait_until(lambda: _arrived(sim, slow), 10, "the slow chat read at Avito")
-        holder = next(r for r in replicas if r.env["REPLICA_ID"] == _claimed_by(database, ids[0]))
-        other = next(r for r in replicas if r is not holder)
-        holder.pause()
-        paused_at = time.monotonic()
-        for n in (1, 2):
-            assert _hook(other, webhook(ids[n], chat, f"D{n}")).status_code == 200
+        holder, paused_at = _pause_the_holder(replicas, database, chat, ids)
         wait_until(lambda: len(_at_n8n(sim, chat)) >= 3, 30, "the three at n8n")
         recovered = time.monotonic() - paused_at
         holder.resume()
@@ -217,12 +224,7 @@ def test_a_replica_paused_while_n8n_holds_its_post_is_forwarded_again_once_in_or
     with replica_set(sim, database, tmp_path, OUTBOX_LEASE_SECONDS="2", N8N_TIMEOUT="2") as replicas:
         assert _hook(replicas[0], webhook(ids[0], chat, "P0")).status_code == 200
         wait_until(lambda: _arrived(sim, slow), 10, "the first post at n8n")
-        holder = next(r for r in replicas if r.env["REPLICA_ID"] == _claimed_by(database, ids[0]))
-        other = next(r for r in replicas if r is not holder)
-        holder.pause()
-        paused_at = time.monotonic()
-        for n in (1, 2):
-            assert _hook(other, webhook(ids[n], chat, f"P{n}")).status_code == 200
+        holder, paused_at = _pause_the_holder(replicas, database, chat, ids)
         wait_until(lambda: set(ids) <= set(_at_n8n(sim, chat)), 30, "all three at n8n")
         recovered = time.monotonic() - paused_at
         holder.resume()
