@@ -215,17 +215,16 @@ async def test_text_with_nul_bytes_is_stored_not_refused(store: Store) -> None:
 # --- fenced claims ----------------------------------------------------------------------------------------------
 
 async def test_a_claim_taken_over_leaves_the_old_holder_unable_to_renew_or_mark(store: Store) -> None:
-    """A replica paused past its lease comes back: its renewal, payload, delivered and failed marks change
-    nothing; the item is the new holder's."""
+    """A replica paused past its lease comes back: its renewal, delivered and failed marks (and the payload it
+    prepared) change nothing; the item is the new holder's."""
     await put(store, "m1", "c1")
     (old,) = await store.claim(1000.0, 1, "paused", lease=5)
     assert await store.renew_claims("paused", {old.id: old.generation}, 1008.0) == {old.id}  # renewed while alive
     (new,) = await store.claim(1008.0, 1, "survivor", lease=5)  # the renewed lease ran out at 1008
     assert new.id == old.id and new.generation == old.generation + 1
     assert await store.renew_claims("paused", {old.id: old.generation}, 1020.0) == set()
-    assert not await store.save_payload(old.id, old.generation, {"stale": True})
     assert not await store.delivered(old.id, old.generation, 1009.0)
-    assert not await store.failed(old.id, old.generation, "late", 1010.0, dead=True)
+    assert not await store.failed(old.id, old.generation, "late", 1010.0, dead=True, payload={"stale": True})
     (item,) = await store.outbox()
     assert (item.status, item.claimed_by, item.payload) == ("pending", "survivor", None)
     assert await store.delivered(new.id, new.generation, 1009.0)
