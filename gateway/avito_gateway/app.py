@@ -101,12 +101,12 @@ def create_app(
             s.webhook_auth.warn_if_open()
         if run_forwarder:
             forwarder.start()
-        retention.start()
+        retention.periodic.start()
         held.start()
         try:
             yield
         finally:
-            await retention.stop()
+            await retention.periodic.stop()
             await forwarder.stop()
             await held.flush(now_or_never=True)  # what the store still refuses is logged by stop()
             await held.stop()

@@ -15,43 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = [
-    "AVITO_ERROR_TABLE",
-    "AvitoApiError",
-    "AvitoBadRequestError",
-    "AvitoConflictError",
-    "AvitoForbiddenError",
-    "AvitoNotFoundError",
-    "AvitoOtherError",
-    "AvitoPaymentRequiredError",
-    "AvitoRateLimitedError",
-    "AvitoTimeoutError",
-    "AvitoTooLargeError",
-    "AvitoUnauthorizedError",
-    "AvitoUnavailableError",
-    "AvitoUnreachableError",
-    "DatabaseTimeoutError",
-    "DatabaseUnreachableError",
-    "FrameworkHttpError",
-    "GatewayError",
-    "IdempotencyInProgressError",
-    "IdempotencyKeyReusedError",
-    "ImageHostNotAllowedError",
-    "ImageSourceRefusedError",
-    "ImageSourceUnreachableError",
-    "ImageTooLargeError",
-    "InternalError",
-    "InvalidRequestError",
-    "MethodNotAllowedError",
-    "NotFoundError",
-    "RateLimitedError",
-    "SendOutcomeUnknownError",
-    "StorageError",
-    "UnauthorizedError",
-    "avito_error",
-    "avito_transport_error",
-    "install_error_handlers",
-]
+__all__ = ["AVITO_ERROR_TABLE", "AvitoApiError", "AvitoBadRequestError", "AvitoConflictError",
+    "AvitoForbiddenError", "AvitoNotFoundError", "AvitoOtherError", "AvitoPaymentRequiredError",
+    "AvitoRateLimitedError", "AvitoTimeoutError", "AvitoTooLargeError", "AvitoUnauthorizedError",
+    "AvitoUnavailableError", "AvitoUnreachableError", "DatabaseTimeoutError", "DatabaseUnreachableError",
+    "FrameworkHttpError", "GatewayError", "IdempotencyInProgressError", "IdempotencyKeyReusedError",
+    "ImageHostNotAllowedError", "ImageSourceRefusedError", "ImageSourceUnreachableError", "ImageTooLargeError",
+    "InternalError", "InvalidRequestError", "MethodNotAllowedError", "NotFoundError", "RateLimitedError",
+    "SendOutcomeUnknownError", "StorageError", "UnauthorizedError", "avito_error", "avito_transport_error",
+    "install_error_handlers"]
 
 
 class GatewayError(Exception):
@@ -182,6 +154,11 @@ class AvitoApiError(GatewayError):
         super().__init__(message, details=details, retry_after=retry_after)
         self.avito_status = avito_status
         self.before_request = False
+
+    @property
+    def may_have_posted(self) -> bool:
+        """The request reached Avito and was not refused (no answer, a 5xx, an unreadable 2xx)."""
+        return not self.before_request and not (self.avito_status is not None and 300 <= self.avito_status < 500)
 
 
 class AvitoBadRequestError(AvitoApiError):

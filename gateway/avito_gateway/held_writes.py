@@ -8,11 +8,11 @@ key gets the same answer) and never redoes the work it records.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from avito_gateway.background import Periodic
 from avito_gateway.clock import Clock
 from avito_gateway.errors import StorageError
 from avito_gateway.logsafe import safe
@@ -32,7 +32,7 @@ class HeldWrites:
         self._writes: OrderedDict[str, Callable[[], Awaitable[object]]] = OrderedDict()
         self._backoff = 0.0
         self._retry_at = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("gateway-held-writes", LOOK_EVERY, self.flush)
 
     def hold(self, key: str, write: Callable[[], Awaitable[object]]) -> None:
         """Keep ``write`` (it raises StorageError while the store refuses) until it succeeds; a later write with
@@ -71,23 +71,10 @@ class HeldWrites:
         self._backoff = 0.0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="gateway-held-writes")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._periodic.stop()
         if self._writes:
             log.error("stopping with %d write(s) the store never took: %s", len(self._writes),
                       safe(", ".join(self._writes)))
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(LOOK_EVERY)
-            try:
-                await self.flush()
-            except Exception as exc:  # whatever a held write raises, the loop keeps the others going
-                log.warning("held writes: %s", safe(repr(exc)))

@@ -19,6 +19,7 @@ from typing import Any
 from avito_gateway.accounts import Account
 from avito_gateway.clock import Clock, sleep
 from avito_gateway.errors import (
+    AvitoApiError,
     GatewayError,
     IdempotencyInProgressError,
     IdempotencyKeyReusedError,
@@ -131,25 +132,32 @@ class IdempotencyKeys:
 
         try:
             status, body = await work(Posting(guard=guard, check_first=claim.taken_over))
-        except SendOutcomeUnknownError:
+        except (SendOutcomeUnknownError, AvitoApiError) as exc:
+            if isinstance(exc, AvitoApiError) and not (exc.may_have_posted and exc.retryable):
+                return await self._failed(key, fp, generation, exc)
+            # it may yet land late: the key lapses, and its next holder reads the chat before posting
             try:
                 await self.store.lapse_idempotency(key, generation, self.clock.now())
             except StorageError:
                 pass  # the lease runs out by itself: the key stays unfinished either way
             raise
         except GatewayError as exc:
-            if exc.retryable:  # nothing was posted: a retry may run afresh
-                try:
-                    await self.store.release_idempotency(key, generation)
-                except StorageError:
-                    pass  # the claim lapses; whoever runs the key next reads the chat first, finds nothing, posts
-            else:
-                await self._finish(key, fp, generation, exc.status, exc.body())
-            raise
+            return await self._failed(key, fp, generation, exc)
         finally:
             keeper.cancel()
         await self._finish(key, fp, generation, status, body)
         return status, body
+
+    async def _failed(self, key: str, fp: str, generation: int, exc: GatewayError) -> Result:
+        """A send that posted nothing: a retryable failure frees the key, a final one is its answer."""
+        if exc.retryable:
+            try:
+                await self.store.release_idempotency(key, generation)
+            except StorageError:
+                pass  # the claim lapses; whoever runs the key next reads the chat first, finds nothing, posts
+        else:
+            await self._finish(key, fp, generation, exc.status, exc.body())
+        raise exc
 
     async def _finish(self, key: str, fp: str, generation: int, status: int, body: dict[str, Any]) -> None:
         """Store the answer (fenced: a holder that lost the key changes nothing); held while the store refuses."""

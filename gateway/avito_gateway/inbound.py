@@ -94,9 +94,11 @@ class Inbound:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a field of the wrong type, NaN, a lone surrogate
             return await self._reject(f"message cannot be normalized: {type(exc).__name__}: {exc}", raw,
                                       value.user_id)
-        text = value.content.get("text") if isinstance(value.content.get("text"), str) else None
-        our_send = await owner.echoes.is_echo(value.id, value.chat_id, text)
-        kind: Kind = classify(body["payload"]["value"], our_send=our_send)
+        kind: Kind = classify(body["payload"]["value"], our_send=False)
+        if kind == "seller_reply":  # our own account wrote it: typed in the app, or our send coming back?
+            text = value.content.get("text") if isinstance(value.content.get("text"), str) else None
+            if await owner.echoes.is_echo(value.id, value.chat_id, text):
+                kind = "echo"
         new = await self.store.record_inbound(
             account=value.user_id, message_id=value.id, chat_id=value.chat_id, author_id=value.author_id,
             kind=kind, raw=body, now=self.clock.now(), forward=kind in FORWARDED,

@@ -49,6 +49,8 @@ log = logging.getLogger("avito_gateway.outbox")
 STORE_BACKOFF_MIN, STORE_BACKOFF_MAX = 1.0, 30.0
 #: How often (seconds, the gateway's clock) chat heads a concurrent hand-over left waiting are made due.
 HEAD_REPAIR_EVERY = 10.0
+#: Woken again within this many (real) seconds of a pass, the loop waits for the rest of it.
+COALESCE = 0.02
 
 
 class Forwarder:
@@ -106,8 +108,10 @@ class Forwarder:
     async def _loop(self) -> None:
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives just as the wake-up
         # does (the loop ran on, and a SIGTERM never ended the process)
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             self.wake.clear()
+            passed_at = loop.time()
             try:
                 await self._dispatch()
             except Exception as exc:  # whatever it was, never let one pass end forwarding for good
@@ -116,7 +120,9 @@ class Forwarder:
                 async with asyncio.timeout(self.settings.outbox_poll_interval):
                     await self.wake.wait()
             except TimeoutError:
-                pass
+                continue
+            # a burst of webhooks: one claim per COALESCE seconds takes them together (one at once is a claim each)
+            await asyncio.sleep(max(0.0, passed_at + COALESCE - loop.time()))
 
     # --- work --------------------------------------------------------------
     async def run_once(self) -> int:
@@ -216,23 +222,16 @@ class Forwarder:
             raise NotForwardable(f"no account serves Avito user {item.account} any more (ACCOUNTS_FILE)")
         return found
 
-    async def _payload(self, item: OutboxItem, account: ForwardAccount) -> dict[str, Any]:
-        payload = self.enricher.ready(item)
-        if payload is None:
-            payload = await self.enricher.payload(item, account)
-            if not await self.store.save_payload(item.id, item.generation, payload):
-                raise ClaimLost()
-        return payload
-
     async def _deliver(self, item: OutboxItem) -> None:
         started = self.clock.now()
+        payload: dict[str, Any] | None = None  # kept with a failed attempt: the next one need not build it again
         try:
             account = self._account(item)
             target = account.account.n8n_webhook_url
             if not target:
                 raise NotForwardable("N8N_WEBHOOK_URL is not set" if account.account.is_default
                                      else f"account {account.account.name} has no n8n_webhook_url (nor N8N_WEBHOOK_URL)")
-            payload = await self._payload(item, account)
+            payload = self.enricher.ready(item) or await self.enricher.payload(item, account)
             headers = {"Idempotency-Key": f"avito-{payload['meta']['external_message_id']}"}
             if account.account.tenant is not None:
                 headers["X-Tenant"] = account.account.tenant
@@ -250,13 +249,13 @@ class Forwarder:
             self._store_failed(exc)
             return
         except (NotForwardable, GatewayError) as exc:
-            await self._failed(item, exc.message if isinstance(exc, GatewayError) else str(exc))
+            await self._failed(item, exc.message if isinstance(exc, GatewayError) else str(exc), payload)
             return
         except HttpFailure as exc:
-            await self._failed(item, f"n8n unreachable: {exc.name}")
+            await self._failed(item, f"n8n unreachable: {exc.name}", payload)
             return
         except Exception as exc:  # whatever a message this code cannot handle raises: its own attempt only
-            await self._failed(item, f"could not forward: {type(exc).__name__}: {safe(exc, 200)}")
+            await self._failed(item, f"could not forward: {type(exc).__name__}: {safe(exc, 200)}", payload)
             return
         self.failures_in_a_row, self.last_error = 0, None
         await self._mark_delivered(item)
@@ -271,7 +270,7 @@ class Forwarder:
 
         async def write() -> None:
             if not await self.store.delivered(item.id, item.generation, now):
-                log.warning("outbox item %d reached n8n after another replica took it over", item.id)
+                log.warning("outbox item %d reached n8n but was taken over by another replica meanwhile", item.id)
 
         try:
             await write()
@@ -280,14 +279,17 @@ class Forwarder:
             self.held.hold(f"outbox:{item.id}", write)
             self._store_failed(exc)
 
-    async def _failed(self, item: OutboxItem, error: str) -> None:
+    async def _failed(self, item: OutboxItem, error: str, payload: dict[str, Any] | None = None) -> None:
         self.failures_in_a_row += 1
         self.last_error = error
         attempts = item.attempts + 1
         dead = attempts >= self.settings.outbox_max_attempts
         try:
-            await self.store.failed(item.id, item.generation, error, self.clock.now() + self._backoff(item.attempts),
-                                    dead)
+            if not await self.store.failed(item.id, item.generation, error,
+                                           self.clock.now() + self._backoff(item.attempts), dead, payload):
+                log.warning("outbox item %d failed here (%s) but was taken over by another replica meanwhile",
+                            item.id, safe(error))
+                return
         except StorageError as exc:
             self._store_failed(exc)
             return

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from avito_gateway.background import Periodic
 from avito_gateway.clock import Clock
 from avito_gateway.errors import StorageError
 from avito_gateway.logsafe import safe
@@ -24,7 +24,7 @@ class Retention:
     def __init__(self, settings: GatewaySettings, store: Store, clock: Clock) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self._next_at = clock.now() + settings.retention_sweep_interval
-        self._task: asyncio.Task[None] | None = None
+        self.periodic = Periodic("gateway-retention", min(LOOK_EVERY, settings.retention_sweep_interval), self._due)
 
     async def sweep(self) -> dict[str, int]:
         removed = await self.store.sweep(self.clock.now(), self.settings.retention_seconds, self.settings.rejected_keep)
@@ -32,24 +32,11 @@ class Retention:
             log.info("retention: removed %s", removed)
         return removed
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="gateway-retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(min(LOOK_EVERY, self.settings.retention_sweep_interval))
-            if self.clock.now() < self._next_at:
-                continue
-            self._next_at = self.clock.now() + self.settings.retention_sweep_interval
-            try:
-                await self.sweep()
-            except StorageError as exc:
-                log.warning("retention sweep failed: %s", safe(exc.message))
+    async def _due(self) -> None:
+        if self.clock.now() < self._next_at:
+            return
+        self._next_at = self.clock.now() + self.settings.retention_sweep_interval
+        try:
+            await self.sweep()
+        except StorageError as exc:
+            log.warning("retention sweep failed: %s", safe(exc.message))

@@ -2,7 +2,8 @@
 
 When a post fails in a way that leaves its fate unknown (a timeout, a dropped connection, a 5xx), the chat's
 latest messages are read to see whether it landed before anything is posted again; when the chat cannot be
-read either, nothing is posted: after the retries the answer is :class:`SendOutcomeUnknownError`. A send that
+read either, nothing is posted: after the retries the answer is :class:`SendOutcomeUnknownError`; when it can
+be read and does not show the message, Avito's own failure (502, or 504 for no answer) is the answer. A send that
 took over an idempotency key from a holder that did not finish (``check_first``) reads the chat before its
 first post. A failure before the request left the gateway (no token, no connection) posted nothing and is
 simply retried. Once Avito confirmed a post, its record is written, or held in memory while the store
@@ -69,10 +70,14 @@ class Sender:
                                       details={"fields": {"text": f"{len(text)} characters"}})
         unknown = posting.check_first  # a post may be out there: the chat is read before the next one
         attempt = 0
+
+        def same_text(m: dict[str, Any]) -> bool:
+            return bool((m.get("content") or {}).get("text") == text)
+
         while True:
             try:
                 if unknown:
-                    landed = await self._landed(chat_id, lambda m: (m.get("content") or {}).get("text") == text)
+                    landed = await self._landed(chat_id, same_text)
                     if landed is not None:
                         sent = landed
                         break
@@ -81,12 +86,14 @@ class Sender:
                 sent = await self.avito.send_text(chat_id, text, guard=posting.guard)
                 break
             except AvitoApiError as exc:
-                if not exc.before_request:
-                    if exc.avito_status is not None and exc.avito_status < 500:
-                        raise  # refused: nothing was posted
-                    unknown = True
+                if not exc.before_request and not exc.may_have_posted:
+                    raise  # refused: nothing was posted
+                unknown = unknown or exc.may_have_posted
                 if not exc.retryable or attempt >= self.settings.max_retries:
-                    raise self._unknown(exc) if unknown else exc from None
+                    if not unknown:
+                        raise
+                    sent = await self._last_look(chat_id, same_text, exc)
+                    break
             except _Unreadable as exc:
                 if attempt >= self.settings.max_retries:
                     raise self._unknown(exc) from None
@@ -96,6 +103,18 @@ class Sender:
             attempt += 1
         await self._record(str(sent["id"]), chat_id, text)
         return sent
+
+    async def _last_look(self, chat_id: str, ours: Callable[[dict[str, Any]], bool],
+                         failure: AvitoApiError) -> dict[str, Any]:
+        """After the last failed post: the message if the chat shows it landed; Avito's own failure (502/504) when
+        the chat shows it did not; :class:`SendOutcomeUnknownError` only when the chat cannot be read."""
+        try:
+            landed = await self._landed(chat_id, ours)
+        except _Unreadable as exc:
+            raise self._unknown(failure if failure.message else exc) from None
+        if landed is None:
+            raise failure
+        return landed
 
     def _unknown(self, cause: Exception) -> SendOutcomeUnknownError:
         reason = cause.message if isinstance(cause, GatewayError) else str(cause)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,3 +109,15 @@ def chat_texts(sim: Stack, chat_id: str) -> list[str]:
 def subscribe(gateway: GatewayHandle) -> None:
     response = gateway.api.post("/api/webhook/subscribe", json={"url": gateway.webhook_url()})
     assert response.status_code == 200, response.text
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> float:
+    """Poll ``predicate`` (real time, a short pause between looks) until it holds; returns the seconds it took,
+    fails after ``timeout``."""
+    started = time.monotonic()
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        pause.wait(0.02)
+    return time.monotonic() - started

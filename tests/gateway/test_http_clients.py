@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from avito_gateway.http import HttpClient, HttpFailure, http_client
+from avito_gateway.http import BodyTooLarge, HttpClient, HttpFailure, http_client
 from avito_harness.stack.serve import ServedApp, serve_in_thread
 
 SLOW_SECONDS = 2.0
@@ -31,6 +31,13 @@ async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     if scope["path"] == "/slow":
         await asyncio.sleep(SLOW_SECONDS)
+    if scope["path"].startswith("/big"):  # 200 KB, declared (/big) or streamed without a length (/big-stream)
+        chunk = b"x" * 20_000
+        headers = [] if scope["path"] == "/big-stream" else [(b"content-length", str(len(chunk) * 10).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for n in range(10):
+            await send({"type": "http.response.body", "body": chunk, "more_body": n < 9})
+        return
     headers = {k.decode(): v.decode() for k, v in scope["headers"]}
     answer = json.dumps({"method": scope["method"], "path": scope["raw_path"].decode(), "query": scope["query_string"].decode(),
                          "content_type": headers.get("content-type"), "ua": headers.get("user-agent"),
@@ -54,14 +61,18 @@ def _clients(base_url: str, timeout: float = 5.0) -> list[HttpClient]:
                         transport=httpx.AsyncHTTPTransport())]
 
 
-async def _both(base_url: str, method: str, path: str, timeout: float = 5.0, **kwargs: Any) -> list[Any]:
+async def _both(base_url: str, method: str, path: str, timeout: float = 5.0, call_timeout: float | None = None,
+                **kwargs: Any) -> list[Any]:
+    """The same call through both clients (``timeout``: the clients' own; ``call_timeout``: this call's whole)."""
     outcomes: list[Any] = []
     for client in _clients(base_url, timeout):
         try:
-            answer = await client.request(method, path, **kwargs)
+            answer = await client.request(method, path, timeout=call_timeout, **kwargs)
             outcomes.append((answer.status_code, answer.headers.get("Retry-After"), answer.json()))
         except HttpFailure as exc:
             outcomes.append((exc.kind, exc.name))
+        except BodyTooLarge as exc:
+            outcomes.append(("too large", exc.limit))
         finally:
             await client.aclose()
     return outcomes
@@ -119,3 +130,24 @@ def test_behind_a_proxy_the_gateway_calls_through_it_unless_no_proxy_names_the_h
     assert proxied["path"].endswith("/messenger/v2/accounts/1/chats")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert asyncio.run(call()) == "ConnectError"
+
+
+@pytest.mark.parametrize("path", ["/big", "/big-stream"])
+def test_an_answer_longer_than_max_bytes_is_refused_by_both_before_it_is_read(echo: ServedApp, path: str) -> None:
+    """The image fetch's limit: a declared length over it is refused at once, a stream as soon as it passes it."""
+    assert asyncio.run(_both(echo.url, "GET", path, max_bytes=50_000)) == [("too large", 50_000)] * 2
+
+    async def sizes() -> list[int]:
+        found = []
+        for client in _clients(echo.url):
+            found.append(len((await client.request("GET", path, max_bytes=200_000)).content))
+            await client.aclose()
+        return found
+
+    assert asyncio.run(sizes()) == [200_000, 200_000]  # at the limit: read whole
+
+
+def test_a_whole_call_bound_ends_a_slow_answer_for_both(echo: ServedApp) -> None:
+    """``timeout`` bounds the whole call (a post that must end before its lease could): ReadTimeout for both."""
+    outcomes = asyncio.run(_both(echo.url, "GET", "/slow", timeout=5.0, call_timeout=0.3))
+    assert outcomes == [("timeout", "ReadTimeout")] * 2

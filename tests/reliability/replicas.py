@@ -45,8 +45,9 @@ def sql(database_url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
         return cursor.fetchall() if cursor.description else []
 
 
-def webhook(message_id: str, chat_id: str, text: str, user_id: int = USER, created: int = 1_700_000_000) -> dict[str, Any]:
-    """A v3 message webhook as Avito delivers it."""
+def webhook(message_id: str, chat_id: str, text: str, user_id: int = USER, created: int = 1_700_000_000, *,
+            kind: str = "text", content: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A v3 message webhook as Avito delivers it (the customer 424242 writing; ``content`` for other kinds)."""
     return {"id": f"hook-{message_id}", "version": "v3.0.0", "timestamp": created, "payload": {"type": "message", "value": {
         "id": message_id, "chat_id": chat_id, "user_id": user_id, "author_id": 424242, "created": created,
-        "type": "text", "chat_type": "u2u", "content": {"text": text}}}}
+        "type": kind, "chat_type": "u2u", "content": content if content is not None else {"text": text}}}}

@@ -229,7 +229,7 @@ def test_two_shops_at_once_nothing_crosses_between_them(sim: Stack, postgres_url
     one, two = chats(sim, USER, 10), chats(sim, shop2, 10)
     with replicas(sim, postgres_url, tmp_path, ACCOUNTS_FILE=str(accounts), RATE_LIMIT_REQUESTS="100000") as procs:
         async def both_shops() -> list[int]:
-            async with httpx.AsyncClient(timeout=60) as client:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(60, pool=None)) as client:  # queue, however loaded
                 async def hook(n: int) -> int:
                     user, chat, secret = (USER, one[n % 10], SECRET) if n % 2 else (shop2, two[n % 10], SECRET + "-2")
                     body = webhook(f"x-{n}", chat, f"магазин {user} {n}", user_id=user)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from avito_gateway.errors import StorageError
-from avito_gateway.store import Store, Tx
+from avito_gateway.store import BEHIND_HEAD, OutboxItem, SqliteStore, Store, Tx
 
 pytestmark = pytest.mark.anyio
 ACCOUNT, OTHER = 100000001, 200000002
@@ -214,17 +215,16 @@ async def test_text_with_nul_bytes_is_stored_not_refused(store: Store) -> None:
 # --- fenced claims ----------------------------------------------------------------------------------------------
 
 async def test_a_claim_taken_over_leaves_the_old_holder_unable_to_renew_or_mark(store: Store) -> None:
-    """A replica paused past its lease comes back: its renewal, payload, delivered and failed marks change
-    nothing; the item is the new holder's."""
+    """A replica paused past its lease comes back: its renewal, delivered and failed marks (and the payload it
+    prepared) change nothing; the item is the new holder's."""
     await put(store, "m1", "c1")
     (old,) = await store.claim(1000.0, 1, "paused", lease=5)
     assert await store.renew_claims("paused", {old.id: old.generation}, 1008.0) == {old.id}  # renewed while alive
     (new,) = await store.claim(1008.0, 1, "survivor", lease=5)  # the renewed lease ran out at 1008
     assert new.id == old.id and new.generation == old.generation + 1
     assert await store.renew_claims("paused", {old.id: old.generation}, 1020.0) == set()
-    assert not await store.save_payload(old.id, old.generation, {"stale": True})
     assert not await store.delivered(old.id, old.generation, 1009.0)
-    assert not await store.failed(old.id, old.generation, "late", 1010.0, dead=True)
+    assert not await store.failed(old.id, old.generation, "late", 1010.0, dead=True, payload={"stale": True})
     (item,) = await store.outbox()
     assert (item.status, item.claimed_by, item.payload) == ("pending", "survivor", None)
     assert await store.delivered(new.id, new.generation, 1009.0)
@@ -254,3 +254,35 @@ async def test_a_head_left_waiting_by_a_concurrent_hand_over_is_made_due(store: 
     assert await store.claim(1001.0, 10, "r", lease=30) == []
     assert await store.unstick_heads(1002.0) == 1
     assert [i.raw["payload"]["value"]["id"] for i in await store.claim(1002.0, 10, "r", lease=30)] == ["a1"]
+
+
+def test_a_claim_reads_the_due_chat_heads_not_the_whole_backlog(tmp_path: Path) -> None:
+    """100,000 messages waiting in 1,000 chats (n8n was down), 500 heads still backing off, 8 claimed by another
+    replica: a claim costs what a claim on an empty outbox costs (SQLite's own instruction count, so the test
+    does not depend on the machine's speed). It was a GROUP BY over every pending item: ~80 ms per wake."""
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
+    store._db.executescript(f"""
+        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
+        INSERT INTO inbound (account, message_id, chat_id, author_id, kind, received_at, raw)
+        SELECT 1, 'm' || i, 'chat-' || (i % 1000), 7, 'customer', 1000, '{{}}' FROM n;
+        INSERT INTO outbox (inbound_id, chat_id, next_attempt_at, created_at)
+        SELECT id, chat_id, CASE WHEN id <= 1000 THEN 1000 ELSE {BEHIND_HEAD} END, 1000 FROM inbound;
+        UPDATE outbox SET next_attempt_at = 5000 WHERE id <= 500;""")
+
+    def instructions(owner: str) -> tuple[int, list[OutboxItem]]:
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        store._db.set_progress_handler(count, 100)
+        got = asyncio.run(store.claim(1001.0, 8, owner, lease=30))
+        store._db.set_progress_handler(None, 100)
+        return steps[0] * 100, got
+
+    asyncio.run(store.claim(1000.0, 8, "other", lease=30))
+    cost, got = instructions("replica")
+    assert len(got) == 8 and all(not i.behind_head and i.id > 500 for i in got)
+    assert cost < 20_000, f"{cost} SQLite instructions for one claim"
+    asyncio.run(store.close())

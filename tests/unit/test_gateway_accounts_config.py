@@ -63,6 +63,22 @@ def test_a_secret_may_come_from_the_environment(tmp_path: Path, monkeypatch: pyt
     ([{**SHOP, "webhook_secret": "short"}], {}, "webhook_secret"),
     ("accounts: [unclosed", {}, "is not YAML or JSON"),
     ({"accounts": []}, {}, "must hold a list of accounts"),
+    # values that would start but never work (issue 27, item 6)
+    ([{**SHOP, "webhook_secret": "shared-secret-1"}, {**SHOP, "name": "south", "user_id": 3, "api_keys": ["s"],
+                                                      "webhook_secret": "shared-secret-1"}], {},
+     "'south': its webhook_secret is another account's too"),
+    ([{**SHOP, "webhook_secret": "shared-secret-1"}], {"api_key": "k", "avito_client_id": "i", "avito_client_secret": "s",
+                                                      "avito_user_id": 1, "webhook_secret": "shared-secret-1"},
+     "'north': its webhook_secret is another account's too"),
+    ([{**SHOP, "tenant": "north\r\nX-Other: 1"}], {}, "'north': tenant must be printable ASCII without line breaks"),
+    ([{**SHOP, "tenant": "север"}], {}, "'north': tenant must be printable ASCII"),
+    ([{**SHOP, "api_keys": ["ключ-север"]}], {}, "'north': an API key must be printable ASCII"),
+    ([{**SHOP, "client_secret_env": "NORTH_SECRET"}], {}, "give client_secret or client_secret_env, not both"),
+    ([{**SHOP, "n8n_webhook_url": "127.0.0.1:5678/webhook"}], {}, "'north': n8n_webhook_url must be an absolute http"),
+    ([{**SHOP, "n8n_webhook_url": "ftp://127.0.0.1/x"}], {}, "'north': n8n_webhook_url must be an absolute http"),
+    ([SHOP], {"n8n_webhook_url": "http:///no-host"}, "must be an absolute http"),
+    ([SHOP], {"api_key": "ключ", "avito_client_id": "i", "avito_client_secret": "s", "avito_user_id": 1},
+     "the environment's account: an API key must be printable ASCII"),
 ])
 def test_a_wrong_accounts_file_is_refused_naming_the_problem(tmp_path: Path, accounts: Any, env: dict[str, Any],
                                                              problem: str) -> None:

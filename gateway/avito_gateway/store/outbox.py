@@ -77,11 +77,6 @@ class OutboxQueue(StoreEngine):
         rows = await self._rows(f"{ITEM_SQL} WHERE 1=1{where} ORDER BY o.id LIMIT ?", (*params, limit))
         return [OutboxItem.from_row(r) for r in rows]
 
-    async def save_payload(self, item_id: int, generation: int, payload: dict[str, Any]) -> bool:
-        done = await self._write("UPDATE outbox SET payload = ? WHERE id = ? AND claim_generation = ?",
-                                 (json.dumps(payload, ensure_ascii=False), item_id, generation))
-        return done.count == 1
-
     async def delivered(self, item_id: int, generation: int, now: float) -> bool:
         """Delivered (by the holder of ``generation``; False: it no longer holds the item, nothing changed). The
         prepared payload is dropped at once; the chat's next item becomes due."""
@@ -97,14 +92,18 @@ class OutboxQueue(StoreEngine):
 
         return await self._tx(work)
 
-    async def failed(self, item_id: int, generation: int, error: str, next_at: float, dead: bool) -> bool:
-        """One failed attempt (False: the caller no longer holds the item). A dead letter lets its chat go on."""
+    async def failed(self, item_id: int, generation: int, error: str, next_at: float, dead: bool,
+                     payload: dict[str, Any] | None = None) -> bool:
+        """One failed attempt (False: the caller no longer holds the item), keeping the ``payload`` it prepared
+        for the next attempt. A dead letter lets its chat go on."""
+        prepared = None if payload is None else json.dumps(payload, ensure_ascii=False)
+
         async def work(tx: Tx) -> bool:
             rows = (await tx.run(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, status = ?,"
-                " claimed_by = NULL, claimed_until = NULL"
+                " claimed_by = NULL, claimed_until = NULL, payload = COALESCE(?, payload)"
                 " WHERE id = ? AND claim_generation = ? AND status = 'pending' RETURNING chat_id",
-                (error[:500], next_at, "dead" if dead else "pending", item_id, generation))).rows
+                (error[:500], next_at, "dead" if dead else "pending", prepared, item_id, generation))).rows
             if rows and dead:
                 await tx.run(_PROMOTE_SQL, (next_at, rows[0]["chat_id"], BEHIND_HEAD))
             return bool(rows)

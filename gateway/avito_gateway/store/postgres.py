@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg.rows import dict_row
@@ -64,13 +64,66 @@ class _PgTx:
         return Done((await cursor.fetchall()) if cursor.description else [], cursor.rowcount)
 
 
-@dataclass
 class _Session:
-    """One event loop's connection (an asyncio connection belongs to its loop) and the lock that keeps it to one
-    statement at a time."""
+    """One event loop's connection (an asyncio connection belongs to its loop) and the one task that runs the
+    store's calls on it, one at a time: a caller waits for its own call's answer (bounded), never on the
+    connection, so giving up on a stalled server costs it nothing and leaves the connection to its worker."""
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    db: Connection | None = None
+    def __init__(self, connect: Callable[[], Awaitable[Connection]]) -> None:
+        self._connect = connect
+        self.db: Connection | None = None
+        self.calls: deque[tuple[Callable[[Connection], Awaitable[Any]], asyncio.Future[Any]]] = deque()
+        self._more = asyncio.Event()
+        self.worker: asyncio.Task[None] | None = None
+
+    def call(self, work: Callable[[Connection], Awaitable[Any]], answer: asyncio.Future[Any] | None = None
+             ) -> asyncio.Future[Any]:
+        """Queue ``work``; its answer comes in the returned future."""
+        answer = answer if answer is not None else asyncio.get_running_loop().create_future()
+        self.calls.append((work, answer))
+        self._more.set()
+        if self.worker is None:
+            self.worker = asyncio.get_running_loop().create_task(self._serve(), name="gateway-postgres")
+        return answer
+
+    async def _serve(self) -> None:
+        while True:
+            if not self.calls:
+                self._more.clear()
+                await self._more.wait()
+                continue
+            work, answer = self.calls.popleft()
+            if answer.done():
+                continue  # its caller gave up before it started
+            try:
+                if self.db is None or self.db.closed or self.db.broken:
+                    if self.db is not None:
+                        await self.db.close()
+                    self.db = await self._connect()
+                result = await work(self.db)
+            except asyncio.CancelledError:
+                if not answer.done():
+                    answer.cancel()
+                raise
+            except Exception as exc:  # whatever the call raised is its caller's to handle; the worker goes on
+                if not answer.done():
+                    answer.set_exception(exc)
+            else:
+                if not answer.done():
+                    answer.set_result(result)
+
+    def end(self) -> None:
+        """Stop serving (the call under way is cancelled: psycopg asks the server to cancel it) and close the
+        connection once the worker is done."""
+        if self.worker is None:
+            return
+
+        def closed(_: asyncio.Task[None]) -> None:
+            if self.db is not None and not self.db.closed:
+                self.db.pgconn.finish()
+
+        self.worker.add_done_callback(closed)
+        self.worker.cancel()
 
 
 class PostgresStore(Store):
@@ -88,6 +141,7 @@ class PostgresStore(Store):
         self._options = (f"-c search_path={SCHEMA_NAME} -c statement_timeout={ms} -c lock_timeout={ms}"
                          f" -c idle_in_transaction_session_timeout={ms * 2}")
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Session] = weakref.WeakKeyDictionary()
+        self._reaping: set[asyncio.Future[None]] = set()
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=self._connect_timeout,
                                  options=f"-c search_path={SCHEMA_NAME}", application_name="avito-gateway") as db:
@@ -105,57 +159,62 @@ class PostgresStore(Store):
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None:
-            session = self._sessions[loop] = _Session()
+            session = self._sessions[loop] = _Session(self._connect)
         return session
 
-    async def _connected(self, session: _Session) -> Connection:
-        if session.db is None or session.db.closed or session.db.broken:
-            if session.db is not None:
-                await session.db.close()
-            session.db = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, row_factory=dict_row, connect_timeout=self._connect_timeout,
-                options=self._options, application_name="avito-gateway")
-        return session.db
+    async def _connect(self) -> Connection:
+        return await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, row_factory=dict_row, connect_timeout=self._connect_timeout,
+            options=self._options, application_name="avito-gateway")
 
-    async def _bounded(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        """``work`` on this loop's connection, one call at a time, waiting at most DATABASE_TIMEOUT + 1 s in all
-        (the queue for the connection included). On a server that does not answer, the call is abandoned: its
-        connection is closed once the call ends (psycopg first asks the server to cancel it) and the next call
-        gets a fresh session."""
+    async def _bounded(self, work: Callable[[Connection], Awaitable[T]], *, reap: bool = True) -> T:
+        """``work`` on this loop's connection, waiting at most DATABASE_TIMEOUT + 1 s in all (the queue for the
+        connection included). On a server that does not answer, the session is abandoned: the calls still
+        queued move to a fresh one, the old connection is closed once its call ends, and (``reap``) its server
+        process is terminated from the fresh one, so a statement stuck in a paused backend never runs when it
+        continues (a claim nobody here holds any more would sit out its lease)."""
         session = self._session()
-
-        async def run() -> T:
-            async with session.lock:
-                return await work(await self._connected(session))
-
-        call = asyncio.ensure_future(run())
+        answer = session.call(work)
         try:
-            done, _ = await asyncio.wait({call}, timeout=self.timeout + CLIENT_MARGIN)
-        except asyncio.CancelledError:
-            call.cancel()
-            raise
-        if call in done:
-            return call.result()
-        self._abandon(session, call)
-        raise DatabaseTimeoutError(f"the database did not answer within {self.timeout + CLIENT_MARGIN:g} s")
+            async with asyncio.timeout(self.timeout + CLIENT_MARGIN):
+                return cast(T, await answer)
+        except TimeoutError:
+            self._abandon(session, reap)
+            raise DatabaseTimeoutError(f"the database did not answer within {self.timeout + CLIENT_MARGIN:g} s") from None
 
-    def _abandon(self, session: _Session, call: asyncio.Future[Any]) -> None:
+    def _abandon(self, session: _Session, reap: bool) -> None:
         loop = asyncio.get_running_loop()
-        if self._sessions.get(loop) is session:
-            self._sessions[loop] = _Session()
+        if self._sessions.get(loop) is not session:
+            return  # another caller already gave this session up
+        fresh = self._sessions[loop] = _Session(self._connect)
+        while session.calls:  # not started: they run on the fresh connection, their callers never notice
+            work, answer = session.calls.popleft()
+            if not answer.done():
+                fresh.call(work, answer)
+        if reap and session.db is not None and not session.db.closed:
+            reaping = asyncio.ensure_future(self._reap(session.db.info.backend_pid))
+            self._reaping.add(reaping)  # held until done (the loop keeps only weak references to tasks)
+            reaping.add_done_callback(self._reaping.discard)
+        session.end()
 
-        def closed(_: asyncio.Future[Any]) -> None:
-            if session.db is not None and not session.db.closed:
-                session.db.pgconn.finish()
-
-        call.add_done_callback(closed)
-        call.cancel()
+    async def _reap(self, backend: int) -> None:
+        """End an abandoned connection's server process (a paused one ends as soon as it continues)."""
+        try:
+            await self._bounded(lambda db: _PgTx(db).run("SELECT pg_terminate_backend(?)", (backend,)), reap=False)
+        except (DatabaseTimeoutError, psycopg.Error):
+            pass  # the server is out: the old connection ends with it
 
     async def close(self) -> None:
         """Every connection this store opened (another event loop's is closed at once, without waiting)."""
         loop = asyncio.get_running_loop()
         for owner, session in list(self._sessions.items()):
-            if session.db is None:
+            if owner is loop and session.worker is not None:
+                session.worker.cancel()
+                try:
+                    await session.worker
+                except asyncio.CancelledError:
+                    pass
+            if session.db is None or session.db.closed:
                 continue
             if owner is loop:
                 await session.db.close()
@@ -233,8 +292,8 @@ class PostgresStore(Store):
 
     async def reset(self) -> None:
         """Drop every table (tests; ``avito-gateway`` never calls it)."""
-        session = self._session()
-        async with session.lock:
-            db = await self._connected(session)
+        async def drop(db: Connection) -> None:
             await db.execute(f"DROP SCHEMA IF EXISTS {SCHEMA_NAME} CASCADE")
             await db.execute(schema_sql("postgres"))
+
+        await self._bounded(drop)

@@ -78,24 +78,24 @@ class SendRecords(StoreEngine):
     # --- shared rate limit ---------------------------------------------------------------------------------
     async def take_slots(self, scope: str, n: int, now: float, limit: int, window: float) -> float | None:
         """A sliding-window log kept in the database, so every replica counts the same requests: take ``n``
-        slots of ``scope`` (None), or say how many seconds until they would be free."""
-        async def work(tx: Tx) -> list[float] | None:
+        slots of ``scope`` (None), or say how many seconds until they would be free. Reads a count, and the one
+        slot that blocks only when over the limit (never the whole window)."""
+        async def work(tx: Tx) -> float | None:
             await self._lock_scope(tx, scope)
             await tx.run("DELETE FROM rate_slots WHERE scope = ? AND at <= ?", (scope, now - window))
-            taken = [float(r["at"]) for r in
-                     (await tx.run("SELECT at FROM rate_slots WHERE scope = ? ORDER BY at", (scope,))).rows]
-            if len(taken) + n > limit:
-                return taken
-            for _ in range(n):
-                await tx.run("INSERT INTO rate_slots (scope, at) VALUES (?, ?)", (scope, now))
-            return None
+            taken = int((await tx.run("SELECT COUNT(*) AS n FROM rate_slots WHERE scope = ?", (scope,))).rows[0]["n"])
+            if taken + n <= limit:
+                marks = ", ".join("(?, ?)" for _ in range(n))
+                await tx.run(f"INSERT INTO rate_slots (scope, at) VALUES {marks}", (scope, now) * n)
+                return None
+            if n > limit:
+                return window
+            # the slot whose expiry frees the n-th place is the (taken + n - limit)-th oldest
+            blocking = (await tx.run("SELECT at FROM rate_slots WHERE scope = ? ORDER BY at LIMIT 1 OFFSET ?",
+                                     (scope, taken + n - limit - 1))).rows[0]["at"]
+            return max(0.0, float(blocking) + window - now)
 
-        taken = await self._tx(work)
-        if taken is None:
-            return None
-        if n > limit:
-            return window
-        return max(0.0, taken[len(taken) + n - limit - 1] + window - now)
+        return await self._tx(work)
 
     async def slots_remaining(self, scope: str, now: float, limit: int, window: float) -> int:
         rows = await self._rows("SELECT COUNT(*) AS n FROM rate_slots WHERE scope = ? AND at > ?", (scope, now - window))
