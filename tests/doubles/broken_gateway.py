@@ -89,7 +89,10 @@ class Double:
         return self.defects or ((self.defect,) if self.defect else ())
 
     def build(self, port: int) -> Any:
-        """The double's ASGI app, configured from the environment like our gateway."""
+        """The double's ASGI app, configured from the environment like our gateway (its patches first: one may
+        change what the settings require)."""
+        for patch in self.patches:
+            patch.apply()
         return self._app(load_settings(server_port=port, **dict(self.settings)))
 
     def in_process(self, settings: Mapping[str, Any], clock: Any) -> Any:

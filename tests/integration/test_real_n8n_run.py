@@ -75,3 +75,20 @@ def test_a_users_workflow_with_a_planted_defect_fails_naming_it(tmp_path: Path, 
     assert failed and {s["defect"] for s in failed} == {defect}, [(s["name"], s["defect"]) for s in failed]
     assert f"defect {defect}" in done.stdout and words in done.stdout
     assert any(s["outcome"] == "passed" for s in scenarios)  # the rest of the user's workflows work in the harness
+
+
+@pytest.mark.usefixtures("one_n8n_at_a_time")
+def test_a_pre_rollout_export_is_judged_against_the_plan_in_one_run(tmp_path: Path) -> None:
+    """A shop's workflows from before the rollout (Redis token cache, direct Avito calls, an interpolated INSERT, a
+    missing sub-workflow, a 10 s schedule) run in n8n as written, and one run names every rollout item once."""
+    folder = workflows_dir() / "examples" / "pre-rollout"
+    done, scenarios = _run(tmp_path, "--workflows", str(folder), "--workflows-map", str(folder / "mapping.yaml"),
+                           "--stage", "1")
+    assert done.returncode == 1, done.stdout[-4000:]
+    causes = done.stdout.split("Defects:", 1)[1].split("┏", 1)[0]
+    for item in ("bypasses_gateway", "token_in_workflow", "wrong_api_version", "token_without_client_credentials",
+                 "sql_interpolation", "history_row_wrong", "raw_payload_expected", "missing_subworkflow"):
+        assert causes.count(f"defect {item}:") == 1, (item, causes)
+    review = [s for s in scenarios if s["stage"] == "0 workflows"]
+    assert len(review) == 7 and all(s["outcome"] == "failed" for s in review)
+    assert "note workflow 'Appeal debouncer' runs on its own" in done.stdout

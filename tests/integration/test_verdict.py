@@ -148,7 +148,7 @@ PLANTED: dict[str, Planted] = {
                           "'A send whose answer was lost is not posted twice'"),
     "both a URL and a command": Planted(
         lambda _, port: ["--gateway-url", f"http://127.0.0.1:{port}", "--gateway-cmd", "x"],
-        2, "usage_error", "give --gateway-url or --gateway-cmd, not both"),
+        2, "usage_error", "give one of --gateway-url, --gateway-cmd and --gateway-app"),
     "an n8n URL nobody answers at": Planted(
         lambda _, port: ["--n8n", "real", "--n8n-url", f"http://127.0.0.1:{port}",
                          "--postgres-url", f"postgresql://postgres@127.0.0.1:{port}/crm"],

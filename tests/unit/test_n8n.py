@@ -81,3 +81,12 @@ def test_scenario_export_and_load(n8n: TestClient) -> None:
     exported = n8n.get("/_sim/scenario").json()["n8n"]
     assert exported["paths"] == ["avito", "bat-in"] and exported["faults"][0]["status"] == 503
     assert n8n.post("/webhook/bat-in", json={}).status_code == 503
+
+
+def test_the_recorder_answers_the_shops_other_services_and_keeps_each_call(n8n: TestClient) -> None:
+    """What a user's workflows call on hosts mapped to ``recorder``: 200, and the call in the journal."""
+    answer = n8n.post("/_recorder/crm.shop.example/hooks/appeal-ready", json={"appeal_id": 7})
+    assert answer.status_code == 200 and answer.json()["recorded"] == "POST /crm.shop.example/hooks/appeal-ready"
+    (call,) = n8n.get("/_sim/journal").json()["requests"]
+    assert (call["method"], call["path"], call["body"]) == ("POST", "/_recorder/crm.shop.example/hooks/appeal-ready",
+                                                            {"appeal_id": 7})

@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "Node.js >= 20.19)")
     n8n_install.add_argument("--if-node", action="store_true",
                              help="without a usable Node.js, say so and succeed (make test: the real-n8n tests skip)")
+    n8n_check = n8n_sub.add_parser("check", help="your exported workflows against the rollout plan (n8n not started)")
+    n8n_check.add_argument("--workflows", metavar="DIR", required=True, help="your exported workflow JSON")
+    n8n_check.add_argument("--workflows-map", metavar="FILE", help="YAML: credential names and hosts -> the harness's")
     steps = sub.add_parser("steps", help="every step phrase for your own .feature files, with an example each")
     steps.add_argument("--markdown", action="store_true", help="print a Markdown table")
     sim = sub.add_parser("sim", help="serve the fake Avito and the fake n8n receiver")

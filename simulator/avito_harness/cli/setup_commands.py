@@ -28,6 +28,10 @@ def run_init(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_n8n(args: argparse.Namespace, console: Console) -> int:
+    if args.n8n_command == "check":
+        from avito_harness.cli.reviewing import run_workflow_check
+
+        return run_workflow_check(args, console)
     from avito_harness.real.n8n.install import MIN_NODE, InstallError, N8nInstall, node_version
 
     target = N8nInstall.default()

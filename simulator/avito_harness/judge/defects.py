@@ -62,6 +62,14 @@ CATALOGUE: dict[str, str] = {
     "answer_too_large": "an answer of the gateway was larger than the cap (--max-answer-bytes, 10 MiB)",
     "connection_broken": "the gateway closed a connection without a complete answer",
     "gateway_crashed": "the gateway died (or stopped accepting connections) during the scenario",
+    "bypasses_gateway": "a workflow calls Avito's Messenger API itself instead of sending through the gateway",
+    "token_in_workflow": "a workflow asks Avito for tokens, keeps them (Redis) or sets Avito's Authorization itself",
+    "token_without_client_credentials": "a /token request without client_id and client_secret (Avito refuses it)",
+    "sql_interpolation": "a Postgres node builds its query text from {{ }} expressions: an apostrophe breaks it",
+    "history_row_wrong": "the reply's messages_history row is not SPEC's (message_type 'operator', channel 'avito', "
+                         "tenant and appeal)",
+    "raw_payload_expected": "BAT IN reads Avito's raw webhook (payload.value), not the gateway's normalized message",
+    "missing_subworkflow": "a workflow calls a sub-workflow that is not in the set (by id, from the list, URL or file)",
     "unclassified": "a check failed that has no defect class of its own; read the error",
 }
 

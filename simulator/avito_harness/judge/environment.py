@@ -218,6 +218,7 @@ class Environment:
         from avito_harness.real.n8n.pipeline import start_behind
         from avito_harness.real.n8n.server import N8nServerError
         from avito_harness.real.postgres import PostgresError
+        from avito_harness.real.redis import RedisError
 
         options = self.options
         if options.n8n_url:
@@ -233,7 +234,7 @@ class Environment:
                                      n8n_url=options.n8n_url, n8n_api_key=options.n8n_api_key,
                                      postgres_url=options.postgres_url, workflows=options.workflows,
                                      workflows_map=options.workflows_map)
-        except (N8nServerError, PostgresError, MappingError, psycopg.Error, OSError, ValueError) as exc:
+        except (N8nServerError, PostgresError, RedisError, MappingError, psycopg.Error, OSError, ValueError) as exc:
             raise CannotJudge(Category.PIPELINE, f"the real pipeline could not start: {exc}") from None
         self._closers.append(self.real.stop)
 

@@ -16,7 +16,7 @@ from avito_harness.judge.verdict import Verdict
 
 __all__ = ["STAGE_ORDER", "print_report", "root_causes"]
 
-STAGE_ORDER = ["1 webhook", "2 inbound", "3 outbound", "4 routing", "5 end to end", "Avito errors"]
+STAGE_ORDER = ["0 workflows", "1 webhook", "2 inbound", "3 outbound", "4 routing", "5 end to end", "Avito errors"]
 EXECUTION = re.compile(r"n8n execution\s+#(\d+) .+?: (\w+)")
 
 
@@ -125,7 +125,12 @@ def _print_failure(console: Console, r: ScenarioResult) -> None:
 
 
 def print_report(console: Console, results: Sequence[ScenarioResult], *, title: str, real_n8n: bool, elapsed: float,
-                 verdict: Verdict, problems: Sequence[str] = (), not_applicable: Sequence[tuple[str, str]] = ()) -> None:
+                 verdict: Verdict, problems: Sequence[str] = (), not_applicable: Sequence[tuple[str, str]] = (),
+                 notes: Sequence[str] = ()) -> None:
+    """``notes``: what the user should know about what was judged (workflows that run on their own)."""
+    for note in notes:
+        console.print("[dim]note[/dim] ", end="")
+        console.print(note, markup=False, highlight=False)
     _print_root_causes(console, results)
     if results:
         console.print(_stage_table(results, title, real_n8n))

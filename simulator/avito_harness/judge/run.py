@@ -123,6 +123,16 @@ def _forget_earlier_collections() -> None:
     feature.features.clear()
 
 
+def _reviewed(env: Environment) -> list[ScenarioResult]:
+    """A user's workflows (``--workflows``) against the rollout plan, before their scenarios."""
+    real = getattr(env, "real", None)
+    if real is None or getattr(real, "rollout", None) is None:
+        return []
+    from avito_harness.judge.rollout_results import rollout_results
+
+    return rollout_results(real.rollout, real.triggers)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -145,6 +155,7 @@ def _run(options: RunOptions, console: Console) -> int:
     skipped: list[tuple[str, str]] = []
     problem: CannotJudge | None = None
     problems: list[str] = []
+    notes: list[str] = []
     with console.status("[bold]acceptance run[/bold] checking the features ...") as status:
         try:
             dirs = _feature_dirs(options)
@@ -161,6 +172,9 @@ def _run(options: RunOptions, console: Console) -> int:
             with Environment.start(options.target) as env:
                 results, problem = _scenarios(options, env, dirs, selected,
                                               lambda line: status.update(f"[bold]acceptance run[/bold] {line}"))
+                results = _reviewed(env) + results
+                notes = [f"{line}: its executions are its own, never a scenario's"
+                         for line in getattr(env.real, "triggers", None) or []]
         except CannotJudge as exc:
             problem, problems = exc, list(exc.details)
         except KeyboardInterrupt:
@@ -173,7 +187,7 @@ def _run(options: RunOptions, console: Console) -> int:
                       if r.outcome == "not_judged"], problem)
     print_report(console, results, title=f"Avito rollout acceptance run: {_target_line(options.target)}",
                  real_n8n=options.target.n8n == "real", elapsed=elapsed, verdict=verdict, problems=problems,
-                 not_applicable=skipped)
+                 not_applicable=skipped, notes=notes)
     record = RunRecord(verdict, results, _target_line(options.target), elapsed, harness_version(), problems, skipped)
     for path, write in ((options.json_report, write_json), (options.junit, write_junit), (options.html_report, write_html)):
         if path:

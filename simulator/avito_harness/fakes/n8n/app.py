@@ -175,6 +175,13 @@ def create_app(settings: SimSettings | None = None, *, clock: Clock | None = Non
         state.clear()
         return {"ok": True}
 
+    @app.api_route("/_recorder/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def recorder(request: Request, path: str) -> dict[str, Any]:
+        """The shop's other services (``recorder`` in the workflow mapping file): every call answered 200 and kept
+        in the journal, so workflows that notify them run on, and nothing leaves this machine."""
+        await request.body()
+        return {"ok": True, "recorded": f"{request.method} /{path}"}
+
     @app.post("/_sim/webhooks", status_code=201)
     async def register(body: NewPath) -> dict[str, Any]:
         state.register(body.path)

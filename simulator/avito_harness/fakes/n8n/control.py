@@ -145,3 +145,4 @@ async def gateway_relay(request: Request, path: str) -> Response:
                                       content=await request.body(), headers=headers)
     return Response(answer.content, status_code=answer.status_code,
                     media_type=answer.headers.get("content-type", "application/json"))
+

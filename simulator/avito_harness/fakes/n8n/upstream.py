@@ -78,14 +78,15 @@ class DerivedLog:
                                             "message_id": row["external_message_id"], "error": row["error"]}))
         for row in crm.rejected():
             found.append(("rejected", row["id"], {"reason": row["reason"]}))
-        executions = self.flows.executions.after(self._floor) if self.flows.executions else []
+        every = self.flows.executions.after(self._floor) if self.flows.executions else []
+        executions = [e for e in every if not e.on_its_own]  # a schedule's runs are its own, no scenario's
         for execution in executions:
             if execution.status not in RUNNING:
                 found.append(("execution", execution.id, execution.to_dict()))
         with self._lock:
             self._executions = [e for e in executions if e.status not in RUNNING]
             self._running = sum(1 for e in executions if e.status in ("running", "new"))
-            self._newest = max([self._newest, *(e.id for e in executions)])
+            self._newest = max([self._newest, *(e.id for e in every)])
             for kind, key, data in found:
                 if (kind, key) not in self._seen:
                     self._seen[(kind, key)] = FlowEvent(len(self._seen) + 1, kind, self.flows.clock_now(), data)

@@ -26,6 +26,12 @@ class Execution:
     status: str  # success | error | running | waiting | canceled | crashed
     node: str | None = None  # the node that failed
     error: str | None = None
+    #: n8n's execution mode: "trigger" (a schedule or a poll) started on its own, not because of a scenario
+    mode: str = "webhook"
+
+    @property
+    def on_its_own(self) -> bool:
+        return self.mode == "trigger"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,14 +88,14 @@ class SqliteExecutions:
             return []
         with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5) as db:
             rows = db.execute(
-                "SELECT e.id, e.status, w.name, d.data FROM execution_entity e"
+                "SELECT e.id, e.status, w.name, d.data, e.mode FROM execution_entity e"
                 " LEFT JOIN workflow_entity w ON w.id = e.workflowId"
                 " LEFT JOIN execution_data d ON d.executionId = e.id WHERE e.id > ? ORDER BY e.id", (last_id,),
             ).fetchall()
         found = []
-        for id_, status, workflow, data in rows:
+        for id_, status, workflow, data, mode in rows:
             node, error = _failure(unflatten(data)) if status in ("error", "crashed") and data else (None, None)
-            found.append(Execution(int(id_), str(workflow or "?"), str(status), node, error))
+            found.append(Execution(int(id_), str(workflow or "?"), str(status), node, error, str(mode or "webhook")))
         return found
 
 
@@ -115,5 +121,6 @@ class ApiExecutions:
                 continue
             status = str(item.get("status") or ("success" if item.get("finished") else "error"))
             node, error = _failure(item.get("data")) if status in ("error", "crashed") else (None, None)
-            found.append(Execution(int(item["id"]), self._workflow(str(item.get("workflowId"))), status, node, error))
+            found.append(Execution(int(item["id"]), self._workflow(str(item.get("workflowId"))), status, node, error,
+                                   str(item.get("mode") or "webhook")))
         return sorted(found, key=lambda e: e.id)

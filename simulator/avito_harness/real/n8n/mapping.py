@@ -6,33 +6,45 @@ The mapping file (YAML or JSON) is small::
       "CRM database": postgres
       "Gateway key": gateway_api_key
       "OpenAI": speech_to_text
+      "Token cache": redis
     urls:                         # a host your workflows call -> the harness's service
       "https://gateway.example.ru": gateway
       "https://api.openai.com/v1": speech_to_text
+      "https://crm.shop.example": recorder   # answers 200 and records (the shop's other services)
     webhook: avito                # the path of BAT IN's Webhook node (n8n counts as ready once it answers)
 
-A credential the file does not name is matched by its type (``postgres``, ``httpHeaderAuth``, ``openAiApi``).
+A credential the file does not name is matched by its type (``postgres``, ``httpHeaderAuth``, ``openAiApi``,
+``redis``); Avito's own hosts (``https://api.avito.ru``) go to the fake Avito unless the file says otherwise, so
+direct Avito calls are observed and judged. Nothing is written before every problem is found: the workflows
+are mapped in memory, checked, and then written under names the harness chooses (never a name from the file).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
-__all__ = ["CREDENTIALS", "MappingError", "WorkflowMap", "load_workflows", "read_workflows"]
+__all__ = ["AVITO_URLS", "CREDENTIALS", "MappingError", "WorkflowMap", "map_workflows", "read_workflows",
+           "roles_used", "write_workflows"]
 
 #: role -> (credential id, credential name) as our workflows name them and the harness creates them
 CREDENTIALS: dict[str, tuple[str, str]] = {
     "postgres": ("bcrmPostgres0001", "BatteryCRM Postgres"),
     "gateway_api_key": ("bcrmGatewayKey01", "Avito Gateway API key"),
     "speech_to_text": ("bcrmSpeechToText", "Speech-to-text (OpenAI-compatible)"),
+    "redis": ("bcrmRedis0000001", "BatteryCRM Redis"),
 }
-TYPES = {"postgres": "postgres", "httpHeaderAuth": "gateway_api_key", "openAiApi": "speech_to_text"}
-URL_ROLES = ("gateway", "speech_to_text")
+TYPES = {"postgres": "postgres", "httpHeaderAuth": "gateway_api_key", "openAiApi": "speech_to_text", "redis": "redis"}
+ROLE_TYPES = {role: ctype for ctype, role in TYPES.items()}
+URL_ROLES = ("gateway", "speech_to_text", "avito", "recorder")
+AVITO_URLS = ("https://api.avito.ru", "http://api.avito.ru")
+WORKFLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class MappingError(ValueError):
@@ -44,6 +56,11 @@ class WorkflowMap:
     credentials: dict[str, str] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     webhook: str = "avito"
+
+    def avito_hosts(self) -> frozenset[str]:
+        """The hosts that stand for Avito: its own, and those the file maps to the fake Avito."""
+        mapped = [prefix for prefix, role in self.urls.items() if role == "avito"]
+        return frozenset(urlsplit(u).hostname or "" for u in [*AVITO_URLS, *mapped]) - {""}
 
     @classmethod
     def read(cls, path: Path) -> WorkflowMap:
@@ -83,15 +100,26 @@ def read_workflows(source: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def _map_credentials(node: dict[str, Any], mapping: WorkflowMap, where: str) -> None:
+def _map_credentials(node: dict[str, Any], mapping: WorkflowMap, where: str) -> list[str]:
+    """The node's credentials replaced by the harness's; the problems (all of them) otherwise."""
+    problems = []
     for ctype, ref in (node.get("credentials") or {}).items():
         name = ref.get("name") if isinstance(ref, dict) else None
-        role = mapping.credentials.get(str(name)) or TYPES.get(ctype)
+        named = mapping.credentials.get(str(name))
+        fits = TYPES.get(ctype)
+        if named is not None and ROLE_TYPES[named] != ctype:
+            advice = f"map it to {fits}" if fits else f"the harness has no {ctype} service to map it to"
+            problems.append(f"{where}: node '{node.get('name')}' uses credential '{name}', a {ctype} credential; "
+                            f"the mapping file maps it to {named}, a {ROLE_TYPES[named]} credential: {advice}")
+            continue
+        role = named or fits
         if role is None:
-            raise MappingError(f"{where}: node '{node.get('name')}' uses credential '{name}' ({ctype}); map it to one "
-                               f"of {sorted(CREDENTIALS)} in the mapping file")
+            problems.append(f"{where}: node '{node.get('name')}' uses credential '{name}' ({ctype}), which the harness "
+                            f"cannot provide; it provides {', '.join(f'{r} ({t})' for r, t in ROLE_TYPES.items())}")
+            continue
         cid, cname = CREDENTIALS[role]
         node["credentials"][ctype] = {"id": cid, "name": cname}
+    return problems
 
 
 def _map_urls(value: Any, urls: dict[str, str]) -> Any:
@@ -106,18 +134,63 @@ def _map_urls(value: Any, urls: dict[str, str]) -> Any:
     return value
 
 
-def load_workflows(source: Path, mapping: WorkflowMap, *, urls: dict[str, str], into: Path) -> list[Path]:
-    """The workflows of ``source`` rewritten for the harness into ``into`` (one file each, inactive on import)."""
-    into.mkdir(parents=True, exist_ok=True)
-    targets = {prefix: urls[role] for prefix, role in mapping.urls.items()}
-    written = []
-    for path, workflow in read_workflows(source):
-        where = f"{path.name} ({workflow.get('name')})"
+def _targets(mapping: WorkflowMap, urls: dict[str, str]) -> dict[str, str]:
+    """Host prefix -> the harness's URL: the file's, Avito's own hosts to the fake Avito, the shop's other hosts to
+    the recorder (each host under its own path, so the journal tells them apart)."""
+    roles = {**{prefix: "avito" for prefix in AVITO_URLS}, **mapping.urls}
+    targets = {}
+    for prefix, role in roles.items():
+        if role == "recorder":
+            host = re.sub(r"^https?://", "", prefix.rstrip("/"))
+            targets[prefix] = f"{urls['recorder'].rstrip('/')}/{host}"
+        elif role in urls:
+            targets[prefix] = urls[role]
+    return dict(sorted(targets.items(), key=lambda item: -len(item[0])))  # the longest prefix first
+
+
+def roles_used(workflows: list[tuple[Path, dict[str, Any]]], mapping: WorkflowMap) -> set[str]:
+    """The credential roles these workflows need (the harness starts Redis only for workflows that use it)."""
+    used = set()
+    for _, workflow in workflows:
         for node in workflow["nodes"]:
-            _map_credentials(node, mapping, where)
+            for ctype, ref in (node.get("credentials") or {}).items():
+                name = ref.get("name") if isinstance(ref, dict) else None
+                role = mapping.credentials.get(str(name)) or TYPES.get(ctype)
+                if role:
+                    used.add(role)
+    return used
+
+
+def map_workflows(workflows: list[tuple[Path, dict[str, Any]]], mapping: WorkflowMap, *,
+                  urls: dict[str, str]) -> list[dict[str, Any]]:
+    """The workflows rewritten for the harness, in memory (inactive on import); :class:`MappingError` lists every
+    problem at once. The input is not changed."""
+    targets = _targets(mapping, urls)
+    problems, mapped = [], []
+    for path, original in workflows:
+        workflow = json.loads(json.dumps(original))
+        where = f"{path.name} ({workflow.get('name')})"
+        if not isinstance(workflow.get("id"), str) or not WORKFLOW_ID.fullmatch(workflow["id"]):
+            problems.append(f"{where}: its id {workflow.get('id')!r} is not an n8n workflow id (letters, digits, - and _)")
+        for node in workflow["nodes"]:
+            if not isinstance(node, dict):
+                problems.append(f"{where}: a node is not an object")
+                continue
+            problems += _map_credentials(node, mapping, where)
             node["parameters"] = _map_urls(node.get("parameters") or {}, targets)
         workflow["active"] = False
-        out = into / f"{workflow['id']}.json"
+        mapped.append(workflow)
+    if problems:
+        raise MappingError("the workflows cannot be imported:\n  " + "\n  ".join(problems))
+    return mapped
+
+
+def write_workflows(workflows: list[dict[str, Any]], into: Path) -> list[Path]:
+    """One file per workflow in ``into`` (a private folder), named by position: nothing from the file names a path."""
+    into.mkdir(parents=True, exist_ok=True, mode=0o700)
+    written = []
+    for n, workflow in enumerate(workflows):
+        out = into / f"workflow-{n:03d}.json"
         out.write_text(json.dumps(workflow, ensure_ascii=False), encoding="utf-8")
         written.append(out)
     return written
