@@ -1,7 +1,8 @@
 """``avito-harness``: the command line (``avito-harness --help`` lists the commands).
 
 Every command lives in a module by what it does: :mod:`.serving` (sim, serve, demo, up), :mod:`.judging`
-(run, contract, steps) and :mod:`.setup_commands` (init, n8n install); :mod:`.parser` holds their arguments.
+(run, contract, steps), :mod:`.setup_commands` (init, n8n install, n8n check) and
+:mod:`.recording_commands` (record, replay, scenario from-recording); :mod:`.parser` holds their arguments.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from rich.console import Console
 
 from avito_harness.cli.judging import run_contract, run_run, run_steps
 from avito_harness.cli.parser import build_parser
+from avito_harness.cli.recording_commands import run_record, run_replay, run_scenario
 from avito_harness.cli.serving import run_demo, run_serve, run_sim, run_up_command
 from avito_harness.cli.setup_commands import run_init, run_n8n
 
@@ -22,6 +24,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "sim": run_sim, "steps": run_steps, "init": run_init, "n8n": run_n8n, "contract": run_contract,
     "serve": run_serve, "up": run_up_command, "demo": run_demo, "run": run_run,
+    "record": run_record, "replay": run_replay, "scenario": run_scenario,
 }
 
 

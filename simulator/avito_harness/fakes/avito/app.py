@@ -176,6 +176,8 @@ def _hooks(backend: AvitoBackend) -> ControlHooks:
             avito_control.apply_account_settings(state, entry.get("settings", {}))
         for rule in data.get("faults", []):
             backend.faults.add_dict(rule)
+        for chat in data.get("chats", []):
+            avito_control.seed_recorded_chat(backend, chat)
 
     return ControlHooks(
         service="avito",

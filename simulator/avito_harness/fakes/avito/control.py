@@ -180,6 +180,21 @@ async def add_customer(request: Request, user_id: int, body: NewCustomer | None 
     return {"id": customer.id, "name": customer.name}
 
 
+def seed_recorded_chat(backend: Any, chat: dict[str, Any]) -> None:
+    """A chat of a recorded incident, under its recorded id, with its customer and ad (a scenario's
+    ``avito.chats``: ``{user_id, chat_id, chat_type, customer_id, customer_name, item_id}``); kept if it exists."""
+    state = backend.accounts.get(int(chat["user_id"])) or backend.create_account(int(chat["user_id"]))
+    if chat["chat_id"] in state.chats:
+        return
+    customer_id = int(chat.get("customer_id") or 0) or None
+    if customer_id is None or customer_id not in state.customers:
+        customer_id = state.add_customer(str(chat.get("customer_name") or _fake_name(state)), customer_id=customer_id).id
+    item_id = int(chat.get("item_id") or 0) or None
+    if chat.get("chat_type", "u2i") == "u2i" and (item_id is None or item_id not in state.items):
+        item_id = state.add_item("Объявление из записи", 1000, item_id=item_id).id
+    state.create_chat(customer_id, item_id=item_id, chat_type=chat.get("chat_type") or "u2i", chat_id=chat["chat_id"])
+
+
 def _fake_name(state: AvitoState) -> str:
     fake = Faker("ru_RU")
     fake.seed_instance(state.rng.randint(0, 2**31))

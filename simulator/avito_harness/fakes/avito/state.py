@@ -114,9 +114,13 @@ class AvitoState:
             return customer
 
     def create_chat(
-        self, customer_id: int, *, item_id: int | None = None, chat_type: ChatType | None = None
+        self, customer_id: int, *, item_id: int | None = None, chat_type: ChatType | None = None,
+        chat_id: str | None = None,
     ) -> Chat:
+        """A new chat; ``chat_id``: the id it had elsewhere (a recorded incident's chat)."""
         with self.lock:
+            if chat_id is not None and chat_id in self.chats:
+                raise ValidationFailedError({"chat_id": f"chat {chat_id} exists"})
             if customer_id not in self.customers:
                 raise NotFoundError(f"Customer {customer_id} not found")
             if item_id is not None and item_id not in self.items:
@@ -125,7 +129,7 @@ class AvitoState:
             if kind == "u2i" and item_id is None:
                 raise ValidationFailedError({"item_id": "a u2i chat is about an item"})
             now = self._now()
-            chat = Chat(self._chat_id(kind), kind, customer_id, item_id if kind == "u2i" else None, now, now)
+            chat = Chat(chat_id or self._chat_id(kind), kind, customer_id, item_id if kind == "u2i" else None, now, now)
             chat.activity = next(self._activity)
             self.chats[chat.id] = chat
             return chat

@@ -11,7 +11,7 @@ import importlib
 __all__ = ["MODULES", "load"]
 
 MODULES = [f"avito_harness.judge.steps.{name}" for name in ("fixtures", "given", "when", "then_gateway", "then_chat",
-                                                                  "health", "content")]
+                                                                  "health", "content", "recorded")]
 
 
 def load() -> None:
