@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from avito_harness.fakes.clock import Clock
-from avito_harness.fakes.scenario import read_scenario
-from avito_harness.fakes.settings import SimSettings
-from avito_harness.stack.control_clients import AvitoSim, N8nSim, SttSim
-from avito_harness.stack.local import Stack, StackError
+if TYPE_CHECKING:  # the plugin loads in every pytest run of the user's venv: the stack only when a test asks
+    from avito_harness.fakes.clock import Clock
+    from avito_harness.fakes.settings import SimSettings
+    from avito_harness.stack.control_clients import AvitoSim, N8nSim, SttSim
+    from avito_harness.stack.local import Stack
 
 __all__ = ["pytest_addoption", "pytest_configure"]
 
@@ -73,6 +73,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def sim_settings(pytestconfig: pytest.Config) -> SimSettings:
+    """The fakes' settings: free ports, a frozen clock, n8n recording only; ``--sim-seed`` and the ``SIM_*``
+    environment variables apply."""
+    from avito_harness.fakes.settings import SimSettings
+
     overrides: dict[str, Any] = {"avito_port": 0, "n8n_port": 0, "stt_port": 0, "clock": "frozen", "n8n_mode": "record"}
     seed = pytestconfig.getoption("--sim-seed")
     if seed is not None:
@@ -84,6 +88,8 @@ def sim_settings(pytestconfig: pytest.Config) -> SimSettings:
 def sim_stack(sim_settings: SimSettings) -> Iterator[Stack]:
     """The fakes on free ports for the session; a stack that cannot start ends the session with exit code 2
     (the harness could not judge), never as failed tests."""
+    from avito_harness.stack.local import Stack, StackError
+
     stack = Stack(sim_settings)
     try:
         stack.serve()
@@ -99,6 +105,11 @@ def sim_stack(sim_settings: SimSettings) -> Iterator[Stack]:
 
 @pytest.fixture
 def sim(sim_stack: Stack, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The stack reset for this test (``@pytest.mark.sim(scenario=...)`` loads a scenario after the reset): its
+    ``urls``, control clients ``avito``, ``n8n``, ``stt``, ``clock``, ``advance(seconds)``, ``story()``. The test
+    fails if a fault rule it armed never fired, or n8n got a message that breaks the normalized-message schema."""
+    from avito_harness.fakes.scenario import read_scenario
+
     sim_stack.reset()
     marker = request.node.get_closest_marker("sim")
     if marker is not None and marker.kwargs.get("scenario") is not None:
@@ -118,19 +129,25 @@ def sim(sim_stack: Stack, request: pytest.FixtureRequest) -> Iterator[Stack]:
 
 @pytest.fixture
 def avito(sim: Stack) -> AvitoSim:
+    """The fake Avito's control client: ``account(user_id)``, ``customer_says(user_id, chat_id, text)``,
+    ``add_fault(preset, route=..., times=...)``, ``chat(user_id, chat_id)``, ``journal()``, ``tokens(user_id)``."""
     return sim.avito
 
 
 @pytest.fixture
 def n8n(sim: Stack) -> N8nSim:
+    """The fake n8n's control client: ``received()``, ``wait_for(count)``, ``add_fault(...)``, ``flows(mode=...)``
+    (record-only here; ``flows(mode="flows")`` runs BatteryCRM's workflows), ``appeals()``, ``history()``."""
     return sim.n8n
 
 
 @pytest.fixture
 def stt(sim: Stack) -> SttSim:
+    """The fake speech-to-text's control client (what it was asked, its faults)."""
     return sim.stt
 
 
 @pytest.fixture
 def clock(sim: Stack) -> Clock:
+    """The stack's virtual clock (frozen): ``now()``, ``advance(seconds)``."""
     return sim.clock

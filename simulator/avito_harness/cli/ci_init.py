@@ -1,22 +1,24 @@
 """``avito-harness init --ci github|gitlab``: CI files for a user's repository that run the acceptance run.
 
-The workflow installs this harness (pinned to the running version), starts the user's gateway by its
-command and runs the five stages with JUnit and JSON reports kept as artifacts. ``--docker`` also writes a
-``docker-compose.test.yml`` for teams whose gateway ships as an image: the harness container serves the
-fakes on the compose network and runs the scenarios against the gateway container.
+The workflow installs this harness from the source the user names (``--install``: a wheel in the repository,
+a git URL, ``.``; the harness is not on the public package index, and a bare name there could install someone
+else's code), installs the user's gateway (``--gateway-install``), keeps pip's cache between runs, starts the
+gateway by its command and runs the five stages with JUnit and JSON reports kept as artifacts. ``--docker``
+also writes a ``docker-compose.test.yml`` for teams whose gateway ships as an image, and the workflow runs
+it: the gateway's healthcheck gates the harness (``depends_on: service_healthy``), the harness container serves
+the fakes on the compose network and runs the scenarios against the gateway container.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import yaml
 
 from avito_harness.fakes.settings import DEMO_API_KEY, DEMO_USER_ID, WEBHOOK_PATH
 
-__all__ = ["CiOptions", "write_ci_files", "github_workflow", "gitlab_ci", "compose_file"]
+__all__ = ["CiOptions", "MissingInstall", "write_ci_files", "github_workflow", "gitlab_ci", "compose_file"]
 
 REPORTS = "avito-acceptance"
 
@@ -29,16 +31,21 @@ class CiOptions:
     docker: bool = False
     gateway_image: str = "my-gateway:latest"
     force: bool = False
-    install: str | None = None  # what pip installs: a version pin (default), a wheel URL, a git URL ...
+    install: str | None = None  # what pip installs: a wheel path, a git URL, "." (required to write files)
+    gateway_install: str | None = None  # how CI installs the user's gateway (a shell command)
+
+
+class MissingInstall(ValueError):
+    """``--install`` not given: the files would pip-install a name the public index does not hold."""
 
 
 def _install_spec(options: CiOptions) -> str:
-    if options.install:
-        return options.install
-    try:
-        return f"avito-harness=={version('avito-harness')}"
-    except PackageNotFoundError:  # pragma: no cover - a bare source tree
-        return "avito-harness"
+    if not options.install:
+        raise MissingInstall("say what CI installs: --install ./wheels/avito_harness-X-py3-none-any.whl (a wheel "
+                             "in your repository), --install 'git+https://your.git/avito-harness@TAG' or --install "
+                             "'avito-harness==X' if your own index holds it; the harness is not on PyPI, and a bare "
+                             "name there could install someone else's code")
+    return options.install
 
 
 def _run_command(options: CiOptions) -> str:
@@ -54,17 +61,27 @@ def _quoted(text: str) -> str:
 
 
 def github_workflow(options: CiOptions) -> str:
+    install = [{"name": "Install your gateway", "run": options.gateway_install}] if options.gateway_install else []
+    cache = {"name": "Keep pip's downloads between runs", "uses": "actions/cache@v4",
+             "with": {"path": "~/.cache/pip", "key": "pip-${{ runner.os }}-${{ hashFiles('**/pyproject.toml', "
+                                                      "'**/requirements*.txt', '.github/workflows/avito-acceptance.yml') }}",
+                      "restore-keys": "pip-${{ runner.os }}-"}}
+    if options.docker:
+        run = [{"name": "Five-stage acceptance run against the gateway image",
+                "run": "docker compose -f docker-compose.test.yml up --exit-code-from harness --abort-on-container-exit"}]
+    else:
+        run = [{"name": "Install the Avito harness", "run": f"python -m pip install '{_install_spec(options)}'"},
+               *install, {"name": "Five-stage acceptance run against our gateway", "run": _run_command(options)}]
     doc = {
         "name": "Avito acceptance",
         "on": {"push": None, "pull_request": None, "workflow_dispatch": None},
         "jobs": {"avito-acceptance": {
-            "runs-on": "ubuntu-latest",
+            "runs-on": "ubuntu-24.04",
             "timeout-minutes": 20,
             "steps": [
                 {"uses": "actions/checkout@v4"},
                 {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
-                {"name": "Install the Avito harness", "run": f"python -m pip install '{_install_spec(options)}'"},
-                {"name": "Five-stage acceptance run against our gateway", "run": _run_command(options)},
+                cache, *run,
                 {"name": "Keep the reports", "if": "always()", "uses": "actions/upload-artifact@v4",
                  "with": {"name": REPORTS, "path": f"{REPORTS}.*"}},
             ],
@@ -79,7 +96,10 @@ def gitlab_ci(options: CiOptions) -> str:
         "avito-acceptance": {
             "image": "python:3.11-slim",
             "stage": "test",
-            "script": [f"python -m pip install '{_install_spec(options)}'", _run_command(options)],
+            "variables": {"PIP_CACHE_DIR": "$CI_PROJECT_DIR/.cache/pip"},
+            "cache": {"key": "pip", "paths": [".cache/pip"]},
+            "script": [f"python -m pip install '{_install_spec(options)}'",
+                       *([options.gateway_install] if options.gateway_install else []), _run_command(options)],
             "artifacts": {"when": "always", "paths": [f"{REPORTS}.json", f"{REPORTS}.html"],
                           "reports": {"junit": f"{REPORTS}.xml"}},
         },
@@ -100,6 +120,7 @@ def compose_file(options: CiOptions) -> str:
                 "environment": harness_env,
                 "command": ["sh", "-c", f"python -m pip install -q '{_install_spec(options)}' && avito-harness run "
                             f"--gateway-url http://gateway:8765 --junit {REPORTS}.xml --json {REPORTS}.json"],
+                "depends_on": {"gateway": {"condition": "service_healthy"}},
             },
             "gateway": {
                 "image": options.gateway_image,
@@ -110,6 +131,9 @@ def compose_file(options: CiOptions) -> str:
                     "SERVER_HOST": "0.0.0.0", "SERVER_PORT": "8765",
                     "PUBLIC_WEBHOOK_URL": f"http://gateway:8765{WEBHOOK_PATH}",
                 },
+                "healthcheck": {"test": ["CMD", "python", "-c", "import urllib.request; "
+                                         "urllib.request.urlopen('http://127.0.0.1:8765/health', timeout=3)"],
+                                "interval": "2s", "timeout": "5s", "retries": 30},
             },
         },
     }
@@ -125,6 +149,7 @@ def write_ci_files(options: CiOptions, root: Path) -> list[Path]:
         else {root / ".gitlab-ci.yml": gitlab_ci}
     if options.docker:
         files[root / "docker-compose.test.yml"] = compose_file
+    _install_spec(options)  # nothing is written without a source to install from
     existing = [p for p in files if p.exists()]
     if existing and not options.force:
         raise FileExistsError(", ".join(str(p) for p in existing))

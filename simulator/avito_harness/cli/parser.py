@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--docker", action="store_true", help="also write docker-compose.test.yml (gateway as an image)")
     init.add_argument("--gateway-image", default="my-gateway:latest", help="your gateway's image (with --docker)")
     init.add_argument("--dir", default=".", help="the repository to write into (default: here)")
-    init.add_argument("--install", help="what CI pip-installs (default: this version, avito-harness==X.Y.Z)")
+    init.add_argument("--install", help="what CI pip-installs: a wheel path, a git URL or . (required: the harness "
+                                        "is not on PyPI)")
+    init.add_argument("--gateway-install", help="how CI installs your gateway (e.g. 'python -m pip install .')")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     n8n = sub.add_parser("n8n", help="the real n8n (npm, pinned) for testing real workflows")
     n8n_sub = n8n.add_subparsers(dest="n8n_command", required=True)
@@ -131,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Exit codes: 0 every operation judged and passed; 1 violations found; 2 the "
                                           "harness could not judge (nothing answers, the key is refused, ...).")
     contract.add_argument("--gateway-url", required=True, help="base URL of the gateway to check")
-    contract.add_argument("--api-key", required=True, help="its X-API-Key")
+    contract.add_argument("--gateway-api-key", "--api-key", dest="api_key", required=True,
+                          help="its X-API-Key (the same option as run's; --api-key also works)")
     contract.add_argument("--allow-writes", action="store_true", help="also run sends (only to --chat-id chats)")
     contract.add_argument("--chat-id", action="append", default=[], help="a chat sends may go to (repeatable)")
     contract.add_argument("--max-examples", type=int, default=25, help="generated requests per operation (25)")

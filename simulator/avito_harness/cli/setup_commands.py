@@ -11,12 +11,15 @@ __all__ = ["run_init", "run_n8n"]
 
 
 def run_init(args: argparse.Namespace, console: Console) -> int:
-    from avito_harness.cli.ci_init import CiOptions, write_ci_files
+    from avito_harness.cli.ci_init import CiOptions, MissingInstall, write_ci_files
 
     options = CiOptions(args.ci, args.gateway_cmd, args.features, args.docker, args.gateway_image, args.force,
-                        args.install)
+                        args.install, args.gateway_install)
     try:
         written = write_ci_files(options, Path(args.dir))
+    except MissingInstall as exc:
+        console.print(f"error: {exc}", markup=False)
+        return 2
     except FileExistsError as exc:
         console.print(f"[red]error:[/red] already there: {exc} (--force overwrites)")
         return 2

@@ -1,0 +1,27 @@
+"""The command line names an option the same way in every command that has it."""
+
+from __future__ import annotations
+
+import pytest
+
+from avito_harness.cli.parser import build_parser
+
+
+@pytest.mark.parametrize("spelling", ["--gateway-api-key", "--api-key"])
+def test_contract_takes_the_gateway_key_as_run_names_it(spelling: str) -> None:
+    args = build_parser().parse_args(["contract", "--gateway-url", "http://127.0.0.1:9", spelling, "k-1"])
+    assert args.api_key == "k-1"
+    assert build_parser().parse_args(["run", "--gateway-api-key", "k-2"]).gateway_api_key == "k-2"
+
+
+def test_the_pytest_plugin_costs_nothing_until_a_test_asks_for_the_stack() -> None:
+    """Installing the harness must not slow every pytest run of the user's venv: importing the plugin does not
+    import the fakes, the stack or FastAPI."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, avito_harness.pytest_plugin; "
+             "print(sorted(m for m in sys.modules if m.startswith(('avito_harness.stack', 'avito_harness.fakes', "
+             "'fastapi', 'uvicorn'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
