@@ -62,7 +62,8 @@ def test_the_real_n8n_profile_pins_its_images_and_imports_our_workflows() -> Non
     settings = SimSettings.from_env({k: str(v) for k, v in tap.items()})
     assert settings.n8n_upstream == "http://n8n-real:5678" and settings.crm_url and "@postgres:5432/" in settings.crm_url
     credentials = yaml.safe_load(ROOT.joinpath(COMPOSE_FILE).read_text())["configs"]["n8n-credentials"]["content"]
-    assert {(c["id"], c["name"]) for c in json.loads(credentials)} == set(CREDENTIALS.values())
+    assert {(c["id"], c["name"]) for c in json.loads(credentials)} == \
+        {CREDENTIALS[role] for role in ("postgres", "gateway_api_key", "speech_to_text")}
 
 
 def test_the_replicas_profile_runs_three_gateways_on_one_postgres_behind_nginx() -> None:
