@@ -9,8 +9,9 @@ COPY gateway gateway
 COPY contracts contracts
 COPY features features
 COPY workflows workflows
-# the wheel's install: contracts, features and the step library ship inside the package
-RUN /venv/bin/pip install --no-cache-dir --upgrade pip && /venv/bin/pip install --no-cache-dir .
+# the two distributions (the gateway alone has its own image: gateway/Dockerfile); contracts, features and the
+# step library ship inside the harness's package
+RUN /venv/bin/pip install --no-cache-dir --upgrade pip && /venv/bin/pip install --no-cache-dir ./gateway .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --create-home harness

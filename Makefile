@@ -15,10 +15,11 @@ help:
 	@echo "make lint  - ruff + mypy --strict"
 	@echo "make bench - benchmarks (not part of make test); results in bench/results/latest.json"
 
-$(STAMP): pyproject.toml
+# Two distributions from this repository: the gateway (gateway/pyproject.toml) and the harness (pyproject.toml).
+$(STAMP): pyproject.toml gateway/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e ./gateway -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -40,7 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e ./gateway -e '.[test,dev]'
 	$(BIN)/ruff check simulator gateway tests
 	$(BIN)/mypy
 

@@ -27,9 +27,7 @@ pytest_plugins = ["pytester"]
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh venv with the freshly built wheel installed; yields its bin directory."""
     base = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(base / "dist")], check=True, capture_output=True, cwd=base)
-    (wheel,) = (base / "dist").glob("avito_harness-*.whl")
+    wheels = _wheels(base / "dist")
     env_dir = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
     python = env_dir / "bin" / "python"
@@ -37,8 +35,41 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                                check=True, capture_output=True, text=True).stdout.strip())
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
     subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--ignore-installed", "--no-index", "-q",
-                    str(wheel)], check=True, capture_output=True, cwd=base)
+                    *map(str, wheels.values())], check=True, capture_output=True, cwd=base)
     yield env_dir / "bin"
+
+
+def _wheels(into: Path) -> dict[str, Path]:
+    """The repository's two distributions, built from a clean copy of this checkout (a build/ folder left in the
+    tree, or another worker's build, never leaks into them): the harness and the gateway."""
+    import shutil
+
+    tree = into.parent / "source"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", "build", "*.egg-info", ".git", "__pycache__",
+                                                              "tests", "bench", "node_modules", ".hypothesis"))
+    for source in (tree, tree / "gateway"):
+        subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(into)], check=True, capture_output=True, cwd=into.parent)
+    (harness,) = into.glob("avito_harness-*.whl")
+    (gateway,) = into.glob("avito_gateway-*.whl")
+    return {"avito-harness": harness, "avito-gateway": gateway}
+
+
+def test_the_gateway_and_the_harness_are_two_distributions(tmp_path: Path) -> None:
+    """A shop's gateway image installs the gateway alone: none of the harness's code, none of its test tools."""
+    import zipfile
+
+    wheels = _wheels(tmp_path / "dist")
+    names = {dist: zipfile.ZipFile(path).namelist() for dist, path in wheels.items()}
+    assert names["avito-gateway"] and all(n.startswith("avito_gateway") for n in names["avito-gateway"])
+    assert not any(n.startswith("avito_gateway/") for n in names["avito-harness"])
+    metadata = {dist: zipfile.ZipFile(path).read(next(n for n in names[dist] if n.endswith("METADATA"))).decode()
+                for dist, path in wheels.items()}
+    gateway_needs = {line.split(":", 1)[1].split(";")[0].strip().split("[")[0].split(">")[0].split("=")[0].lower()
+                     for line in metadata["avito-gateway"].splitlines() if line.startswith("Requires-Dist:")}
+    assert gateway_needs and not gateway_needs & {"pytest", "pytest-bdd", "schemathesis", "hypothesis", "faker",
+                                                  "rich", "avito-harness"}
+    assert "Requires-Dist: avito-gateway==0.1.0; extra == \"embedded\"" in metadata["avito-harness"]
 
 
 def _run(bin_dir: Path, cwd: Path, *command: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

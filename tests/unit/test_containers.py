@@ -155,8 +155,16 @@ def test_dockerfile_is_multi_stage_non_root_and_installs_the_package_with_its_da
     build = dockerfile.split("\nFROM ")[1]  # the first stage
     for path in ("simulator", "gateway", "contracts", "features", "workflows"):  # what the package is built from
         assert f"COPY {path} {path}" in build
-    assert "pip install --no-cache-dir ." in build
+    assert "pip install --no-cache-dir ./gateway ." in build  # both distributions
     assert "COPY tests" not in dockerfile and "AVITO_HARNESS_CONTRACTS" not in dockerfile  # nothing read from a tree
+
+
+def test_the_gateways_own_image_installs_the_gateway_alone() -> None:
+    dockerfile = (ROOT / "gateway" / "Dockerfile").read_text()
+    copied = re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.M)
+    assert copied == ["pyproject.toml", "avito_gateway"]  # its build context is gateway/: nothing of the harness
+    assert "pip install --no-cache-dir ." in dockerfile and re.search(r"^USER gateway", dockerfile, re.M)
+    assert 'CMD ["avito-gateway"]' in dockerfile and "/health" in dockerfile
 
 
 def test_compose_yaml_is_plain_yaml_with_anchors_resolved() -> None:

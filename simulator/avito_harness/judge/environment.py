@@ -324,9 +324,14 @@ class Environment:
             return _load_factory(self.options.gateway_app)
         found = [ep for ep in entry_points(group=EMBEDDED_GROUP) if ep.name == "ours"]
         if not found:
-            raise CannotJudge(Category.SETUP, f"no embedded gateway is installed (entry point {EMBEDDED_GROUP}/ours): "
-                              "give your gateway with --gateway-cmd or --gateway-url")
-        factory: Callable[..., Any] = found[0].load()
+            raise CannotJudge(Category.SETUP, "our gateway is not installed (pip install 'avito-harness[embedded]', "
+                              f"entry point {EMBEDDED_GROUP}/ours): give yours with --gateway-cmd, --gateway-url or "
+                              "--gateway-app")
+        try:
+            factory: Callable[..., Any] = found[0].load()
+        except ImportError as exc:  # its metadata is there, its code is not (a half-removed install)
+            raise CannotJudge(Category.SETUP, f"our gateway's entry point {found[0].value} cannot be loaded ({exc}): "
+                              "reinstall avito-gateway, or give yours with --gateway-cmd or --gateway-url") from None
         return factory
 
     def embedded_app(self, api_key: str, data_dir: Path) -> Any:
