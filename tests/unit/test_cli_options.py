@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from avito_harness.cli.parser import build_parser
@@ -17,11 +20,25 @@ def test_contract_takes_the_gateway_key_as_run_names_it(spelling: str) -> None:
 def test_the_pytest_plugin_costs_nothing_until_a_test_asks_for_the_stack() -> None:
     """Installing the harness must not slow every pytest run of the user's venv: importing the plugin does not
     import the fakes, the stack or FastAPI."""
-    import subprocess
-    import sys
-
     probe = ("import sys, avito_harness.pytest_plugin; "
              "print(sorted(m for m in sys.modules if m.startswith(('avito_harness.stack', 'avito_harness.fakes', "
              "'fastapi', 'uvicorn'))))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def _without(module: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """The command in a process where ``module`` cannot be imported (the extra that brings it not installed)."""
+    code = (f"import sys; sys.modules[{module!r}] = None\n"
+            f"from avito_harness.cli import main\nsys.exit(main({argv!r}))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_contract_without_its_extra_names_the_extra() -> None:
+    done = _without("schemathesis", ["contract", "--gateway-url", "http://127.0.0.1:9", "--gateway-api-key", "k"])
+    assert done.returncode == 2 and "pip install 'avito-harness[contract]'" in done.stdout, done.stdout + done.stderr
+
+
+def test_real_n8n_without_psycopg_names_the_extra() -> None:
+    done = _without("psycopg", ["run", "--n8n", "real"])
+    assert done.returncode == 2 and "pip install 'avito-harness[postgres]'" in done.stdout, done.stdout + done.stderr

@@ -4,6 +4,7 @@ and ``steps`` (the step vocabulary). Exit codes: 0 judged and passed, 1 defects 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from rich.console import Console
@@ -43,10 +44,16 @@ def harness_failed(console: Console, exc: BaseException) -> int:
 
 
 def run_contract(args: argparse.Namespace, console: Console) -> int:
-    # schemathesis and hypothesis load only for this command: `serve` and `sim` start faster without them
-    from avito_harness.judge.contract.report import print_report, write_json, write_junit
-    from avito_harness.judge.contract.runner import ContractOptions, ContractRun, check_gateway
+    # schemathesis and hypothesis load only for this command (the `contract` extra): the base install runs `run`
     from avito_harness.judge.verdict import CannotJudge, ExitCode, Verdict
+
+    try:
+        from avito_harness.judge.contract.report import print_report, write_json, write_junit
+        from avito_harness.judge.contract.runner import ContractOptions, ContractRun, check_gateway
+    except ImportError as exc:
+        console.print(f"could not judge (exit 2) [setup_error]: the contract check needs schemathesis ({exc.name} is "
+                      "missing): pip install 'avito-harness[contract]'", markup=False)
+        return int(ExitCode.CANNOT_JUDGE)
 
     target = args.gateway_url.rstrip("/")
     run: ContractRun | None = None
@@ -112,6 +119,8 @@ def real_n8n_problem(args: argparse.Namespace) -> str | None:
         return f"--workflows {args.workflows}: no such file or directory"
     if args.workflows_map and not Path(args.workflows_map).is_file():
         return f"--workflows-map {args.workflows_map}: no such file"
+    if args.n8n == "real" and importlib.util.find_spec("psycopg") is None:
+        return "--n8n real keeps the CRM in PostgreSQL and needs psycopg: pip install 'avito-harness[postgres]'"
     if args.n8n == "real" and not args.n8n_url:
         from avito_harness.real.n8n.install import N8nInstall
 

@@ -212,7 +212,11 @@ class Environment:
         self.stack = stack
 
     def _start_pipeline(self) -> None:
-        import psycopg
+        try:
+            import psycopg
+        except ImportError:
+            raise CannotJudge(Category.SETUP, "the real pipeline needs psycopg for its Postgres: pip install "
+                              "'avito-harness[postgres]'") from None
 
         from avito_harness.real.n8n.mapping import MappingError
         from avito_harness.real.n8n.pipeline import start_behind
