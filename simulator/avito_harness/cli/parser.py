@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     from_recording.add_argument("--out", help="write the scenario here (default: print it)")
     steps = sub.add_parser("steps", help="every step phrase for your own .feature files, with an example each")
     steps.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    sim = sub.add_parser("sim", help="serve the fake Avito and the fake n8n receiver")
+    sim = sub.add_parser("sim", help="serve the fake Avito, the fake n8n, the fake speech-to-text, our gateway and "
+                                     "the demo page until Ctrl-C")
     sim.add_argument("--host", help="address to bind (default 127.0.0.1)")
     sim.add_argument("--avito-port", type=int, help="fake Avito port (default 8080; 0 = a free port)")
     sim.add_argument("--n8n-port", type=int, help="fake n8n port (default 5678; 0 = a free port)")
