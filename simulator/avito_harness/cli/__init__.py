@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 
 from avito_harness.cli.judging import run_contract, run_run, run_steps
+from avito_harness.cli.load_command import run_load_command
 from avito_harness.cli.parser import build_parser
 from avito_harness.cli.recording_commands import run_record, run_replay, run_scenario
 from avito_harness.cli.serving import run_demo, run_serve, run_sim, run_up_command
@@ -24,7 +25,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "sim": run_sim, "steps": run_steps, "init": run_init, "n8n": run_n8n, "contract": run_contract,
     "serve": run_serve, "up": run_up_command, "demo": run_demo, "run": run_run,
-    "record": run_record, "replay": run_replay, "scenario": run_scenario,
+    "record": run_record, "replay": run_replay, "scenario": run_scenario, "load": run_load_command,
 }
 
 

@@ -1,0 +1,144 @@
+"""``avito-harness load``: the fakes here, our gateway (or yours) for N shops, Locust's users against both, the
+verdict from what the fakes saw. ``--workers N`` runs Locust distributed on this machine (a master and N workers);
+on several machines, run the printed worker command on each (see the README)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from avito_harness.load.judge import LoadVerdict, judge, read_sent
+from avito_harness.load.plan import LoadPlan, make_shops, write_accounts
+from avito_harness.stack.gateway_process import GatewayProcess, free_port, stop_process
+from avito_harness.waiting import pause
+
+__all__ = ["LoadOptions", "LoadResult", "run_load"]
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+SEED_ACCOUNT = (100000001, "sim-client-id", "sim-client-secret")  # the gateway's default account: not loaded
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    shops: int = 10
+    chats: int = 3
+    duration: float = 30.0
+    rate: float = 1.0  # customer messages a second per shop (replies the same)
+    workers: int = 0  # 0: one Locust process; N: a master and N workers (Locust's distributed mode)
+    web: bool = False  # Locust's web UI (127.0.0.1:8089) instead of headless
+    gateway_cmd: str | None = None  # default: our gateway (avito-gateway)
+    drain: float = 60.0  # seconds to wait for the last deliveries after the load stops
+
+
+@dataclass
+class LoadResult:
+    verdict: LoadVerdict
+    cpu_seconds: dict[str, float]
+    locust_summary: str
+    elapsed: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.verdict.as_dict(), "cpu_seconds": self.cpu_seconds, "elapsed": round(self.elapsed, 2)}
+
+
+def _cpu(pid: int) -> float:
+    """User + system seconds a process and its waited-for children used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _locust(plan_path: Path, options: LoadOptions, users: int, csv: Path) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, "AVITO_LOAD_PLAN": str(plan_path)}
+    exe = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+    run = ["-u", str(users), "-r", str(max(1, users)), "-t", f"{int(options.duration)}s", "--csv", str(csv),
+           "--only-summary", "--stop-timeout", "10"]
+    ui = ["--web-host", "127.0.0.1", "--autostart"] if options.web else ["--headless"]
+    if options.workers <= 0:
+        return [subprocess.Popen([*exe, *ui, *run], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
+    port = free_port()
+    master = subprocess.Popen([*exe, *ui, *run, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                               str(port), "--expect-workers", str(options.workers)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    workers = [subprocess.Popen([*exe, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(options.workers)]
+    return [master, *workers]
+
+
+def _drained(stack: Any, expected: int, limit: float) -> None:
+    """Wait until n8n has every message sent, or nothing new arrives for 3 s (bounded by ``limit``)."""
+    deadline, last, quiet_since = time.monotonic() + limit, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = len(stack.n8n.received("load"))
+        if count >= expected:
+            return
+        if count != last:
+            last, quiet_since = count, time.monotonic()
+        elif time.monotonic() - quiet_since > 3:
+            return
+        pause(0.25)
+
+
+def run_load(options: LoadOptions, stack: Any, work: Path) -> LoadResult:
+    """The load against a stack that is serving (the caller owns it); ``work`` holds the plan and the users' files."""
+    started = time.perf_counter()
+    shops = make_shops(stack.urls["avito"], options.shops, options.chats)
+    stack.n8n.register("load")
+    accounts = write_accounts(shops, stack.urls["n8n"], work / "accounts.yaml")
+    user, client_id, secret = SEED_ACCOUNT
+    command = tuple(options.gateway_cmd.split()) if options.gateway_cmd else (sys.executable, "-m", "avito_gateway")
+    gateway = GatewayProcess(avito_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
+                             client_id=client_id, client_secret=secret, user_id=user, command=command,
+                             data_dir=str(work / "gateway"), extra_env={
+                                 "ACCOUNTS_FILE": str(accounts), "RATE_LIMIT_REQUESTS": "1000000",
+                                 "OUTBOX_POLL_INTERVAL": "0.02"})
+    gateway.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=30) as client:
+            for shop in shops:
+                answer = client.post("/api/webhook/subscribe", headers={"X-API-Key": shop.api_key},
+                                     json={"url": f"{gateway.url}/webhook/avito/{shop.webhook_secret}"})
+                answer.raise_for_status()
+        out = work / "sent"
+        out.mkdir()
+        plan = LoadPlan(stack.urls["avito"], gateway.url, shops, str(out), options.rate, options.rate)
+        plan.write(work / "plan.json")
+        cpu_before = {"gateway": _cpu(gateway.proc.pid) if gateway.proc else 0.0, "fakes": time.process_time(),
+                      "locust": _children_cpu()}
+        procs = _locust(work / "plan.json", options, users=2 * len(shops), csv=work / "locust")
+        summary = (procs[0].communicate(timeout=options.duration + 300)[0] or b"").decode(errors="replace")
+        for worker in procs[1:]:
+            worker.wait(30)
+        cpu_locust = _children_cpu() - cpu_before["locust"]  # every Locust process has been waited for
+        sent = read_sent(out)
+        _drained(stack, sum(1 for s in sent if s["kind"] == "inbound" and s["status"] in (200, 201)), options.drain)
+        cpu = {"gateway": (_cpu(gateway.proc.pid) if gateway.proc else 0.0) - cpu_before["gateway"],
+               "fakes": time.process_time() - cpu_before["fakes"], "locust": cpu_locust}
+        chats = {(shop.user_id, chat): stack.avito.chat(shop.user_id, chat)["messages"]
+                 for shop in shops for chat in shop.chats}
+        verdict = judge(sent, stack.n8n.received("load"), chats)
+    finally:
+        for proc in procs:
+            stop_process(proc, grace=5)
+        gateway.stop()
+    return LoadResult(verdict, {k: round(v, 2) for k, v in cpu.items()}, summary[-3000:],
+                      time.perf_counter() - started)
+
