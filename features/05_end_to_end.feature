@@ -24,6 +24,14 @@ Feature: Stage 5 - end to end
     Then the customer's chat shows "Добрый день! Меня зовут Анна, чем помочь?"
     And messages_history has a sent "operator" row for the appeal
 
+  Scenario: An operator's answer with an apostrophe, quotes, a backslash, an emoji and a new line is kept as written
+    Given operator mode is on
+    When the customer writes "А доставка в выходные есть?"
+    And the batching window closes
+    Then the appeal waits for an operator
+    When the operator answers with an apostrophe, quotes, a backslash, an emoji and a new line
+    Then the customer's chat and messages_history hold that answer as written
+
   Scenario: The seller answers from the Avito app: kept as the operator's answer, the AI stays silent
     When the customer writes "Есть аккумулятор 60Ah?"
     And the batching window closes

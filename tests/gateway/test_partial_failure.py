@@ -112,7 +112,9 @@ def test_calls_waiting_for_a_hanging_token_endpoint_share_its_failure(make_gatew
     assert {status for status, _ in results} == {504}
     ends = [at - started for _, at in results]
     assert max(ends) - min(ends) < 1.0, ends
-    assert len(sim.avito.journal(method="POST", path="/token")) == 2  # one per attempt (max_retries=1), shared
+    # one per attempt (max_retries=1), shared; a hung request is journaled once the fake sees it dropped
+    wait_until(lambda: len(sim.avito.journal(method="POST", path="/token")) >= 2, 10)
+    assert len(sim.avito.journal(method="POST", path="/token")) == 2
     assert _posted(sim, chat, "без токена 0") == []
 
 

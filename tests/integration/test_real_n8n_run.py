@@ -92,3 +92,18 @@ def test_a_pre_rollout_export_is_judged_against_the_plan_in_one_run(tmp_path: Pa
     review = [s for s in scenarios if s["stage"] == "0 workflows"]
     assert len(review) == 7 and all(s["outcome"] == "failed" for s in review)
     assert "note workflow 'Appeal debouncer' runs on its own" in done.stdout
+
+
+@pytest.mark.usefixtures("one_n8n_at_a_time")
+def test_an_answer_pasted_into_the_sql_is_named_by_the_review_and_lost_at_run_time(tmp_path: Path) -> None:
+    """BAT OUT writing messages_history with the answer pasted into its query: the review names the interpolation,
+    and at run time an operator's answer with an apostrophe reaches the customer but never the CRM's history."""
+    folder = workflows_dir() / "defects" / "bat-out-interpolates-sql"
+    done, scenarios = _run(tmp_path, "--workflows", str(folder), "--workflows-map", str(folder / "mapping.yaml"),
+                           "--scenario", "kept as written", "--scenario", "An operator answers instead")
+    assert done.returncode == 1, done.stdout[-4000:]
+    failed = {s["name"]: {d["code"] for d in s["defects"]} for s in scenarios if s["outcome"] == "failed"}
+    assert failed == {"Queries take the message as a parameter, never as text": {"sql_interpolation"},
+                      "An operator's answer with an apostrophe, quotes, a backslash, an emoji and a new line is kept "
+                      "as written": {"history_row_wrong"}}, failed
+    assert any(s["name"] == "An operator answers instead" and s["outcome"] == "passed" for s in scenarios)

@@ -74,3 +74,38 @@ def _(harness: Harness) -> None:
     written = [t for t in harness.seen.written if t in order]
     expect(order == written, "order_broken", f"n8n received {order}; the customer wrote {harness.seen.written}: a "
            "chat's messages must reach n8n in the order written (the AI reads them as a conversation)")
+
+
+#: An answer an interpolated SQL query cannot hold: an apostrophe, both quotes, a backslash, an emoji outside the
+#: basic plane and a line break (SPEC's messages_history row must keep it as the operator wrote it).
+AWKWARD = "Да, O'Brien's \"доставка\" в C:\\склад 🚚\nзавтра к 10:00"
+
+
+@when("the operator answers with an apostrophe, quotes, a backslash, an emoji and a new line")
+def _(harness: Harness) -> None:
+    (appeal,) = harness.n8n.appeals()
+    harness.seen.operator = harness.n8n.answer(appeal["id"], AWKWARD)
+    harness.seen.sent_text = AWKWARD
+
+
+@check("the customer's chat and messages_history hold that answer as written")
+def _(harness: Harness) -> None:
+    texts = harness.chat_texts()
+    near = [t for t in texts if t and t != AWKWARD and t[:8] == AWKWARD[:8]]
+    expect(AWKWARD in texts or not near, "text_changed",
+           f"the chat shows another text than the operator wrote: {_difference(near[-1], AWKWARD)}" if near else "")
+    (appeal,) = harness.n8n.appeals()
+    rows = [h for h in harness.n8n.history() if h["appeal_id"] == appeal["id"]]
+    kept = [r for r in rows if r.get("text") == AWKWARD]
+    refused = (harness.seen.operator or {}).get("error")
+    expect(bool(kept), "history_row_wrong", "no messages_history row holds the operator's answer as written "
+           f"(rows: {[(r.get('message_type'), r.get('text')) for r in rows][:3]})"
+           + (f"; the workflows said: {refused}" if refused else "")
+           + ": an apostrophe, a quote, a backslash, an emoji or a line break broke or changed it")
+    if kept:
+        row = kept[0]
+        expect((row.get("message_type"), row.get("channel")) == ("operator", "avito"), "history_row_wrong",
+               f"the answer's row has message_type {row.get('message_type')!r} and channel {row.get('channel')!r}; "
+               "SPEC's row has 'operator' and 'avito'")
+    expect(AWKWARD in texts, "send_failed", "the operator's answer is not in the customer's chat"
+           + (f": {refused}" if refused else ""))
