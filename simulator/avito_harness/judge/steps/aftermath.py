@@ -7,6 +7,8 @@ served (the gateway's mistake, named though the scenario went on), and a gateway
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from avito_harness.judge.diagnosis import REASON_DEFECTS, Anomaly, first_anomaly, served_near_misses
 from avito_harness.judge.environment import USER
 from avito_harness.judge.findings import Finding
@@ -29,6 +31,11 @@ def anomaly_of(h: Harness) -> Anomaly | None:
     return anomaly
 
 
+#: Defects a scenario names in the workflows themselves: a failed n8n execution beside one is its evidence
+WORKFLOW_DEFECTS = frozenset({"history_row_wrong", "workflow_send_refused", "workflow_dropped_message",
+                              "voice_not_transcribed"})
+
+
 def findings_after_steps(h: Harness, secrets: list[str]) -> list[Finding]:
     found = [Finding(REASON_DEFECTS[reason], summary, AFTER_STEPS) for reason, summary in
              served_near_misses(h.avito.journal())]
@@ -43,7 +50,12 @@ def findings_after_steps(h: Harness, secrets: list[str]) -> list[Finding]:
             break
     failed = h.n8n.failed_executions()
     if failed:
-        found.append(Finding("workflow_failed", "; ".join(e["summary"] for e in failed[:3]), AFTER_STEPS))
+        summary = "; ".join(e["summary"] for e in failed[:3])
+        named = next((n for n, f in enumerate(h.findings) if f.code in WORKFLOW_DEFECTS), None)
+        if named is None:
+            found.append(Finding("workflow_failed", summary, AFTER_STEPS))
+        else:  # the failed execution is how that defect happened: its evidence, not a second defect
+            h.findings[named] = replace(h.findings[named], message=f"{h.findings[named].message} (n8n: {summary})")
     unfired = [*h.avito.unfired_faults(), *h.n8n.unfired_faults()]
     if unfired:
         names = ", ".join(f"{f.get('name') or f['id']} on {f['route']}" for f in unfired)
