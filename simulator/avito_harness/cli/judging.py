@@ -110,7 +110,7 @@ def run_steps(args: argparse.Namespace, console: Console) -> int:
 def real_n8n_problem(args: argparse.Namespace) -> str | None:
     """Options that cannot work together, named before anything starts."""
     real_only = [f"--{n.replace('_', '-')}" for n in ("n8n_url", "n8n_api_key", "postgres_url", "workflows",
-                                                      "workflows_map") if getattr(args, n)]
+                                                      "workflows_map", "crm_schema") if getattr(args, n, None)]
     if real_only and args.n8n != "real":
         return f"{', '.join(real_only)} need(s) --n8n real"
     if args.workflows and args.n8n_url:
@@ -119,6 +119,11 @@ def real_n8n_problem(args: argparse.Namespace) -> str | None:
         return f"--workflows {args.workflows}: no such file or directory"
     if args.workflows_map and not Path(args.workflows_map).is_file():
         return f"--workflows-map {args.workflows_map}: no such file"
+    schema = getattr(args, "crm_schema", None)
+    if schema and not Path(schema).is_file():
+        return f"--crm-schema {schema}: no such file"
+    if schema and args.postgres_url:
+        return "--crm-schema is applied to the Postgres the harness starts; yours (--postgres-url) has its schema"
     if args.n8n == "real" and importlib.util.find_spec("psycopg") is None:
         return "--n8n real keeps the CRM in PostgreSQL and needs psycopg: pip install 'avito-harness[postgres]'"
     if args.n8n == "real" and not args.n8n_url:
@@ -145,6 +150,7 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
             gateway_url=args.gateway_url, gateway_api_key=args.gateway_api_key, gateway_cmd=args.gateway_cmd,
             gateway_app=args.gateway_app, stack_url=args.stack_url, n8n=args.n8n, n8n_url=args.n8n_url, n8n_api_key=args.n8n_api_key,
             postgres_url=args.postgres_url, workflows=args.workflows, workflows_map=args.workflows_map,
+            crm_schema=getattr(args, "crm_schema", None),
             request_timeout=args.request_timeout, start_timeout=args.start_timeout,
             scenario_timeout=args.scenario_timeout, max_answer_bytes=args.max_answer_bytes,
             strict_avito=args.strict_avito, redis=args.redis, profile=args.profile)

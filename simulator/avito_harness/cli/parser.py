@@ -175,5 +175,7 @@ def _real_n8n_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n8n-api-key", help="its public API key (to judge by its executions)")
     parser.add_argument("--postgres-url", help="with --n8n real: the CRM's Postgres (default: the harness starts one)")
     parser.add_argument("--workflows", metavar="DIR", help="with --n8n real: your exported workflow JSON instead of ours")
+    parser.add_argument("--crm-schema", metavar="FILE",
+                        help="with --n8n real: your CRM's SQL (your tables) applied before ours fill in what it lacks")
     parser.add_argument("--workflows-map", metavar="FILE",
                         help="YAML: your workflows' credential names and hosts -> the harness's (see the README)")

@@ -68,6 +68,7 @@ class TargetOptions:
     postgres_url: str | None = None
     workflows: str | None = None
     workflows_map: str | None = None
+    crm_schema: str | None = None  # the shop's own SQL for the CRM database (with --n8n real)
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     start_timeout: float = 30.0
     scenario_timeout: float = 300.0
@@ -237,7 +238,7 @@ class Environment:
             self.real = start_behind(self.stack, gateway_api_key=options.api_key, batch_window=REAL_BATCH_WINDOW,
                                      n8n_url=options.n8n_url, n8n_api_key=options.n8n_api_key,
                                      postgres_url=options.postgres_url, workflows=options.workflows,
-                                     workflows_map=options.workflows_map)
+                                     workflows_map=options.workflows_map, crm_schema=options.crm_schema)
         except (N8nServerError, PostgresError, RedisError, MappingError, psycopg.Error, OSError, ValueError) as exc:
             raise CannotJudge(Category.PIPELINE, f"the real pipeline could not start: {exc}") from None
         self._closers.append(self.real.stop)

@@ -17,6 +17,9 @@ from avito_harness.real.postgres import postgres_schema
 
 __all__ = ["PostgresCrm"]
 
+#: the columns of messages_history the harness reads (a shop's own table may lack some: they read as None)
+HISTORY_READ = ("id", "tenant_id", "appeal_id", "message_type", "channel", "text", "external_message_id", "status",
+                "error")
 #: cleared on every reset; crm_settings is rewritten instead
 TABLES = ("messages_history", "batches", "appeals", "rejected", "inbound_messages", "batch_items", "open_batches",
           "tenant_accounts")
@@ -45,7 +48,7 @@ class PostgresCrm:
     def reset(self, settings: dict[str, str | None], tenants: dict[str, str]) -> None:
         """Empty CRM tables (ids from 1) and these run-time settings; in-flight executions find nothing to close."""
         with self._lock, self._db.transaction():
-            self._db.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY".encode())
+            self._db.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE".encode())
             self._write_settings(settings, tenants)
 
     def configure(self, settings: dict[str, str | None], tenants: dict[str, str] | None = None) -> None:
@@ -79,8 +82,17 @@ class PostgresCrm:
         return rows
 
     def history(self, appeal_id: int | None = None) -> list[dict[str, Any]]:
+        """The rows, each with every column the harness reads (None where a shop's own table lacks it)."""
         where = " WHERE appeal_id = %s" if appeal_id else ""
-        return self._all(f"SELECT * FROM messages_history{where} ORDER BY id", (appeal_id,) if appeal_id else ())
+        args = (appeal_id,) if appeal_id else ()
+        try:
+            rows = self._all(f"SELECT * FROM messages_history{where} ORDER BY id", args)
+        except psycopg.errors.UndefinedColumn:  # a shop's own table (--crm-schema) without the columns we order by
+            rows = self._all(f"SELECT * FROM messages_history{where}", args)
+        for row in rows:
+            for name in HISTORY_READ:
+                row.setdefault(name, None)
+        return rows
 
     def rejected(self) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM rejected ORDER BY id")
@@ -93,8 +105,11 @@ class PostgresCrm:
 
     def seller_rows(self) -> set[int]:
         """messages_history rows that are the seller's own app replies (their id is an inbound Avito message)."""
-        rows = self._all("SELECT h.id FROM messages_history h JOIN inbound_messages i"
-                         " ON i.channel = h.channel AND i.external_message_id = h.external_message_id")
+        try:
+            rows = self._all("SELECT h.id FROM messages_history h JOIN inbound_messages i"
+                             " ON i.channel = h.channel AND i.external_message_id = h.external_message_id")
+        except psycopg.errors.UndefinedColumn:  # a shop's own table (--crm-schema) without those columns
+            return set()
         return {int(r["id"]) for r in rows}
 
     def open_batches(self) -> int:

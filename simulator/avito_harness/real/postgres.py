@@ -92,6 +92,25 @@ class PostgresServer:
         with psycopg.connect(self.url, autocommit=True) as db:
             db.execute(postgres_schema())
 
+    def apply_sql(self, sql: str, *, what: str) -> None:
+        """A user's SQL (``--crm-schema``); :class:`PostgresError` names ``what`` and Postgres's message."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, autocommit=True) as db:
+                db.execute(sql.encode())
+        except psycopg.Error as exc:
+            raise PostgresError(f"{what}: {str(exc).strip().splitlines()[0]}") from None
+
+    def columns(self, table: str) -> list[str] | None:
+        """The columns of ``table`` in the public schema (None: no such table)."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as db:
+            rows = db.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                              "AND table_name = %s ORDER BY ordinal_position", (table,)).fetchall()
+        return [str(r[0]) for r in rows] or None
+
     def stop(self) -> None:
         binaries = find_binaries()
         if binaries is not None and self.data_dir is not None and (self.data_dir / "cluster").exists():

@@ -28,7 +28,7 @@ from avito_harness.real.n8n.mapping import (
     roles_used,
     write_workflows,
 )
-from avito_harness.real.n8n.rollout import AVITO_HOSTS, RolloutFinding, own_triggers, review
+from avito_harness.real.n8n.rollout import AVITO_HOSTS, RolloutFinding, own_triggers, review, schema_findings
 from avito_harness.real.n8n.server import N8nServer
 from avito_harness.real.n8n.validate import NodeCatalogue, workflow_problems
 from avito_harness.real.postgres import PostgresServer
@@ -66,6 +66,7 @@ class RealN8n:
     postgres_url: str | None = None  # None: the harness starts its own server
     workflows: Path | None = None  # None: ours
     workflow_map: WorkflowMap = field(default_factory=WorkflowMap)
+    crm_schema: Path | None = None  # the shop's SQL, applied before ours (which only adds what it lacks)
     postgres: PostgresServer | None = None
     redis: RedisServer | None = None
     server: N8nServer | None = None
@@ -96,6 +97,8 @@ class RealN8n:
         if self.postgres_url is None:
             self.postgres = PostgresServer()  # held before it starts: a failed start still removes its folder
             self.postgres.start()  # the tables: PostgresCrm applies the schema on connecting
+            if self.crm_schema is not None:
+                self.postgres.apply_sql(self.crm_schema.read_text(encoding="utf-8"), what=f"--crm-schema {self.crm_schema}")
         if self.n8n_url is not None:
             self.executions = ApiExecutions(self.n8n_url, self.n8n_api_key or "") if self.n8n_api_key else None
             return self
@@ -105,6 +108,8 @@ class RealN8n:
         originals = read_workflows(self.workflows or workflows_dir())
         if self.workflows is not None:
             self.rollout = review(originals, avito_hosts=AVITO_HOSTS | self.workflow_map.avito_hosts())
+            if self.crm_schema is not None and self.postgres is not None:
+                self.rollout += schema_findings(self.postgres.columns("messages_history"))
             self.triggers = own_triggers(originals)
         urls = {"gateway": relay_url, "speech_to_text": f"{stt_url.rstrip('/')}/v1", "avito": avito_url,
                 "recorder": f"{relay_url.rsplit('/_sim/', 1)[0]}/_recorder"}
@@ -140,12 +145,13 @@ class RealN8n:
 
 def start_behind(stack: Any, *, gateway_api_key: str, batch_window: float, n8n_url: str | None = None,
                  n8n_api_key: str | None = None, postgres_url: str | None = None, workflows: str | None = None,
-                 workflows_map: str | None = None) -> RealN8n:
+                 workflows_map: str | None = None, crm_schema: str | None = None) -> RealN8n:
     """Start (or reach) the real pipeline and put it behind ``stack``'s fake n8n; the caller stops it.
     Raises :class:`N8nServerError`, :class:`~avito_harness.real.postgres.PostgresError` or :class:`MappingError`."""
     real = RealN8n(install=None if n8n_url else N8nInstall.default(), n8n_url=n8n_url, n8n_api_key=n8n_api_key,
                    postgres_url=postgres_url, workflows=Path(workflows) if workflows else None,
-                   workflow_map=WorkflowMap.read(Path(workflows_map)) if workflows_map else WorkflowMap())
+                   workflow_map=WorkflowMap.read(Path(workflows_map)) if workflows_map else WorkflowMap(),
+                   crm_schema=Path(crm_schema) if crm_schema else None)
     try:
         real.start(stt_url=stack.urls["stt"], stt_api_key=stack.settings.stt_api_key, gateway_api_key=gateway_api_key,
                    relay_url=f"{stack.urls['n8n']}/_sim/flows/gateway", avito_url=stack.urls["avito"])

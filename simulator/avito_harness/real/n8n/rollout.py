@@ -31,7 +31,8 @@ import yaml
 from avito_harness.fakes.avito.near_misses import served_template
 from avito_harness.paths import contracts_dir
 
-__all__ = ["AVITO_HOSTS", "CHECKS", "RolloutCheck", "RolloutFinding", "own_triggers", "review"]
+__all__ = ["AVITO_HOSTS", "CHECKS", "RolloutCheck", "RolloutFinding", "SPEC_HISTORY_COLUMNS", "own_triggers", "review",
+           "schema_findings"]
 
 #: Avito's own hosts: a workflow that calls them talks to Avito itself
 AVITO_HOSTS = frozenset({"api.avito.ru", "avito.ru", "www.avito.ru"})
@@ -259,6 +260,23 @@ def review(workflows: list[tuple[Path, dict[str, Any]]], *,
                     seen.add(code)
                     found.append(RolloutFinding(code, str(workflow.get("name")), str(node.get("name")), message))
     return found
+
+
+#: The columns of messages_history SPEC's INSERT names (BAT OUT's reply row)
+SPEC_HISTORY_COLUMNS = ("tenant_id", "appeal_id", "message_type", "channel", "text")
+
+
+def schema_findings(columns: list[str] | None) -> list[RolloutFinding]:
+    """The shop's own messages_history (``--crm-schema``) against SPEC's row: only the columns SPEC names.
+    ``None``: the shop's schema has no such table (the harness's fills in)."""
+    if columns is None:
+        return []
+    missing = [c for c in SPEC_HISTORY_COLUMNS if c not in {c.lower() for c in columns}]
+    if not missing:
+        return []
+    return [RolloutFinding("history_row_wrong", "(the shop's CRM schema)", "messages_history",
+                           f"the shop's messages_history has no column {', '.join(missing)}: SPEC's reply row names "
+                           f"{', '.join(SPEC_HISTORY_COLUMNS)}")]
 
 
 def own_triggers(workflows: list[tuple[Path, dict[str, Any]]]) -> list[str]:
