@@ -209,3 +209,14 @@ def test_n8n_check_names_every_item_once_and_exits_1_and_0_once_fixed(tmp_path: 
         assert causes.count(f"defect {item}:") == 1, (item, causes)
     assert "0 passed, 7 failed, 0 not judged of 7 selected" in done.stdout
     assert "note workflow 'Appeal debouncer' runs on its own" in done.stdout
+
+
+def test_n8n_check_names_a_missing_folder_in_one_line_and_passes_workflows_that_follow_the_plan() -> None:
+    missing = subprocess.run([EXE, "n8n", "check", "--workflows", "/nonexistent/export"], capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 2
+    assert missing.stdout.strip() == ("could not judge (exit 2) [usage_error]: --workflows /nonexistent/export: no "
+                                      "such file or directory")
+    ours = subprocess.run([EXE, "n8n", "check", "--workflows", str(workflows_dir())], capture_output=True, text=True,
+                          timeout=120)
+    assert ours.returncode == 0 and "7 passed, 0 failed, 0 not judged of 7 selected" in ours.stdout, ours.stdout

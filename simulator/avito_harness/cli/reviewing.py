@@ -25,6 +25,11 @@ __all__ = ["run_workflow_check"]
 
 def run_workflow_check(args: argparse.Namespace, console: Console) -> int:
     started = time.perf_counter()
+    for option, value in (("--workflows", args.workflows), ("--workflows-map", args.workflows_map)):
+        if value and not Path(value).exists():
+            console.print(f"could not judge (exit 2) [usage_error]: {option} {value}: no such file or directory",
+                          markup=False)
+            return 2
     try:
         mapping = WorkflowMap.read(Path(args.workflows_map)) if args.workflows_map else WorkflowMap()
         originals = read_workflows(Path(args.workflows))
