@@ -88,8 +88,8 @@ class Harness:
     @property
     def forward_wait(self) -> float:
         """Real seconds a forward may take to show at n8n: a real n8n on a busy machine answers each forward in
-        seconds (measured: a second forward 30 s behind on 2 loaded cores), and a gateway that keeps a chat's order
-        waits for that answer before the next (not a loss)."""
+        seconds (30 s was once not enough with a second suite on the same 2 cores), and a gateway that keeps a
+        chat's order waits for that answer before the next (not a loss)."""
         return 60.0 if self.env.options.n8n == "real" else 10.0
 
     @property
