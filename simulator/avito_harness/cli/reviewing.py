@@ -47,12 +47,12 @@ def run_workflow_check(args: argparse.Namespace, console: Console) -> int:
     except MappingError as exc:
         problems = str(exc).splitlines()[1:] or [str(exc)]
     problems = [p.strip() for p in problems]
-    results = rollout_results(review(originals, avito_hosts=AVITO_HOSTS | mapping.avito_hosts()),
-                              own_triggers(originals))
+    triggers = own_triggers(originals)
+    results = rollout_results(review(originals, avito_hosts=AVITO_HOSTS | mapping.avito_hosts()), triggers)
     problem = (CannotJudge(Category.PIPELINE, f"n8n could not run these workflows as they are ({len(problems)} "
                            f"problem(s)): {problems[0]}") if problems else None)
     verdict = decide([r.outcome for r in results], [], problem)
-    notes = [*own_triggers(originals),
+    notes = [*triggers,
              *([] if catalogue else [f"n8n {install.version} is not installed: node types were not checked"])]
     print_report(console, results, title=f"Workflows {args.workflows} against the rollout plan", real_n8n=False,
                  elapsed=time.perf_counter() - started, verdict=verdict, problems=problems if len(problems) > 1 else (),

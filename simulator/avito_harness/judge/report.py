@@ -93,28 +93,25 @@ def _stage_table(results: Sequence[ScenarioResult], title: str, real_n8n: bool) 
     return table
 
 
+def _labelled(console: Console, label: str, text: str | None) -> None:
+    """``label: text`` when there is a text (the text printed as it is, never as markup)."""
+    if text:
+        console.print(f"[bold]{label}:[/bold] ", end="")
+        console.print(text, markup=False, highlight=False)
+
+
 def _print_failure(console: Console, r: ScenarioResult) -> None:
     console.rule(f"[red]FAILED[/red] {r.stage}: {r.name}")
-    if r.where:
-        console.print("[bold]scenario:[/bold] ", end="")
-        console.print(r.where, markup=False, highlight=False)
-    if r.failed_step:
-        console.print("[bold]step:[/bold] ", end="")
-        console.print(r.failed_step, markup=False, highlight=False)
+    _labelled(console, "scenario", r.where)
+    _labelled(console, "step", r.failed_step)
     for finding in r.defects or [{"code": r.defect or "unclassified", "message": "", "step": ""}]:
         console.print(f"[bold]defect:[/bold] {finding['code']} ({describe(finding['code'])})", highlight=False)
         if finding.get("message"):
             console.print(f"   {finding['message']}" + (f"  [at: {finding['step']}]" if finding.get("step") else ""),
                           markup=False, highlight=False)
-    if r.not_evaluated:
-        console.print("[bold]not evaluated:[/bold] ", end="")
-        console.print("; ".join(r.not_evaluated), markup=False, highlight=False)
-    if r.anomaly:
-        console.print("[bold]first anomaly:[/bold] ", end="")
-        console.print(r.anomaly, markup=False, highlight=False)
-    if r.error:
-        console.print("[bold]error:[/bold] ", end="")
-        console.print(r.error, markup=False, highlight=False)
+    _labelled(console, "not evaluated", "; ".join(r.not_evaluated))
+    _labelled(console, "first anomaly", r.anomaly)
+    _labelled(console, "error", r.error)
     story = r.transcript.splitlines()
     console.print("[bold]what the fakes saw[/bold] (last hops):")
     console.print("\n".join(story[-25:]) or "(nothing)", markup=False, highlight=False)

@@ -11,7 +11,7 @@ from avito_harness.judge.step_params import PARAM_TYPES
 from .checks import check, needs
 from .harness import Harness
 from .observe import received
-from .when import say
+from .when import operator_answers, say
 
 __all__ = ["long_text"]
 
@@ -83,11 +83,8 @@ AWKWARD = "Да, O'Brien's \"доставка\" в C:\\склад 🚚\nзавт
 
 @when("the operator answers with an apostrophe, quotes, a backslash, an emoji and a new line")
 def _(harness: Harness) -> None:
-    (appeal,) = harness.n8n.appeals()
-    harness.seen.operator = harness.n8n.answer(appeal["id"], AWKWARD)
+    operator_answers(harness, AWKWARD)
     harness.seen.sent_text = AWKWARD
-    if harness.seen.operator.get("success") is False:
-        harness.send_defect = "workflow_send_refused"  # the Message Router / BAT OUT said so itself
 
 
 @check("the customer's chat and messages_history hold that answer as written")

@@ -18,7 +18,7 @@ from avito_harness.judge.verdict import CannotJudge, Category
 
 from .harness import Harness
 
-__all__: list[str] = []  # step definitions only: pytest-bdd finds them, nothing is imported from here
+__all__ = ["operator_answers", "say"]  # besides the step definitions: what other step modules reuse
 from avito_harness.fakes.settings import WEBHOOK_PATH
 from avito_harness.judge.step_params import PARAM_TYPES
 
@@ -247,12 +247,17 @@ def _(harness: Harness, channel: str, text: str) -> None:
     harness.customer_messages += 1
 
 
-@when(parsers.parse('the operator answers "{text}"'))
-def _(harness: Harness, text: str) -> None:
+def operator_answers(harness: Harness, text: str) -> None:
+    """The operator answers the scenario's one appeal through the workflows (Message Router, BAT OUT)."""
     (appeal,) = harness.n8n.appeals()
     harness.seen.operator = harness.n8n.answer(appeal["id"], text)
     if harness.seen.operator.get("success") is False:
         harness.send_defect = "workflow_send_refused"  # the Message Router / BAT OUT said so itself
+
+
+@when(parsers.parse('the operator answers "{text}"'))
+def _(harness: Harness, text: str) -> None:
+    operator_answers(harness, text)
 
 
 def _normalized(channel: str, text: str) -> dict[str, Any]:

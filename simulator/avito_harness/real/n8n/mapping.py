@@ -100,6 +100,12 @@ def read_workflows(source: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
+def _role(mapping: WorkflowMap, ctype: str, ref: Any) -> str | None:
+    """What a credential stands for: the mapping file's role for its name, else its type's."""
+    name = ref.get("name") if isinstance(ref, dict) else None
+    return mapping.credentials.get(str(name)) or TYPES.get(ctype)
+
+
 def _map_credentials(node: dict[str, Any], mapping: WorkflowMap, where: str) -> list[str]:
     """The node's credentials replaced by the harness's; the problems (all of them) otherwise."""
     problems = []
@@ -112,7 +118,7 @@ def _map_credentials(node: dict[str, Any], mapping: WorkflowMap, where: str) -> 
             problems.append(f"{where}: node '{node.get('name')}' uses credential '{name}', a {ctype} credential; "
                             f"the mapping file maps it to {named}, a {ROLE_TYPES[named]} credential: {advice}")
             continue
-        role = named or fits
+        role = _role(mapping, ctype, ref)
         if role is None:
             problems.append(f"{where}: node '{node.get('name')}' uses credential '{name}' ({ctype}), which the harness "
                             f"cannot provide; it provides {', '.join(f'{r} ({t})' for r, t in ROLE_TYPES.items())}")
@@ -154,8 +160,7 @@ def roles_used(workflows: list[tuple[Path, dict[str, Any]]], mapping: WorkflowMa
     for _, workflow in workflows:
         for node in workflow["nodes"]:
             for ctype, ref in (node.get("credentials") or {}).items():
-                name = ref.get("name") if isinstance(ref, dict) else None
-                role = mapping.credentials.get(str(name)) or TYPES.get(ctype)
+                role = _role(mapping, ctype, ref)
                 if role:
                     used.add(role)
     return used

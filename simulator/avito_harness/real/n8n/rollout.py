@@ -30,6 +30,7 @@ import yaml
 
 from avito_harness.fakes.avito.near_misses import served_template
 from avito_harness.paths import contracts_dir
+from avito_harness.real.n8n.validate import strings
 
 __all__ = ["AVITO_HOSTS", "CHECKS", "RolloutCheck", "RolloutFinding", "SPEC_HISTORY_COLUMNS", "own_triggers", "review",
            "schema_findings"]
@@ -81,17 +82,6 @@ CHECKS = (
 )
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-
-
 def _plain(text: str) -> str:
     """An n8n parameter without its leading ``=`` and with each ``{{ }}`` as one placeholder segment."""
     return EXPRESSION.sub("X", text[1:] if text.startswith("=") else text)
@@ -117,7 +107,7 @@ def _headers(params: dict[str, Any]) -> list[str]:
 
 
 def _body_names(params: dict[str, Any]) -> str:
-    return " ".join(_strings({k: v for k, v in params.items() if k not in ("url", "method")}))
+    return " ".join(strings({k: v for k, v in params.items() if k not in ("url", "method")}))
 
 
 def _http_findings(node: dict[str, Any], avito_hosts: frozenset[str]) -> Iterator[tuple[str, str]]:
@@ -240,7 +230,7 @@ def _node_findings(node: dict[str, Any], avito_hosts: frozenset[str], ids: set[s
     elif kind.endswith(".executeWorkflow"):
         yield from _subworkflow_findings(node, ids, names)
     if kind.endswith((".code", ".function", ".functionItem", ".set")) or kind.endswith(".if"):
-        if any(RAW_PAYLOAD.search(text) for text in _strings(node.get("parameters") or {})):
+        if any(RAW_PAYLOAD.search(text) for text in strings(node.get("parameters") or {})):
             yield ("raw_payload_expected", "reads Avito's raw webhook (payload.value); the gateway hands n8n the "
                    "normalized message (SPEC: external_message_id, external_chat_id, text, media ...)")
 

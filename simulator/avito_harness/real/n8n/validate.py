@@ -20,7 +20,7 @@ from typing import Any
 
 from avito_harness.real.n8n.install import N8nInstall
 
-__all__ = ["NodeCatalogue", "workflow_problems"]
+__all__ = ["NodeCatalogue", "strings", "workflow_problems"]
 
 PACKAGES = {"n8n-nodes-base": "n8n-nodes-base", "@n8n/n8n-nodes-langchain": "@n8n/n8n-nodes-langchain"}
 HOST = re.compile(r"https?://[^\s\"'`/{}]+")
@@ -46,13 +46,14 @@ class NodeCatalogue:
         return cls(nodes, credentials)
 
 
-def _strings(value: Any) -> list[str]:
+def strings(value: Any) -> list[str]:
+    """Every string in a node's parameters, however deep."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
+        return [s for v in value for s in strings(v)]
     if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
+        return [s for v in value.values() for s in strings(v)]
     return []
 
 
@@ -82,7 +83,7 @@ def _node_problems(where: str, node: dict[str, Any], catalogue: NodeCatalogue | 
         if catalogue is not None and ctype not in catalogue.credentials:
             found.append(f"{where}: node '{name}' uses credential type {ctype}, which this n8n does not have")
     params = node.get("parameters") or {}
-    for text in _strings(params):
+    for text in strings(params):
         for host in HOST.findall(text):
             if host.rstrip("/") not in hosts:
                 found.append(f"{where}: node '{name}' calls the hard-coded host {host} (use a credential, or map it)")
