@@ -65,7 +65,7 @@ class SlidingWindowLimiter:
                 return self.window
             # the slot that frees the n-th place is the (len + n - limit)-th oldest
             blocking = self._allowed[len(self._allowed) + n - self.limit - 1]
-            return max(0.0, blocking + self.window - now)
+            return min(self.window, max(0.0, blocking + self.window - now))  # float sums may overshoot by an ulp
 
     async def remaining(self) -> int:
         now = self.clock.now()

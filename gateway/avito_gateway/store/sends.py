@@ -93,7 +93,7 @@ class SendRecords(StoreEngine):
             # the slot whose expiry frees the n-th place is the (taken + n - limit)-th oldest
             blocking = (await tx.run("SELECT at FROM rate_slots WHERE scope = ? ORDER BY at LIMIT 1 OFFSET ?",
                                      (scope, taken + n - limit - 1))).rows[0]["at"]
-            return max(0.0, float(blocking) + window - now)
+            return min(window, max(0.0, float(blocking) + window - now))  # float sums may overshoot by an ulp
 
         return await self._tx(work)
 
