@@ -15,11 +15,13 @@ import httpx
 import yaml
 
 from avito_harness.fakes.scenario import validate_scenario
+from avito_harness.fakes.settings import SimSettings
 from avito_harness.stack import Stack
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))
 ROOT = Path(__file__).resolve().parents[2]
 USER = 100000001
+FREE_PORTS = SimSettings.from_env(avito_port=0, n8n_port=0, stt_port=0)  # never the default ports another test holds
 FEATURE = """Feature: An incident recorded at Avito
 
   Background:
@@ -48,7 +50,7 @@ def _entry(kind: str, method: str, url: str, status: int, request: Any = None, a
 def _incident(tmp_path: Path) -> Path:
     """What the recording proxy would have written: a customer's message delivered, a send Avito refused. The
     webhook is a real one of the fake Avito (for the chat the harness's scenarios use)."""
-    with Stack.start() as sim:
+    with Stack.start(FREE_PORTS) as sim:
         account = sim.avito.account(USER)
         chat = next(c["id"] for c in account["chats"] if c["chat_type"] == "u2i")
         token = httpx.post(f"{sim.urls['avito']}/token", data={
@@ -108,7 +110,7 @@ def test_a_recording_becomes_a_scenario_file_that_sim_loads(tmp_path: Path) -> N
     assert rule["status"] == 400 and rule["route"].startswith("POST /messenger/v1/accounts/")
     assert [w["body"]["payload"]["value"]["content"]["text"] for w in scenario["avito"]["webhooks"]] == \
         ["из записи инцидента"]
-    with Stack.start(scenario=scenario) as sim:  # what `sim --scenario` does with it
+    with Stack.start(FREE_PORTS, scenario=scenario) as sim:  # what `sim --scenario` does with it
         assert [r["route"] for r in sim.export_scenario()["avito"]["faults"]] == [rule["route"]]
     bad = tmp_path / "not.har"
     bad.write_text("{}", encoding="utf-8")
@@ -126,7 +128,7 @@ def test_the_record_and_replay_commands(tmp_path: Path) -> None:
     from avito_harness.waiting import pause
 
     out, port = tmp_path / "session.har", free_port()
-    with Stack.start() as sim:
+    with Stack.start(FREE_PORTS) as sim:
         account = sim.avito.account(USER)
         proc = subprocess.Popen([EXE, "record", "--out", str(out), "--upstream", sim.urls["avito"], "--port", str(port)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
