@@ -28,16 +28,31 @@ if TYPE_CHECKING:  # the plugin loads in every pytest run of the user's venv: th
 __all__ = ["pytest_addoption", "pytest_configure"]
 
 
+def _taken(parser: pytest.Parser) -> set[str]:
+    """Option names other plugins already registered (pytest keeps them per group)."""
+    groups = [*getattr(parser, "_groups", ()), getattr(parser, "_anonymous", None)]
+    return {name for g in groups if g is not None for o in getattr(g, "options", ()) for name in o.names()}
+
+
+def _shared(group: pytest.OptionGroup, taken: set[str], short: str, name: str, **kwargs: Any) -> None:
+    """One option under the name ``run`` and ``contract`` use (``--gateway-url``) and its ``--avito-`` name; the
+    short name is left out when another plugin has it, and the ``--avito-`` name always works."""
+    names = [short, name] if short not in taken else [name]
+    group.addoption(*names, dest=name.removeprefix("--").replace("-", "_"), **kwargs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("avito-harness")
-    group.addoption("--avito-gateway-url", default=None, help="run against this gateway instead of the embedded one")
-    group.addoption("--avito-gateway-api-key", default=None,
-                    help="X-API-Key of the gateway given by --avito-gateway-url")
-    group.addoption("--avito-gateway-cmd", default=None,
-                    help="start the gateway under test with this command ({port} is replaced; it gets the "
-                         "deployment's variables); for the step library avito_harness.bdd.steps")
-    group.addoption("--avito-gateway-app", default=None, metavar="MODULE:CALLABLE",
-                    help="a Python gateway in-process on the harness's virtual clock: CALLABLE(settings, clock) -> ASGI app")
+    taken = _taken(parser)
+    _shared(group, taken, "--gateway-url", "--avito-gateway-url", default=None,
+            help="run against this gateway instead of the embedded one")
+    _shared(group, taken, "--api-key", "--avito-gateway-api-key", default=None,
+            help="X-API-Key of the gateway given by --gateway-url")
+    _shared(group, taken, "--gateway-cmd", "--avito-gateway-cmd", default=None,
+            help="start the gateway under test with this command ({port} is replaced; it gets the deployment's "
+                 "variables); for the step library avito_harness.bdd.steps")
+    _shared(group, taken, "--gateway-app", "--avito-gateway-app", default=None, metavar="MODULE:CALLABLE",
+            help="a Python gateway in-process on the harness's virtual clock: CALLABLE(settings, clock) -> ASGI app")
     group.addoption("--avito-stack-url", default=None,
                     help="use fakes running elsewhere: avito=URL,n8n=URL,stt=URL (the compose file's acceptance service)")
     group.addoption("--avito-n8n", choices=("light", "real"), default="light",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,8 @@ def test_our_gateway_passes_every_check_including_writes(serve: Callable[..., Se
                                            profile="full")).results
     failures = {r.label: [v.title for v in r.violations] for r in results if not r.ok}
     assert failures == {}
-    assert {r.operation for r in results} >= {"health", "listChats", "sendMessage", "sendBulk", "markRead"}
+    assert {r.label: r.skipped for r in results if r.skipped} == {}  # every operation judged, the image send too
+    assert {r.operation for r in results} >= {"health", "listChats", "sendMessage", "sendImage", "sendBulk", "markRead"}
     sends = sim.avito.journal(method="POST", path="/messenger/v1/accounts/*/chats/*/messages")
     touched = {e["path"].split("/chats/")[1].split("/")[0] for e in sends if e["status"] == 200}
     assert touched
@@ -246,6 +248,31 @@ def test_command_refuses_writes_without_named_chats_and_a_dead_url(capsys: pytes
     out = capsys.readouterr().out
     assert "--chat-id" in out and "no gateway answers" in out and out.count("[usage_error]") == 1
     assert "[setup_error]" in out
+
+
+def test_a_gateway_started_by_command_is_checked_with_writes_against_the_fakes(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``contract --gateway-cmd`` as ``run`` takes it: the fakes and the gateway started, sends to the fake chats."""
+    report = tmp_path / "contract.json"
+    code = main(["contract", "--gateway-cmd", f"{sys.executable} -m avito_gateway", "--max-examples", "5",
+                 "--json", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    judged = {r["operation"] for r in json.loads(report.read_text())["operations"]}
+    assert {"sendMessage", "sendImage", "sendBulk"} <= judged  # writes ran: they only reach the fake Avito
+
+
+@pytest.mark.parametrize(("argv", "said", "category"), [
+    (["contract"], "give --gateway-url (a running gateway) or --gateway-cmd", "usage_error"),
+    (["contract", "--gateway-url", "http://127.0.0.1:9", "--gateway-cmd", "x"], "one of them", "usage_error"),
+    (["contract", "--gateway-url", "http://127.0.0.1:9"], "--gateway-url needs --api-key", "usage_error"),
+    (["contract", "--gateway-cmd", "no-such-gateway --port {port}"], "--gateway-cmd: ", "setup_error"),
+])
+def test_a_contract_target_that_cannot_work_is_named_in_one_line(
+        argv: list[str], said: str, category: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    out = capsys.readouterr().out
+    assert said in out and f"[{category}]" in out and len(out.strip().splitlines()) == 1, out
 
 
 SPEC_PATHS = re.compile(r"/(health|info|webhook/avito|api/(token|chats|chats/[^/]+/(messages|read)|messages/send"

@@ -1,7 +1,7 @@
 """The defect catalogue: every planted-defect gateway is caught and named by its defect code; ours passes all.
 
-Each double in tests/doubles/broken_gateway.py is our gateway with one thing
-broken. The acceptance run (as a user runs it, ``--gateway-cmd``) must fail
+Each double in avito_doubles/catalogue.py is our gateway with one thing
+broken. The acceptance run (as a user runs it, ``--gateway-double NAME``) must fail
 on it and its ``--json`` report must carry the double's defect code; doubles
 marked ``contract`` must also be named by ``avito-harness contract``. The
 same run against our own gateway, started the same way, must pass: a
@@ -11,7 +11,6 @@ mutation score of 100 % with no false alarm.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,33 +18,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from avito_doubles.catalogue import DOUBLES, VARIANTS, Double
 
 from avito_harness.fakes.settings import DEMO_API_KEY, SimSettings
 from avito_harness.judge.contract.runner import ContractOptions, check_gateway
 from avito_harness.judge.defects import CATALOGUE
 from avito_harness.stack.gateway_process import GatewayProcess
 from avito_harness.stack.local import Stack
-from tests.doubles.broken_gateway import DOUBLES, VARIANTS, Double
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))
 ROOT = Path(__file__).resolve().parents[2]
-DOUBLE = f"{sys.executable} {ROOT / 'tests' / 'doubles' / 'broken_gateway.py'}"
 
 
 def _run(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
     report = tmp_path / "run.json"
     result = subprocess.run([EXE, "run", "--json", str(report), *args], capture_output=True, text=True, timeout=300,
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            cwd=tmp_path)
     doc = json.loads(report.read_text()) if report.exists() else {"scenarios": [], "root_causes": []}
     return result.returncode, doc, result.stdout
 
 
 def _judged(tmp_path: Path, name: str, double: Double) -> tuple[int, dict[str, Any], str]:
-    """The run a user would make: the double started by command, or in-process (--gateway-app) when only the
-    virtual-clock scenarios can see what it breaks."""
-    target = (["--gateway-app", f"tests.doubles.embedded:{name}"] if double.embedded
-              else ["--gateway-cmd", f"{DOUBLE} {name} --port {{port}}"])
-    return _run(tmp_path, *target, *_selection(double))
+    """The run a user would make: ``--gateway-double NAME`` starts the double by command, or in-process when only
+    the virtual-clock scenarios can see what it breaks, with the options its run needs (its ``args``)."""
+    return _run(tmp_path, "--gateway-double", name, *_selection(double))
 
 
 def _named(doc: dict[str, Any]) -> list[str]:
@@ -54,7 +50,7 @@ def _named(doc: dict[str, Any]) -> list[str]:
 
 
 def _selection(double: Double) -> list[str]:
-    return [*(arg for fragment in double.scenarios for arg in ("--scenario", fragment)), *double.args]
+    return [arg for fragment in double.scenarios for arg in ("--scenario", fragment)]
 
 
 def test_the_catalogue_covers_at_least_20_defect_classes_and_a_double_with_six() -> None:
@@ -102,7 +98,7 @@ def stack() -> Iterator[Stack]:
 def test_contract_names_the_planted_defect(name: str, stack: Stack) -> None:
     process = GatewayProcess.wired_to(
         stack, require_healthy=False,
-        command=[sys.executable, str(ROOT / "tests" / "doubles" / "broken_gateway.py"), name, "--port", "{port}"])
+        command=[sys.executable, "-m", "avito_doubles", "serve", name, "--port", "{port}"])
     process.start()
     try:
         chat = stack.avito.account(stack.settings.avito_user_id)["chats"][0]["id"]

@@ -63,7 +63,7 @@ def test_an_unknown_step_in_a_users_suite_ends_it_as_not_judged(pytester: pytest
 
 def test_a_gateway_command_that_cannot_start_ends_a_users_suite_as_not_judged(pytester: pytest.Pytester) -> None:
     _bdd_suite(pytester, "    Given the harness is running\n    Then /health says healthy\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--avito-gateway-cmd", "no-such-gateway {port}")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--gateway-cmd", "no-such-gateway {port}")
     out = result.stdout.str()
     assert result.ret == 2, out
     assert ("could not judge [setup_error]: --gateway-cmd: the gateway command's program 'no-such-gateway' was not "

@@ -8,6 +8,7 @@ with that environment's Python from an empty temporary folder: nothing may come 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -101,7 +102,7 @@ def test_every_command_starts_from_the_wheel(installed: Path, tmp_path: Path) ->
     assert steps.returncode == 0 and "the customer writes" in steps.stdout
     helped = _run(installed, tmp_path, str(installed / "python"), "-c", (  # one process: each parser, each import
         "import contextlib, io\nfrom avito_harness.cli import main\n"
-        "for command in ('sim', 'contract', 'demo', 'serve', 'up', 'run', 'steps', 'init', 'record', 'replay', 'load'):\n"
+        "for command in ('sim', 'contract', 'demo', 'serve', 'up', 'run', 'steps', 'init', 'record', 'replay', 'load', 'doubles'):\n"
         "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "        main([command, '--help'])\n"
         "import avito_harness.judge.run, avito_harness.judge.contract.runner, avito_harness.demo.app, avito_harness.stack\n"
@@ -116,6 +117,19 @@ def test_every_command_starts_from_the_wheel(installed: Path, tmp_path: Path) ->
                 "from importlib.resources import files; print(len(files('avito_harness.demo').joinpath('page.html')"
                 ".read_text()))")
     assert page.returncode == 0 and int(page.stdout) > 1000  # the demo page ships too
+
+
+def test_the_planted_defect_gateways_run_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    """The harness catching a bug in one command, as a newcomer runs it after `pip install`."""
+    listed = _run(installed, tmp_path, str(installed / "avito-harness"), "doubles", "--json")
+    assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+    entries = {d["name"]: d for d in json.loads(listed.stdout)}
+    assert len(entries) >= 40 and entries["token_basic"]["codes"] == ["token_basic_auth"]
+    caught = _run(installed, tmp_path, str(installed / "avito-harness"), "run", "--gateway-double", "token_basic",
+                  "--scenario", "Subscribing", "--json", "run.json")
+    assert caught.returncode == 1, caught.stdout[-3000:] + caught.stderr[-2000:]
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert [c["defect"] for c in report["root_causes"]] == ["token_basic_auth"]
 
 
 def test_a_users_pytest_project_runs_its_own_feature_against_a_gateway_by_command(

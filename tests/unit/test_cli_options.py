@@ -14,7 +14,33 @@ from avito_harness.cli.parser import build_parser
 def test_contract_takes_the_gateway_key_as_run_names_it(spelling: str) -> None:
     args = build_parser().parse_args(["contract", "--gateway-url", "http://127.0.0.1:9", spelling, "k-1"])
     assert args.api_key == "k-1"
-    assert build_parser().parse_args(["run", "--gateway-api-key", "k-2"]).gateway_api_key == "k-2"
+    assert build_parser().parse_args(["run", spelling, "k-2"]).gateway_api_key == "k-2"
+
+
+def _plugin_parser(*taken: str) -> pytest.Parser:
+    from _pytest.config.argparsing import Parser
+
+    parser = Parser(_ispytest=True)
+    for name in taken:  # another plugin's options, registered before ours
+        parser.getgroup("other").addoption(name)
+    from avito_harness.pytest_plugin import pytest_addoption
+
+    pytest_addoption(parser)
+    return parser
+
+
+@pytest.mark.parametrize(("spelling", "dest"), [
+    ("--gateway-url", "avito_gateway_url"), ("--avito-gateway-url", "avito_gateway_url"),
+    ("--gateway-cmd", "avito_gateway_cmd"), ("--avito-gateway-cmd", "avito_gateway_cmd"),
+    ("--api-key", "avito_gateway_api_key"), ("--avito-gateway-api-key", "avito_gateway_api_key"),
+])
+def test_the_pytest_plugin_takes_runs_names_and_its_old_ones(spelling: str, dest: str) -> None:
+    assert getattr(_plugin_parser().parse([f"{spelling}=x"]), dest) == "x"
+
+
+def test_a_name_another_plugin_has_is_left_to_it() -> None:
+    parser = _plugin_parser("--api-key")
+    assert parser.parse(["--api-key=theirs", "--avito-gateway-api-key=ours"]).avito_gateway_api_key == "ours"
 
 
 def test_the_pytest_plugin_costs_nothing_until_a_test_asks_for_the_stack() -> None:

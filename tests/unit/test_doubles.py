@@ -5,8 +5,7 @@ from __future__ import annotations
 import importlib
 
 import pytest
-
-from tests.doubles.broken_gateway import DOUBLES, Patch
+from avito_doubles.catalogue import DOUBLES, Patch
 
 
 @pytest.mark.parametrize("name", sorted(n for n, d in DOUBLES.items() if d.patches))

@@ -1,7 +1,7 @@
 """``avito-harness``: the command line (``avito-harness --help`` lists the commands).
 
 Every command lives in a module by what it does: :mod:`.serving` (sim, serve, demo, up), :mod:`.judging`
-(run, contract, steps), :mod:`.setup_commands` (init, n8n install, n8n check) and
+(run, contract, steps), :mod:`.setup_commands` (init, n8n install, n8n check), :mod:`.doubles_command` (doubles) and
 :mod:`.recording_commands` (record, replay, scenario from-recording); :mod:`.parser` holds their arguments.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
+from avito_harness.cli.doubles_command import run_doubles
 from avito_harness.cli.judging import run_contract, run_run, run_steps
 from avito_harness.cli.load_command import run_load_command
 from avito_harness.cli.parser import build_parser
@@ -26,6 +27,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "sim": run_sim, "steps": run_steps, "init": run_init, "n8n": run_n8n, "contract": run_contract,
     "serve": run_serve, "up": run_up_command, "demo": run_demo, "run": run_run,
     "record": run_record, "replay": run_replay, "scenario": run_scenario, "load": run_load_command,
+    "doubles": run_doubles,
 }
 
 

@@ -55,22 +55,22 @@ def run_contract(args: argparse.Namespace, console: Console) -> int:
                       "missing): pip install 'avito-harness[contract]'", markup=False)
         return int(ExitCode.CANNOT_JUDGE)
 
-    target = args.gateway_url.rstrip("/")
+    from avito_harness.cli.contract_target import contract_target
+
+    target = (args.gateway_url or args.gateway_cmd or "").rstrip("/")
     run: ContractRun | None = None
     try:
-        if args.allow_writes and not args.chat_id:
-            raise CannotJudge(Category.USAGE, "--allow-writes needs at least one --chat-id: a deployed gateway talks "
-                                              "to real customers")
         if not args.timeout > 0 or args.max_examples < 1:
             raise CannotJudge(Category.USAGE, "--timeout must be more than 0 seconds and --max-examples at least 1")
-        options = ContractOptions(
-            gateway_url=target, api_key=args.api_key, allow_writes=args.allow_writes, chat_ids=tuple(args.chat_id),
-            max_examples=args.max_examples, timeout=args.timeout,
-            contract=Path(args.contract) if args.contract else None, profile=args.profile,
-        )
         for option, value in (("--json", args.json_report), ("--junit", args.junit)):
             writable(option, value)
-        run = check_gateway(options)
+        with contract_target(args) as gateway:
+            options = ContractOptions(
+                gateway_url=gateway.url, api_key=gateway.api_key, allow_writes=gateway.allow_writes,
+                chat_ids=gateway.chat_ids, max_examples=args.max_examples, timeout=args.timeout,
+                contract=Path(args.contract) if args.contract else None, profile=args.profile,
+            )
+            run = check_gateway(options)
         verdict = run.verdict()
         print_report(console, run, target)
     except CannotJudge as exc:
@@ -144,6 +144,11 @@ def run_run(args: argparse.Namespace, console: Console) -> int:
         problem = real_n8n_problem(args)
         if problem:
             raise CannotJudge(Category.USAGE, problem)
+        if args.gateway_double:
+            from avito_harness.cli.doubles_command import apply_double
+            from avito_harness.cli.parser import build_parser
+
+            apply_double(args, build_parser().parse_args(["run"]))
         if args.max_answer_bytes < 1024:
             raise CannotJudge(Category.USAGE, "--max-answer-bytes must be at least 1024")
         target = TargetOptions(

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--docker", action="store_true", required=True, help="use the local Docker engine")
     up.add_argument("--down", action="store_true", help="stop and remove the containers instead")
     up.add_argument("--gateway-image", default=None, help="another gateway image (default: ours)")
+    doubles = sub.add_parser("doubles", help="our gateway with planted defects: list them (run one with run "
+                                             "--gateway-double NAME)")
+    doubles.add_argument("--json", action="store_true", help="the catalogue as JSON")
     run = sub.add_parser("run", help="the five-stage acceptance run (make run)",
                          description="Exit codes: 0 everything selected was judged and passed; 1 defects found; "
                                      "2 the harness could not judge (options, a feature file, the gateway or the "
@@ -103,8 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stage", action="append", default=[], choices=["1", "2", "3", "4", "5", "errors"],
                      help="run only this stage (repeatable; errors = the Avito errors)")
     run.add_argument("--gateway-url", help="an already running gateway configured with the fakes (see `sim`)")
-    run.add_argument("--gateway-api-key", help="its X-API-Key (default test-api-key)")
+    run.add_argument("--api-key", "--gateway-api-key", dest="gateway_api_key",
+                     help="its X-API-Key (default test-api-key; --gateway-api-key also works)")
     run.add_argument("--gateway-cmd", help="start the gateway with this command ({port} is replaced)")
+    run.add_argument("--gateway-double", metavar="NAME",
+                     help="start one of our planted-defect gateways (`avito-harness doubles` lists them)")
     run.add_argument("--gateway-app", metavar="MODULE:CALLABLE",
                      help="a Python gateway in-process on the harness's virtual clock, so the virtual-clock scenarios "
                           "run too: CALLABLE(settings: dict, clock) returns its ASGI app (see README)")
@@ -142,9 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     contract = sub.add_parser("contract", help="check a running gateway against contracts/gateway.openapi.yaml",
                               description="Exit codes: 0 every operation judged and passed; 1 violations found; 2 the "
                                           "harness could not judge (nothing answers, the key is refused, ...).")
-    contract.add_argument("--gateway-url", required=True, help="base URL of the gateway to check")
-    contract.add_argument("--gateway-api-key", "--api-key", dest="api_key", required=True,
-                          help="its X-API-Key (the same option as run's; --api-key also works)")
+    contract.add_argument("--gateway-url", help="base URL of a running gateway to check")
+    contract.add_argument("--gateway-cmd", help="start the gateway with this command against the fakes ({port} is "
+                                                "replaced), as run does; its sends go to the fake Avito, so they run")
+    contract.add_argument("--api-key", "--gateway-api-key", dest="api_key",
+                          help="its X-API-Key (the same option as run's; --gateway-api-key also works; with "
+                               "--gateway-cmd the harness gives it test-api-key unless you name one)")
     contract.add_argument("--allow-writes", action="store_true", help="also run sends (only to --chat-id chats)")
     contract.add_argument("--chat-id", action="append", default=[], help="a chat sends may go to (repeatable)")
     contract.add_argument("--max-examples", type=int, default=25, help="generated requests per operation (25)")

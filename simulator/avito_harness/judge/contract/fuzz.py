@@ -3,6 +3,8 @@ answer documented. Requests go through the judge's bounded client, not schemathe
 
 from __future__ import annotations
 
+import json
+
 from typing import Any
 
 import httpx
@@ -44,7 +46,23 @@ def _send(case: Any, options: ContractOptions, http: httpx.Client) -> httpx.Resp
         kwargs.pop("cookies")
     if isinstance(kwargs.get("data"), (bytes, str)):  # a raw body: httpx takes it as content
         kwargs["content"] = kwargs.pop("data")
-    return http.request(headers=headers, **kwargs)
+    if kwargs.get("files"):
+        kwargs["files"] = [_renderable(part) for part in kwargs["files"]]
+    request = http.build_request(headers=headers, **kwargs)
+    request.read()  # a multipart body is a stream; schemathesis reads the request's bytes when it judges the answer
+    return http.send(request)
+
+
+def _renderable(part: Any) -> Any:
+    """A multipart part httpx can write: a generated number or null in a negative case goes as its JSON text (as a
+    browser's form would send it), never as an object httpx cannot read."""
+    name, value = part
+    if not isinstance(value, tuple):
+        return part
+    filename, content, *rest = value
+    if not isinstance(content, (str, bytes)) and not hasattr(content, "read"):
+        content = json.dumps(content)
+    return name, (filename, content, *rest)
 
 
 def fuzz(op: Any, invalid_source: Any, options: ContractOptions, result: OperationResult, http: httpx.Client) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import avito_gateway.ratelimit
 
+__all__ = ["NeverRefuses", "WindowRestartsOnEveryRequest"]
+
 
 class NeverRefuses(avito_gateway.ratelimit.SlidingWindowLimiter):
     def acquire(self, n: int = 1) -> float | None:

@@ -1,5 +1,5 @@
 """Ways to break the gateway's own calls: transports in front of its calls to Avito and its forwards to n8n
-(rewrites on the way out or back, retries of their own, buffers). :mod:`tests.doubles.broken_gateway` stacks
+(rewrites on the way out or back, retries of their own, buffers). :mod:`avito_doubles.catalogue` stacks
 them into doubles."""
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
+
+__all__ = ["After", "Before", "BlindRetry", "DedupesByText", "LEAKED", "failure_is_success", "forbidden_is_final", "remember_token", "Layer", "NewestFirstBacklog", "RetriesTooSoon", "Rewrite", "TwiceToN8n", "forwarded", "ids_swapped", "mangled_text", "no_image_url", "no_voice_url", "seller_as_client_name", "seller_unmarked", "send_without_type", "timestamp_in_ms", "token_by_basic", "truncated_send", "truncated_text", "version"]
 
 Before = Callable[[httpx.Request], httpx.Request]
 After = Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response]]

@@ -1,41 +1,32 @@
 """Gateways with one planted defect each: the catalogue that proves the acceptance run and ``contract`` name them.
 
-Run as ``python tests/doubles/broken_gateway.py NAME --port N`` with the gateway's usual environment. Each is
-our gateway with exactly one thing broken, the way a real implementation gets it wrong: a different client
+Each is our gateway with exactly one thing broken, the way a real implementation gets it wrong: a different client
 auth, another API version, a missing field, a limiter with an off-by-design bug, a permissive CORS setup.
 A :class:`Double` carries its whole build (the rewrites of the gateway's calls, the module attributes it
 patches, the layer in front of it) and the defect code the harness must report for it
-(tests/integration/test_defect_catalogue.py). The ways to break are in :mod:`tests.doubles.calls` (the gateway's calls), :mod:`tests.doubles.fronts` (layers in
-front of its app) and :mod:`tests.doubles.limiters`. A double marked ``embedded`` breaks a promise only the
-virtual-clock scenarios see: it runs in-process (``run --gateway-app tests.doubles.embedded:NAME``).
+(tests/integration/test_defect_catalogue.py). The ways to break are in :mod:`avito_doubles.calls` (the gateway's
+calls), :mod:`avito_doubles.fronts` (layers in front of its app) and :mod:`avito_doubles.limiters`. A double
+marked ``embedded`` breaks a promise only the virtual-clock scenarios see: it runs in-process
+(``run --gateway-app avito_doubles.embedded:NAME``); the others run as ``python -m avito_doubles serve NAME``.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import secrets
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 
+from avito_doubles import calls as c
+from avito_doubles import fronts as f
+from avito_doubles import limiters as lim
 from avito_gateway.app import create_app
 from avito_gateway.settings import GatewaySettings, load_settings
 
-try:
-    from tests.doubles import calls as c
-    from tests.doubles import fronts as f
-    from tests.doubles import limiters as lim
-except ModuleNotFoundError:  # run as a script: its own folder is on the path, the repository is not
-    import calls as c  # type: ignore[no-redef]
-    import fronts as f  # type: ignore[no-redef]
-    import limiters as lim  # type: ignore[no-redef]
-
-__all__ = ["DOUBLES", "VARIANTS", "Double", "Patch", "build", "main"]
+__all__ = ["DOUBLES", "VARIANTS", "Double", "Patch", "build", "find"]
 
 #: A layer of the gateway's calls: given the transport behind it (None: the network), the transport in front.
 Layer = Callable[[httpx.AsyncBaseTransport | None], httpx.AsyncBaseTransport]
@@ -268,18 +259,14 @@ VARIANTS: dict[str, Double] = {
 }
 
 
+def find(name: str) -> Double:
+    """A double or a variant by name; KeyError names the known ones."""
+    known = {**DOUBLES, **VARIANTS}
+    if name not in known:
+        raise KeyError(f"no double {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
+
+
 def build(name: str, port: int) -> Any:
-    return {**DOUBLES, **VARIANTS}[name].build(port)
+    return find(name).build(port)
 
-
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("defect", choices=sorted({**DOUBLES, **VARIANTS}))
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    uvicorn.run(build(args.defect, args.port), host="127.0.0.1", port=args.port, log_level="warning")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

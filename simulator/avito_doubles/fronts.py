@@ -16,12 +16,10 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
+from avito_doubles.calls import LEAKED
 from avito_gateway.deps import require_api_key, services
 
-try:
-    from tests.doubles.calls import LEAKED
-except ModuleNotFoundError:  # run as a script (broken_gateway.py): its own folder is on the path
-    from calls import LEAKED  # type: ignore[no-redef]
+__all__ = ["NOW", "always_healthy", "answers_changed", "bad_json_500", "bulk_as_messages", "cors_any_origin", "errors_without_spec_shape", "fastapi_422", "holds_forever", "idempotency_forgets", "image_by_url", "key_prefix_accepted", "on_webhook_body", "open_without_key", "per_endpoint_limit", "probe_400", "read_not_forwarded", "requests_changed", "spec_shaped_errors", "throttles_within_limit", "token_preview", "webhook_answered_late"]
 
 #: The gateway's clock for the layers that count time: the wall clock, or the harness's virtual clock when the
 #: double runs in-process (set by Double.in_process).
@@ -153,8 +151,10 @@ def answers_changed(app: Any, method: str, path: str, change: Change) -> Any:
                 body = json.loads(b"".join(chunks) or b"{}")
             except ValueError:
                 body = None
-            status, data = (start["status"], b"".join(chunks)) if not isinstance(body, dict) else (
-                lambda s, b: (s, json.dumps(b, ensure_ascii=False).encode()))(*change(start["status"], body))
+            status, data = start["status"], b"".join(chunks)
+            if isinstance(body, dict):
+                status, changed = change(start["status"], body)
+                data = json.dumps(changed, ensure_ascii=False).encode()
             headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
             await send({**start, "status": status, "headers": [*headers, (b"content-length", str(len(data)).encode())]})
             await send({"type": "http.response.body", "body": data})
