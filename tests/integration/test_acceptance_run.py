@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.unit.test_run_report_schema import validate
+
 EXE = str(Path(sys.executable).with_name("avito-harness"))
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,6 +29,7 @@ def test_one_stage_runs_green_with_a_table_and_reports(tmp_path: Path) -> None:
     assert "verdict: passed (exit 0)" in result.stdout
     assert "2 inbound" not in result.stdout  # only the stage asked for
     doc = json.loads(report.read_text())
+    validate(doc)
     scenarios = doc["scenarios"]
     assert doc["verdict"] == {"exit_code": 0, "status": "passed", "category": None, "reason": None}
     assert len(scenarios) == selected and all(s["outcome"] == "passed" for s in scenarios)

@@ -25,6 +25,7 @@ from avito_harness.cli import main
 from avito_harness.paths import workflows_dir
 from avito_harness.stack.serve import serve_in_thread
 from tests.conftest import installed_n8n
+from tests.unit.test_run_report_schema import validate
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))
 HOSTILE = Path(__file__).resolve().parents[1] / "doubles" / "hostile_gateway.py"
@@ -207,6 +208,7 @@ def _reports(tmp_path: Path) -> tuple[Path, Path]:
 
 def _check_reports(json_path: Path, junit_path: Path, category: str, words: str) -> None:
     report = json.loads(json_path.read_text(encoding="utf-8"))
+    validate(report)  # contracts/run-report.schema.json holds for a run that could not judge too
     assert report["verdict"]["category"] == category and words in report["verdict"]["reason"], report["verdict"]
     assert not [s for s in report["scenarios"] if s["outcome"] == "passed"], "a report says passed for what did not run"
     suite = ET.parse(junit_path).getroot().find("testsuite")

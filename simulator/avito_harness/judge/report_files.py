@@ -23,7 +23,8 @@ from avito_harness.judge.verdict import Verdict
 __all__ = ["JSON_FORMAT", "JSON_VERSION", "RunRecord", "write_html", "write_json", "write_junit"]
 
 JSON_FORMAT = "avito-harness-run"
-JSON_VERSION = 2
+#: 3: ``judged`` (what was judged, by which options) and ``started_at``; the schema is contracts/run-report.schema.json
+JSON_VERSION = 3
 
 
 @dataclass
@@ -37,13 +38,16 @@ class RunRecord:
     harness_version: str
     problems: Sequence[str] = ()
     not_applicable: Sequence[tuple[str, str]] = ()
+    judged: dict[str, Any] = field(default_factory=dict)  # the gateway, the profile, the n8n and the workflows judged
+    started_at: str = ""  # UTC, ISO 8601
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _json_doc(record: RunRecord) -> dict[str, Any]:
     return {
         "format": JSON_FORMAT, "version": JSON_VERSION, "harness_version": record.harness_version,
-        "target": record.target, "elapsed": round(record.elapsed, 3), "verdict": record.verdict.as_dict(),
+        "target": record.target, "judged": record.judged, "started_at": record.started_at,
+        "elapsed": round(record.elapsed, 3), "verdict": record.verdict.as_dict(),
         "problems": list(record.problems),
         "not_applicable": [{"name": n, "reason": why} for n, why in record.not_applicable],
         "root_causes": [{"defect": code, "seen": seen, "scenarios": [m.name for m in members]}
@@ -101,9 +105,12 @@ def write_html(path: Path, record: RunRecord) -> None:
                     f"{html.escape(r.name)} — {r.outcome.replace('_', ' ')} ({r.duration:.2f} s)</summary>{detail}"
                     f"<pre>{html.escape(r.transcript)}</pre></details>")
     verdict = record.verdict
+    judged = "".join(f"<tr><th align=left>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                     for k, v in record.judged.items() if v not in (None, ""))
     head = (f"<h1>Avito rollout acceptance run</h1><p><b>{html.escape(verdict.line())}</b></p>"
-            f"<p>judged: {html.escape(record.target)} · avito-harness {html.escape(record.harness_version)} · "
-            f"{len(record.results)} scenarios in {record.elapsed:.1f} s</p>")
+            f"<table>{judged}<tr><th align=left>avito-harness</th><td>{html.escape(record.harness_version)}</td></tr>"
+            f"<tr><th align=left>started</th><td>{html.escape(record.started_at)}</td></tr>"
+            f"<tr><th align=left>scenarios</th><td>{len(record.results)} in {record.elapsed:.1f} s</td></tr></table>")
     problems = "".join(f"<p>{html.escape(p)}</p>" for p in record.problems)
     causes = "".join(f"<li><b>{html.escape(code)}</b> ({len(members)}): {html.escape(describe(code))}<br>"
                      f"<code>{html.escape(seen)}</code></li>" for code, seen, members in root_causes(record.results))

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -77,6 +78,13 @@ def _pytest_args() -> list[str]:
     for plugin in UNUSED_PLUGINS:
         args += ["-p", f"no:{plugin}"]
     return args
+
+
+def _judged(target: TargetOptions) -> dict[str, Any]:
+    """What the run judged, by which options: the report's header."""
+    gateway = target.gateway_url or target.gateway_cmd or target.gateway_app or "our gateway (embedded)"
+    return {"gateway": gateway, "started_by": "in-process" if target.gateway_app else target.mode, "profile": target.profile, "strict_avito": target.strict_avito,
+            "n8n": target.n8n, "n8n_url": target.n8n_url, "workflows": target.workflows or ("ours" if target.n8n == "real" else None)}
 
 
 def _target_line(target: TargetOptions) -> str:
@@ -151,6 +159,7 @@ def run_acceptance(options: RunOptions, console: Console) -> int:
 
 def _run(options: RunOptions, console: Console) -> int:
     started = time.perf_counter()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results: list[ScenarioResult] = []
     skipped: list[tuple[str, str]] = []
     problem: CannotJudge | None = None
@@ -188,7 +197,8 @@ def _run(options: RunOptions, console: Console) -> int:
     print_report(console, results, title=f"Avito rollout acceptance run: {_target_line(options.target)}",
                  real_n8n=options.target.n8n == "real", elapsed=elapsed, verdict=verdict, problems=problems,
                  not_applicable=skipped, notes=notes)
-    record = RunRecord(verdict, results, _target_line(options.target), elapsed, harness_version(), problems, skipped)
+    record = RunRecord(verdict, results, _target_line(options.target), elapsed, harness_version(), problems, skipped,
+                       judged=_judged(options.target), started_at=started_at)
     for path, write in ((options.json_report, write_json), (options.junit, write_junit), (options.html_report, write_html)):
         if path:
             write(Path(path), record)

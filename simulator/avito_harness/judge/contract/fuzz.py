@@ -4,7 +4,6 @@ answer documented. Requests go through the judge's bounded client, not schemathe
 from __future__ import annotations
 
 import json
-
 from typing import Any
 
 import httpx
