@@ -25,19 +25,29 @@ pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh venv with the freshly built wheel installed; yields its bin directory."""
-    base = tmp_path_factory.mktemp("wheel")
-    wheels = _wheels(base / "dist")
-    env_dir = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The two wheels, built once for the module."""
+    return _wheels(tmp_path_factory.mktemp("wheels") / "dist")
+
+
+def _fresh_venv(env_dir: Path, *, with_pip: bool = False) -> Path:
+    """A new venv whose third-party packages are .venv's (a .pth line: no download); returns its bin folder."""
+    subprocess.run([sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(env_dir)], check=True)
     python = env_dir / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
-    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--ignore-installed", "--no-index", "-q",
-                    *map(str, wheels.values())], check=True, capture_output=True, cwd=base)
-    yield env_dir / "bin"
+    return env_dir / "bin"
+
+
+@pytest.fixture(scope="module")
+def installed(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh venv with the freshly built wheels installed; yields its bin directory."""
+    base = tmp_path_factory.mktemp("wheel")
+    bin_dir = _fresh_venv(base / "venv")
+    subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--ignore-installed", "--no-index",
+                    "-q", *map(str, wheels.values())], check=True, capture_output=True, cwd=base)
+    yield bin_dir
 
 
 def _wheels(into: Path) -> dict[str, Path]:
@@ -56,11 +66,10 @@ def _wheels(into: Path) -> dict[str, Path]:
     return {"avito-harness": harness, "avito-gateway": gateway}
 
 
-def test_the_gateway_and_the_harness_are_two_distributions(tmp_path: Path) -> None:
+def test_the_gateway_and_the_harness_are_two_distributions(wheels: dict[str, Path]) -> None:
     """A shop's gateway image installs the gateway alone: none of the harness's code, none of its test tools."""
     import zipfile
 
-    wheels = _wheels(tmp_path / "dist")
     names = {dist: zipfile.ZipFile(path).namelist() for dist, path in wheels.items()}
     assert names["avito-gateway"] and all(n.startswith("avito_gateway") for n in names["avito-gateway"])
     assert not any(n.startswith("avito_gateway/") for n in names["avito-harness"])
@@ -151,3 +160,43 @@ def test_a_users_pytest_project_runs_its_own_feature_against_a_gateway_by_comman
                           f"--avito-gateway-cmd={installed / 'avito-gateway'}", timeout=240)  # given, as users do
     assert result.ret == 0, "\n".join(result.outlines[-40:] + result.errlines[-20:])
     result.stdout.fnmatch_lines(["*1 passed*"])
+
+
+def test_the_ci_steps_init_writes_run_green_in_a_fresh_repository(wheels: dict[str, Path], tmp_path: Path) -> None:
+    """`init --ci github` in a repository holding the wheels, then every `run:` step of the workflow, in order, as
+    the runner runs them (bash -e, from the repository, a fresh Python with pip): the harness and the shop's gateway
+    installed from the wheels, then the five stages against that gateway started by its command."""
+    import shutil
+
+    import yaml
+
+    repo = tmp_path / "repo"
+    (repo / "wheels").mkdir(parents=True)
+    for wheel in wheels.values():
+        shutil.copy(wheel, repo / "wheels")
+    runner = _fresh_venv(tmp_path / "runner", with_pip=True)
+    from avito_harness.cli import main
+
+    assert main(["init", "--ci", "github", "--dir", str(repo), "--install", f"./wheels/{wheels['avito-harness'].name}",
+                 "--gateway-cmd", "avito-gateway",
+                 "--gateway-install", f"python -m pip install ./wheels/{wheels['avito-gateway'].name}"]) == 0
+    steps = yaml.safe_load((repo / ".github/workflows/avito-acceptance.yml").read_text())["jobs"]["avito-acceptance"][
+        "steps"]
+    assert all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", s["uses"]) for s in steps if "uses" in s)  # pinned
+    runs = [s["run"] for s in steps if "run" in s]
+    assert len(runs) == 3  # the harness, the gateway, the run
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(PATH=f"{runner}{os.pathsep}{env.get('PATH', '')}", CI="true",
+               PIP_NO_INDEX="1", PIP_NO_DEPS="1")  # the runner's dependencies are there already (no network here)
+    for command in runs:
+        done = subprocess.run(["bash", "-e", "-c", command], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
+    report = json.loads((repo / "avito-acceptance.json").read_text())
+    failed = [f"{s['name']}: {s['defect']} {s['error']}" for s in report["scenarios"] if s["outcome"] != "passed"]
+    assert report["verdict"]["exit_code"] == 0 and failed == [], failed
+    assert len(report["scenarios"]) >= 40 and str(ROOT) not in report["judged"]["gateway"]
+    # every scenario but the virtual-clock ones, each listed as not applicable with its reason
+    assert all(any(why in n["reason"] for why in ("virtual clock", "CONNECTION_TIMEOUT", "--profile full"))
+               for n in report["not_applicable"])
+    assert (repo / "avito-acceptance.xml").exists() and (repo / "avito-acceptance.html").exists()

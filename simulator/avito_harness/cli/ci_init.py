@@ -21,6 +21,13 @@ from avito_harness.fakes.settings import DEMO_API_KEY, DEMO_USER_ID, WEBHOOK_PAT
 __all__ = ["CiOptions", "MissingInstall", "write_ci_files", "github_workflow", "gitlab_ci", "compose_file"]
 
 REPORTS = "avito-acceptance"
+#: GitHub actions pinned to a commit (a tag can be moved to other code); the release it is, as a comment.
+ACTIONS = {
+    "checkout": ("actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
+    "setup-python": ("actions/setup-python@0b93645e9fea7318ecaed2b359559ac225c90a2b", "v5.3.0"),
+    "cache": ("actions/cache@1bd1e32a3bdc45362d1e726936510720a7c30a57", "v4.2.0"),
+    "upload-artifact": ("actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ def _quoted(text: str) -> str:
 
 def github_workflow(options: CiOptions) -> str:
     install = [{"name": "Install your gateway", "run": options.gateway_install}] if options.gateway_install else []
-    cache = {"name": "Keep pip's downloads between runs", "uses": "actions/cache@v4",
+    cache = {"name": "Keep pip's downloads between runs", "uses": ACTIONS["cache"][0],
              "with": {"path": "~/.cache/pip", "key": "pip-${{ runner.os }}-${{ hashFiles('**/pyproject.toml', "
                                                       "'**/requirements*.txt', '.github/workflows/avito-acceptance.yml') }}",
                       "restore-keys": "pip-${{ runner.os }}-"}}
@@ -79,16 +86,18 @@ def github_workflow(options: CiOptions) -> str:
             "runs-on": "ubuntu-24.04",
             "timeout-minutes": 20,
             "steps": [
-                {"uses": "actions/checkout@v4"},
-                {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
+                {"uses": ACTIONS["checkout"][0]},
+                {"uses": ACTIONS["setup-python"][0], "with": {"python-version": "3.11"}},
                 cache, *run,
-                {"name": "Keep the reports", "if": "always()", "uses": "actions/upload-artifact@v4",
+                {"name": "Keep the reports", "if": "always()", "uses": ACTIONS["upload-artifact"][0],
                  "with": {"name": REPORTS, "path": f"{REPORTS}.*"}},
             ],
         }},
     }
-    return "# Written by `avito-harness init --ci github`; adjust the gateway command to your repository.\n" + \
-        yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).replace("'on':", "on:")
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).replace("'on':", "on:")
+    for pinned, release in ACTIONS.values():
+        text = text.replace(f"uses: {pinned}\n", f"uses: {pinned}  # {release}\n")
+    return "# Written by `avito-harness init --ci github`; adjust the gateway command to your repository.\n" + text
 
 
 def gitlab_ci(options: CiOptions) -> str:
