@@ -80,6 +80,10 @@ def test_the_gateway_and_the_harness_are_two_distributions(wheels: dict[str, Pat
     assert gateway_needs and not gateway_needs & {"pytest", "pytest-bdd", "schemathesis", "hypothesis", "faker",
                                                   "rich", "avito-harness"}
     assert "Requires-Dist: avito-gateway==0.1.0; extra == \"embedded\"" in metadata["avito-harness"]
+    base = {line.split(":", 1)[1].strip().split(">")[0].split("[")[0].lower()
+            for line in metadata["avito-harness"].splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    # each of these brings a pytest plugin that every pytest run of the user's venv would load (bench/plugin_cost.py)
+    assert base and not base & {"faker", "schemathesis", "hypothesis", "psycopg", "locust", "avito-gateway"}, base
 
 
 def _run(bin_dir: Path, cwd: Path, *command: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,9 @@ def test_contract_without_its_extra_names_the_extra() -> None:
 def test_real_n8n_without_psycopg_names_the_extra() -> None:
     done = _without("psycopg", ["run", "--n8n", "real"])
     assert done.returncode == 2 and "pip install 'avito-harness[postgres]'" in done.stdout, done.stdout + done.stderr
+
+
+def test_anonymizing_without_faker_names_the_extra(tmp_path: Path) -> None:
+    done = _without("faker", ["record", "--out", str(tmp_path / "x.har"), "--anonymize"])
+    assert done.returncode == 2 and "pip install 'avito-harness[record]'" in done.stdout, done.stdout + done.stderr
+    assert not (tmp_path / "x.har").exists()

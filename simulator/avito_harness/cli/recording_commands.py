@@ -13,12 +13,17 @@ __all__ = ["run_record", "run_replay", "run_scenario"]
 
 
 def run_record(args: argparse.Namespace, console: Console) -> int:
+    import importlib.util
+
     from avito_harness.fakes.clock import Clock
     from avito_harness.recording.anonymize import Anonymizer
     from avito_harness.recording.har import HarWriter
     from avito_harness.recording.proxy import RecordingProxy, recording_app
     from avito_harness.stack.serve import ServeError, serve_in_thread
 
+    if args.anonymize and importlib.util.find_spec("faker") is None:
+        console.print("error: --anonymize draws its fakes from Faker: pip install 'avito-harness[record]'", markup=False)
+        return 2
     anonymizer = Anonymizer(args.seed) if args.anonymize else None
     clock = Clock()
     writer = HarWriter(Path(args.out), began=clock.now(), transform=anonymizer.entry if anonymizer else None)

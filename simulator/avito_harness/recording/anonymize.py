@@ -13,8 +13,6 @@ import json
 import re
 from typing import Any
 
-from faker import Faker
-
 __all__ = ["Anonymizer"]
 
 NAME_KEYS = {"name", "first_name", "last_name", "client_name", "author_name", "user_name"}
@@ -24,6 +22,8 @@ PHONE = re.compile(r"(?:\+7|8)[\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}")
 
 class Anonymizer:
     def __init__(self, seed: int = 0) -> None:
+        from faker import Faker  # the `record` extra: installed, Faker's pytest plugin slows every pytest run
+
         self.fake = Faker("ru_RU")
         self.seed = seed
         self._seen: dict[tuple[str, str], str] = {}

@@ -10,7 +10,6 @@ import asyncio
 from dataclasses import asdict, replace
 from typing import Any, Literal
 
-from faker import Faker
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +18,7 @@ from avito_harness.fakes.avito.errors import ValidationFailedError
 from avito_harness.fakes.avito.models import AccountSettings, DeliveryPolicy
 from avito_harness.fakes.avito.ratelimit import RateLimits
 from avito_harness.fakes.avito.seed import seed_demo_data
+from avito_harness.fakes.names import first_name
 from avito_harness.fakes.avito.state import AvitoState
 
 __all__ = ["router", "account_view", "apply_account_settings", "export_settings"]
@@ -196,9 +196,7 @@ def seed_recorded_chat(backend: Any, chat: dict[str, Any]) -> None:
 
 
 def _fake_name(state: AvitoState) -> str:
-    fake = Faker("ru_RU")
-    fake.seed_instance(state.rng.randint(0, 2**31))
-    return str(fake.first_name())
+    return first_name(state.rng)
 
 
 @router.post("/accounts/{user_id}/chats", status_code=201)

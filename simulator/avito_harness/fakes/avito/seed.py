@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from faker import Faker
+import random
 
 from avito_harness.fakes.avito.state import AvitoState
+from avito_harness.fakes.names import first_name
 
 __all__ = ["seed_demo_data", "DEMO_ITEMS"]
 
@@ -24,10 +25,9 @@ _OPENERS = (
 
 def seed_demo_data(state: AvitoState, *, seed: int) -> None:
     """Fill ``state`` with a small, deterministic demo world (no webhooks: nobody is subscribed yet)."""
-    fake = Faker("ru_RU")
-    fake.seed_instance(seed)
+    rng = random.Random(seed)
     items = [state.add_item(title, price) for title, price in DEMO_ITEMS]
-    customers = [state.add_customer(fake.first_name()) for _ in range(4)]
+    customers = [state.add_customer(first_name(rng)) for _ in range(4)]
     for n, customer in enumerate(customers[:3]):
         chat = state.create_chat(customer.id, item_id=items[n % len(items)].id)
         state.inject(chat.id, "text", text=_OPENERS[n])
