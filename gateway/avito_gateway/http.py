@@ -3,7 +3,7 @@
 aiohttp because of its cost per call: 16 concurrent sends to the fake Avito cost httpx's AsyncClient about
 1,180 us of CPU each and aiohttp's ClientSession about 90 us (bench, this 2-core machine), and the gateway pays
 one such call for every send and every forward. httpx stays the seam for tests: a transport (MockTransport, the
-planted defects of tests/doubles) replaces the network in one line; given one, the same calls go through httpx,
+planted defects of avito_doubles) replaces the network in one line; given one, the same calls go through httpx,
 with the same answers and the same failure names (httpx's words, which operators see in errors and logs).
 """
 

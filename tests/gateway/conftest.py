@@ -63,7 +63,8 @@ def make_gateway(sim: Stack, tmp_path: Path) -> Iterator[Callable[..., GatewayHa
     """Start a gateway (settings overridable); every one started is stopped after the test."""
     started: list[GatewayHandle] = []
 
-    def make(clock: Any = None, **overrides: Any) -> GatewayHandle:
+    def make(clock: Any = None, double: str | None = None, **overrides: Any) -> GatewayHandle:
+        """``double``: one of the planted-defect gateways (avito_doubles) instead of ours, built the same way."""
         values: dict[str, Any] = {
             "api_key": API_KEY,
             "avito_client_id": "sim-client-id",
@@ -80,7 +81,13 @@ def make_gateway(sim: Stack, tmp_path: Path) -> Iterator[Callable[..., GatewayHa
             **overrides,
         }
         settings = GatewaySettings(_env_file=None, **values)  # type: ignore[call-arg]
-        served = serve_in_thread(create_app(settings, clock=clock or sim.clock), name="gateway")
+        if double is None:
+            app = create_app(settings, clock=clock or sim.clock)
+        else:
+            from avito_doubles.catalogue import find
+
+            app = find(double).in_process(values, clock or sim.clock)
+        served = serve_in_thread(app, name="gateway")
         handle = GatewayHandle(served, settings, httpx.Client(base_url=served.url, headers={"X-API-Key": API_KEY},
                                                                timeout=30))
         started.append(handle)

@@ -34,10 +34,10 @@ def recording(sim: Stack, tmp_path: Path) -> Iterator[tuple[Path, RecordingProxy
     served.stop()
 
 
-def _session(sim: Stack, gateway: GatewayHandle, chats: list[str]) -> list[tuple[int, str]]:
+def _session(sim: Stack, gateway: GatewayHandle, chats: list[str], sends: int = 24) -> list[tuple[int, str]]:
     """What n8n does through the gateway in the incident: each answer's status and code, in order."""
     answers = []
-    for n in range(24):
+    for n in range(sends):
         chat = chats[n % len(chats)]
         sent = gateway.api.post("/api/messages/send", json={"chat_id": chat, "text": f"ответ {n}"},
                                 headers={"Idempotency-Key": f"incident-{n}"})
@@ -99,6 +99,50 @@ def test_a_recorded_incident_replays_with_the_same_answers_in_the_same_order(
     assert missed == [], missed  # every call of the replayed session was in the recording
     print(f"\nrecorded {len(entries)} entries ({len(hooks)} webhooks); the replay's {len(replayed)} answers "
           f"equal the live run's; calls not in the recording: {len(missed)}")
+
+
+def _reposted_blindly(journal: list[dict[str, Any]]) -> int:
+    """The judge's rule (no send repeated without reading the chat first), on what the fake Avito saw: a send posted
+    again after Avito's ambiguous answer (a 5xx, or none), with no read of the chat in between."""
+    blind, unsure = 0, False
+    for call in journal:
+        if not str(call["path"]).startswith("/messenger/"):
+            continue
+        if call["method"] == "POST" and str(call["path"]).endswith("/messages"):
+            blind += unsure
+            unsure = int(call.get("status") or 0) >= 500 or not call.get("status")
+        elif call["method"] == "GET" and "/messages" in str(call["path"]):
+            unsure = False
+    return blind
+
+
+@pytest.mark.parametrize("double", [None, "blind_retry"])
+def test_a_replayed_incident_gives_the_live_runs_verdict_for_our_gateway_and_a_planted_defect(
+        double: str | None, sim: Stack, make_gateway: Callable[..., GatewayHandle],
+        recording: tuple[Path, RecordingProxy, str], tmp_path: Path) -> None:
+    """50+ recorded calls with two Avito errors (a 500 for a send, a 429 for the chat list): our gateway reads the
+    chat before it sends again, the double posts again blindly; the replay must judge each as the live run did."""
+    path, _, proxy_url = recording
+    chats = [c["id"] for c in sim.avito.account(USER)["chats"][:3]]
+    live_gateway = make_gateway(avito_api_base_url=proxy_url, data_dir=tmp_path / "live", double=double)
+    sim.avito.add_fault(route="POST /messenger/v1/accounts/*/chats/*/messages", status=500, after=5, times=1,
+                        body={"error": {"code": 500, "message": "internal error"}})
+    sim.avito.add_fault("rate_limited_429_retry_after", route="GET /messenger/v2/accounts/*/chats", after=2, times=1)
+    live = _session(sim, live_gateway, chats, sends=36)
+    live_verdict = _reposted_blindly(sim.avito.journal())
+    live_gateway.stop()
+    entries = read_har(path)
+    assert len(entries) >= 50 and {(e["request"]["method"], e["response"]["status"]) for e in entries} >= {
+        ("POST", 500), ("GET", 429)}
+
+    sim.reset()
+    sim.load_scenario(to_scenario(entries, source=path.name))
+    replayed = _session(sim, make_gateway(data_dir=tmp_path / "replay", double=double), chats, sends=36)
+    assert replayed == live
+    assert _reposted_blindly(sim.avito.journal()) == live_verdict
+    assert (live_verdict > 0) == (double is not None), live_verdict  # the verdict itself: the double's defect only
+    print(f"\n{double or 'our gateway'}: {len(entries)} recorded calls, sends posted again blindly: live "
+          f"{live_verdict}, replayed {_reposted_blindly(sim.avito.journal())}")
 
 
 def test_an_anonymized_recording_holds_no_name_phone_or_text_and_stays_consistent(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
@@ -33,7 +32,7 @@ def test_our_gateway_under_load_loses_nothing(tmp_path: Path, workers: str) -> N
 
 
 def test_a_gateway_that_forwards_twice_fails_the_load(tmp_path: Path) -> None:
-    double = f"{sys.executable} {ROOT / 'tests' / 'doubles' / 'broken_gateway.py'} twice_to_n8n --port {{port}}"
+    double = f"{sys.executable} -m avito_doubles serve twice_to_n8n --port {{port}}"
     done, summary = _load(tmp_path, "--shops", "2", "--gateway-cmd", double)
     assert done.returncode == 1, done.stdout[-3000:]
     assert summary["duplicated"] == summary["sent"] > 0 and "duplicated" in done.stdout

@@ -19,7 +19,6 @@ from avito_harness.fakes.settings import SimSettings
 from avito_harness.stack import Stack
 
 EXE = str(Path(sys.executable).with_name("avito-harness"))
-ROOT = Path(__file__).resolve().parents[2]
 USER = 100000001
 FREE_PORTS = SimSettings.from_env(avito_port=0, n8n_port=0, stt_port=0)  # never the default ports another test holds
 FEATURE = """Feature: An incident recorded at Avito
@@ -90,8 +89,7 @@ def test_our_gateway_is_judged_on_a_recorded_incident(tmp_path: Path) -> None:
 
 
 def test_a_planted_defect_fails_on_the_recorded_incident_with_its_defect_named(tmp_path: Path) -> None:
-    double = f"{sys.executable} {ROOT / 'tests' / 'doubles' / 'broken_gateway.py'} errors_not_spec_shape --port {{port}}"
-    done = _run(tmp_path, "--gateway-cmd", double)
+    done = _run(tmp_path, "--gateway-double", "errors_not_spec_shape")
     assert done.returncode == 1, done.stdout[-3000:]
     # the recorded 400 reached it (served from the recording) and came back in the double's own shape
     assert "[fault: recorded #2: POST /messenger/v1/accounts/" in done.stdout
