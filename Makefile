@@ -39,6 +39,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.scale
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ./gateway -e '.[test,dev]'

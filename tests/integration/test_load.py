@@ -36,3 +36,17 @@ def test_a_gateway_that_forwards_twice_fails_the_load(tmp_path: Path) -> None:
     done, summary = _load(tmp_path, "--shops", "2", "--gateway-cmd", double)
     assert done.returncode == 1, done.stdout[-3000:]
     assert summary["duplicated"] == summary["sent"] > 0 and "duplicated" in done.stdout
+
+
+def test_three_replicas_on_one_postgres_lose_nothing(tmp_path: Path, postgres_url: str) -> None:
+    """The deployment users ask about before a sale weekend: replicas sharing one PostgreSQL, each serving a share
+    of the shops (its webhooks and its CRM's replies)."""
+    done, summary = _load(tmp_path, "--shops", "6", "--replicas", "3", "--database-url", postgres_url)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert summary["passed"] and summary["sent"] == summary["delivered"] > 0 and summary["shops_loaded"] == 6
+    assert (summary["lost"], summary["duplicated"], summary["order_violations"], summary["replies_lost"]) == (0, 0, 0, 0)
+
+
+def test_replicas_without_a_shared_database_are_refused_in_one_line(tmp_path: Path) -> None:
+    done, _ = _load(tmp_path, "--replicas", "2")
+    assert done.returncode == 2 and "[usage_error]: --replicas share one database" in done.stdout

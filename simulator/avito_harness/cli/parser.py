@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--workers", type=int, default=0, help="Locust's distributed mode here: a master and N workers")
     load.add_argument("--web", action="store_true", help="Locust's web UI on 127.0.0.1:8089 (it starts the load)")
     load.add_argument("--gateway-cmd", help="the gateway to load (default: ours); it gets ACCOUNTS_FILE for the shops")
+    load.add_argument("--replicas", type=int, default=1,
+                      help="gateways sharing --database-url, each serving every n-th shop (1)")
+    load.add_argument("--database-url", help="the gateways' PostgreSQL (postgresql://...; default: SQLite each)")
     load.add_argument("--json", help="write the judged summary here")
     scenario = sub.add_parser("scenario", help="scenario files: make one from a recording")
     scenario_sub = scenario.add_subparsers(dest="scenario_command", required=True)

@@ -25,6 +25,7 @@ class Shop:
     api_key: str
     webhook_secret: str
     chats: list[str] = field(default_factory=list)
+    gateway_url: str = ""  # the replica serving this shop ("": the plan's gateway)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class LoadOptions:
     web: bool = False  # Locust's web UI (127.0.0.1:8089) instead of headless
     gateway_cmd: str | None = None  # default: our gateway (avito-gateway)
     drain: float = 60.0  # seconds to wait for the last deliveries after the load stops
+    replicas: int = 1  # gateways sharing DATABASE_URL, each serving every n-th shop (needs database_url when > 1)
+    database_url: str | None = None  # the gateways' PostgreSQL (default: each its own SQLite)
 
 
 @dataclass
@@ -59,6 +61,10 @@ def _cpu(pid: int) -> float:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+
+
+def _gateways_cpu(gateways: list[GatewayProcess]) -> float:
+    return sum(_cpu(g.proc.pid) for g in gateways if g.proc is not None)
 
 
 def _children_cpu() -> float:
@@ -106,25 +112,30 @@ def run_load(options: LoadOptions, stack: Any, work: Path) -> LoadResult:
     accounts = write_accounts(shops, stack.urls["n8n"], work / "accounts.yaml")
     user, client_id, secret = SEED_ACCOUNT
     command = tuple(options.gateway_cmd.split()) if options.gateway_cmd else (sys.executable, "-m", "avito_gateway")
-    gateway = GatewayProcess(avito_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
-                             client_id=client_id, client_secret=secret, user_id=user, command=command,
-                             data_dir=str(work / "gateway"), extra_env={
-                                 "ACCOUNTS_FILE": str(accounts), "RATE_LIMIT_REQUESTS": "1000000",
-                                 "OUTBOX_POLL_INTERVAL": "0.02"})
-    gateway.start()
+    if options.replicas > 1 and not options.database_url:
+        raise ValueError("replicas share one database: give a PostgreSQL URL (database_url)")
+    database = {"DATABASE_URL": options.database_url} if options.database_url else {}
+    gateways = [GatewayProcess(avito_url=stack.urls["avito"], n8n_webhook_url=f"{stack.urls['n8n']}/webhook/avito",
+                               client_id=client_id, client_secret=secret, user_id=user, command=command,
+                               data_dir=str(work / f"gateway-{n}"), extra_env={
+                                   "ACCOUNTS_FILE": str(accounts), "RATE_LIMIT_REQUESTS": "1000000",
+                                   "OUTBOX_POLL_INTERVAL": "0.02", **database})
+                for n in range(max(1, options.replicas))]
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        with httpx.Client(base_url=gateway.url, timeout=30) as client:
-            for shop in shops:
-                answer = client.post("/api/webhook/subscribe", headers={"X-API-Key": shop.api_key},
-                                     json={"url": f"{gateway.url}/webhook/avito/{shop.webhook_secret}"})
+        for gateway in gateways:
+            gateway.start()
+        shops = [replace(shop, gateway_url=gateways[n % len(gateways)].url) for n, shop in enumerate(shops)]
+        with httpx.Client(timeout=30) as client:
+            for shop in shops:  # each shop's webhooks reach its replica
+                answer = client.post(f"{shop.gateway_url}/api/webhook/subscribe", headers={"X-API-Key": shop.api_key},
+                                     json={"url": f"{shop.gateway_url}/webhook/avito/{shop.webhook_secret}"})
                 answer.raise_for_status()
         out = work / "sent"
         out.mkdir()
-        plan = LoadPlan(stack.urls["avito"], gateway.url, shops, str(out), options.rate, options.rate)
+        plan = LoadPlan(stack.urls["avito"], gateways[0].url, shops, str(out), options.rate, options.rate)
         plan.write(work / "plan.json")
-        cpu_before = {"gateway": _cpu(gateway.proc.pid) if gateway.proc else 0.0, "fakes": time.process_time(),
-                      "locust": _children_cpu()}
+        cpu_before = {"gateway": _gateways_cpu(gateways), "fakes": time.process_time(), "locust": _children_cpu()}
         procs = _locust(work / "plan.json", options, users=2 * len(shops), csv=work / "locust")
         summary = (procs[0].communicate(timeout=options.duration + 300)[0] or b"").decode(errors="replace")
         for worker in procs[1:]:
@@ -132,7 +143,7 @@ def run_load(options: LoadOptions, stack: Any, work: Path) -> LoadResult:
         cpu_locust = _children_cpu() - cpu_before["locust"]  # every Locust process has been waited for
         sent = read_sent(out)
         _drained(stack, sum(1 for s in sent if s["kind"] == "inbound" and s["status"] in (200, 201)), options.drain)
-        cpu = {"gateway": (_cpu(gateway.proc.pid) if gateway.proc else 0.0) - cpu_before["gateway"],
+        cpu = {"gateway": _gateways_cpu(gateways) - cpu_before["gateway"],
                "fakes": time.process_time() - cpu_before["fakes"], "locust": cpu_locust}
         chats = {(shop.user_id, chat): stack.avito.chat(shop.user_id, chat)["messages"]
                  for shop in shops for chat in shop.chats}
@@ -140,7 +151,8 @@ def run_load(options: LoadOptions, stack: Any, work: Path) -> LoadResult:
     finally:
         for proc in procs:
             stop_process(proc, grace=5)
-        gateway.stop()
+        for gateway in gateways:
+            gateway.stop()
     return LoadResult(verdict, {k: round(v, 2) for k, v in cpu.items()}, summary[-3000:],
                       time.perf_counter() - started)
 

@@ -83,7 +83,7 @@ class Crm(HttpUser):
         chat, key = next(self.chats), uuid.uuid4().hex
         text = f"reply {self.shop.user_id}/{chat}/{key}"
         started = time.perf_counter()
-        with self.client.post("/api/messages/send", json={"chat_id": chat, "text": text}, catch_response=True,
+        with self.client.post(f"{self.shop.gateway_url}/api/messages/send", json={"chat_id": chat, "text": text}, catch_response=True,
                               headers={"X-API-Key": self.shop.api_key, "Idempotency-Key": key},
                               name="CRM replies (n8n -> gateway -> Avito)") as answer:
             _record({"kind": "reply", "shop": self.shop.user_id, "chat": chat, "text": text,
