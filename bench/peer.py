@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from avito_harness.stack.gateway_process import free_port
 from avito_harness.real.n8n.install import InstallError, NpmInstall, cache_dir
+from avito_harness.stack.gateway_process import free_port
 from bench.loadgen import load, percentile
 
 WIREMOCK_VERSION = "3.13.2"
