@@ -16,6 +16,9 @@ accounts:
     n8n_webhook_url: http://127.0.0.1:5678/webhook/avito
     tenant: north
 ```
+
+``avito_api_base_url`` (optional) sends one account's Avito calls elsewhere than ``AVITO_API_BASE_URL``: a
+sandbox, a recording proxy, or one shard of a simulator serving a share of the shops.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Account:
     n8n_webhook_url: str | None
     tenant: str | None = None
     webhook_secret: str | None = None
+    avito_api_base_url: str | None = None  # None: AVITO_API_BASE_URL
 
     @property
     def is_default(self) -> bool:
@@ -70,6 +74,7 @@ class _Entry(BaseModel):
     n8n_webhook_url: str | None = None
     tenant: str | None = Field(None, min_length=1, max_length=200)
     webhook_secret: str | None = Field(None, pattern=_SECRET_RE.pattern)
+    avito_api_base_url: str | None = None
 
 
 def _from_file(path: Path, settings: GatewaySettings) -> list[Account]:
@@ -105,7 +110,8 @@ def _from_file(path: Path, settings: GatewaySettings) -> list[Account]:
         if not keys:
             raise ConfigError(f"{where}: api_keys is required: an account nobody can call cannot send")
         found.append(Account(entry.name, entry.client_id, secret, entry.user_id, keys,
-                             entry.n8n_webhook_url or settings.n8n_webhook_url, entry.tenant, entry.webhook_secret))
+                             entry.n8n_webhook_url or settings.n8n_webhook_url, entry.tenant, entry.webhook_secret,
+                             entry.avito_api_base_url))
     return found
 
 
@@ -157,9 +163,13 @@ def _check_values(account: Account) -> None:
         if key and not _HEADER_RE.fullmatch(key):
             raise ConfigError(f"{where}: an API key must be printable ASCII: HTTP headers carry nothing else, so "
                               "no caller could ever send it")
-    url = account.n8n_webhook_url
+    for url, what in ((account.n8n_webhook_url, "N8N_WEBHOOK_URL" if account.is_default
+                       else f"{where}: n8n_webhook_url"), (account.avito_api_base_url, f"{where}: avito_api_base_url")):
+        _check_url(url, what)
+
+
+def _check_url(url: str | None, what: str) -> None:
     if url is not None:
-        what = "N8N_WEBHOOK_URL" if account.is_default else f"{where}: n8n_webhook_url"
         try:
             parts = urlsplit(url)
             usable = parts.scheme in ("http", "https") and bool(parts.hostname) and _HEADER_RE.fullmatch(url)

@@ -61,7 +61,7 @@ class AvitoClient:
     def __init__(self, settings: GatewaySettings, clock: Clock, account: Account, *,
                  transport: httpx.AsyncBaseTransport | None = None):
         self.settings, self.clock, self.account = settings, clock, account
-        self.http = http_client(base_url=settings.avito_api_base_url, timeout=settings.connection_timeout,
+        self.http = http_client(base_url=account.avito_api_base_url or settings.avito_api_base_url, timeout=settings.connection_timeout,
                                 max_connections=settings.max_connections, transport=transport,
                                 headers={"User-Agent": "avito-harness-gateway/0.1"})
         self._slots = asyncio.Semaphore(settings.max_connections)

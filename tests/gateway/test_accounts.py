@@ -158,3 +158,26 @@ def test_health_names_the_shop_whose_token_cannot_be_had(two_shops: Callable[...
     assert "cannot obtain an Avito token for account shop2" in health.json()["reason"]
     assert gateway.api.get("/info").json()["accounts"] == 2
     assert API_KEY not in health.text
+
+
+def test_an_account_with_its_own_avito_url_talks_to_that_avito_only(sim: Stack, make_gateway: Callable[..., GatewayHandle],
+                                                                   tmp_path: Path) -> None:
+    """``avito_api_base_url`` per account (a sandbox, a proxy, a shard of the simulator): its token and its sends
+    go there, the other account's stay on AVITO_API_BASE_URL."""
+    from avito_harness.fakes.settings import SimSettings
+
+    with Stack.start(SimSettings(avito_port=0, n8n_port=0, stt_port=0)) as other:
+        other.avito.create_account(user_id=SHOP2, client_id="shop2-client-id", client_secret="shop2-client-secret")
+        chat = other.avito.create_chat(SHOP2, customer_name="Пётр")["id"]
+        accounts = tmp_path / "accounts.yaml"
+        accounts.write_text(yaml.safe_dump({"accounts": [{
+            "name": "shop2", "user_id": SHOP2, "client_id": "shop2-client-id", "client_secret": "shop2-client-secret",
+            "api_keys": [SHOP2_KEY], "avito_api_base_url": other.urls["avito"]}]}))
+        gateway = make_gateway(accounts_file=accounts)
+        sent = gateway.api.post("/api/messages/send", json={"chat_id": chat, "text": "с другого Avito"},
+                                headers=as_shop2(gateway))
+        assert sent.status_code == 200, sent.text
+        assert "с другого Avito" in [m["content"].get("text") for m in other.avito.chat(SHOP2, chat)["messages"]]
+        assert sim.avito.journal(path="/messenger/*") == [] and other.avito.journal(path="/token")
+        ours = gateway.api.post("/api/messages/send", json={"chat_id": first_chat(sim), "text": "с нашего"})
+        assert ours.status_code == 200 and other.avito.journal(path="/messenger/*/accounts/100000001/*") == []

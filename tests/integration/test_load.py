@@ -50,3 +50,16 @@ def test_three_replicas_on_one_postgres_lose_nothing(tmp_path: Path, postgres_ur
 def test_replicas_without_a_shared_database_are_refused_in_one_line(tmp_path: Path) -> None:
     done, _ = _load(tmp_path, "--replicas", "2")
     assert done.returncode == 2 and "[usage_error]: --replicas share one database" in done.stdout
+
+
+def test_sharded_fakes_each_own_their_shops_and_share_nothing(tmp_path: Path) -> None:
+    """--shards 3: three fake Avito + fake n8n pairs as processes; each holds only its shops' accounts, and what a
+    shop's gateway forwards lands on that shop's shard only (the run still judges every message once, in order)."""
+    done, summary = _load(tmp_path, "--shops", "6", "--shards", "3")
+    assert done.returncode == 0, done.stdout[-3000:]
+    shards = summary["shards"]
+    assert isinstance(shards, list) and len(shards) == 3
+    owned = [set(s["accounts"]) for s in shards]
+    assert all(len(o) == 2 for o in owned) and len(set().union(*owned)) == 6  # disjoint: no account on two shards
+    assert sum(s["at_n8n"] for s in shards) == summary["delivered"] and all(s["at_n8n"] > 0 for s in shards)
+    assert len({s["avito"] for s in shards}) == 3 and summary["passed"]

@@ -76,6 +76,7 @@ def test_a_secret_may_come_from_the_environment(tmp_path: Path, monkeypatch: pyt
     ([{**SHOP, "client_secret_env": "NORTH_SECRET"}], {}, "give client_secret or client_secret_env, not both"),
     ([{**SHOP, "n8n_webhook_url": "127.0.0.1:5678/webhook"}], {}, "'north': n8n_webhook_url must be an absolute http"),
     ([{**SHOP, "n8n_webhook_url": "ftp://127.0.0.1/x"}], {}, "'north': n8n_webhook_url must be an absolute http"),
+    ([{**SHOP, "avito_api_base_url": "api.avito.ru"}], {}, "'north': avito_api_base_url must be an absolute http"),
     ([SHOP], {"n8n_webhook_url": "http:///no-host"}, "must be an absolute http"),
     ([SHOP], {"api_key": "ключ", "avito_client_id": "i", "avito_client_secret": "s", "avito_user_id": 1},
      "the environment's account: an API key must be printable ASCII"),

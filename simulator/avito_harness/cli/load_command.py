@@ -25,9 +25,9 @@ def run_load_command(args: argparse.Namespace, console: Console) -> int:
                       "postgresql://...", markup=False)
         return 2
     if args.shops < 1 or args.chats < 1 or not args.duration > 0 or not args.rate > 0 or args.workers < 0 \
-            or args.replicas < 1:
+            or args.replicas < 1 or args.shards < 1:
         console.print("could not judge (exit 2) [usage_error]: --shops, --chats at least 1; --duration, --rate more "
-                      "than 0; --workers 0 or more; --replicas at least 1", markup=False)
+                      "than 0; --workers 0 or more; --replicas, --shards at least 1", markup=False)
         return 2
     from avito_harness.fakes.settings import SimSettings
     from avito_harness.load.run import LoadOptions, run_load
@@ -36,7 +36,7 @@ def run_load_command(args: argparse.Namespace, console: Console) -> int:
 
     options = LoadOptions(shops=args.shops, chats=args.chats, duration=args.duration, rate=args.rate,
                           workers=args.workers, web=args.web, gateway_cmd=args.gateway_cmd, replicas=args.replicas,
-                          database_url=args.database_url)
+                          database_url=args.database_url, shards=args.shards)
     settings = SimSettings.from_env(avito_port=0, n8n_port=0, stt_port=0, n8n_mode="record", clock="system")
     console.print(f"load: {args.shops} shops x {args.chats} chats, {args.rate:g} message(s) and {args.rate:g} "
                   f"reply(ies) a second per shop for {args.duration:g} s; Locust "

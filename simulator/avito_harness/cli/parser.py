@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--workers", type=int, default=0, help="Locust's distributed mode here: a master and N workers")
     load.add_argument("--web", action="store_true", help="Locust's web UI on 127.0.0.1:8089 (it starts the load)")
     load.add_argument("--gateway-cmd", help="the gateway to load (default: ours); it gets ACCOUNTS_FILE for the shops")
+    load.add_argument("--shards", type=int, default=1,
+                      help="the fakes as N processes (a fake Avito and a fake n8n each), each owning every n-th shop (1)")
     load.add_argument("--replicas", type=int, default=1,
                       help="gateways sharing --database-url, each serving every n-th shop (1)")
     load.add_argument("--database-url", help="the gateways' PostgreSQL (postgresql://...; default: SQLite each)")

@@ -9,14 +9,15 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from avito_harness.load.judge import LoadVerdict, judge, read_sent
-from avito_harness.load.plan import LoadPlan, make_shops, write_accounts
+from avito_harness.load.plan import FIRST_USER, LoadPlan, make_shops, write_accounts
+from avito_harness.load.shards import Shard, shards
 from avito_harness.stack.gateway_process import GatewayProcess, free_port, stop_process
 from avito_harness.waiting import pause
 
@@ -39,6 +40,7 @@ class LoadOptions:
     gateway_cmd: str | None = None  # default: our gateway (avito-gateway)
     drain: float = 60.0  # seconds to wait for the last deliveries after the load stops
     replicas: int = 1  # gateways sharing DATABASE_URL, each serving every n-th shop (needs database_url when > 1)
+    shards: int = 1  # fake Avito + fake n8n pairs, each a process of its own owning every n-th shop
     database_url: str | None = None  # the gateways' PostgreSQL (default: each its own SQLite)
 
 
@@ -49,8 +51,11 @@ class LoadResult:
     locust_summary: str
     elapsed: float
 
+    shards: list[dict[str, Any]] = field(default_factory=list)  # per shard: its URL, its shops, what its n8n got
+
     def as_dict(self) -> dict[str, Any]:
-        return {**self.verdict.as_dict(), "cpu_seconds": self.cpu_seconds, "elapsed": round(self.elapsed, 2)}
+        return {**self.verdict.as_dict(), "cpu_seconds": self.cpu_seconds, "elapsed": round(self.elapsed, 2),
+                "shards": self.shards}
 
 
 def _cpu(pid: int) -> float:
@@ -65,6 +70,11 @@ def _cpu(pid: int) -> float:
 
 def _gateways_cpu(gateways: list[GatewayProcess]) -> float:
     return sum(_cpu(g.proc.pid) for g in gateways if g.proc is not None)
+
+
+def _fakes_cpu(fakes: list[Shard]) -> float:
+    """This process (shard 0 and the run's own work) and every shard's processes."""
+    return time.process_time() + sum(_cpu(pid) for fake in fakes for pid in fake.pids)
 
 
 def _children_cpu() -> float:
@@ -90,11 +100,15 @@ def _locust(plan_path: Path, options: LoadOptions, users: int, csv: Path) -> lis
     return [master, *workers]
 
 
-def _drained(stack: Any, expected: int, limit: float) -> None:
+def _received(shards: list[Shard]) -> list[dict[str, Any]]:
+    return [r for shard in shards for r in shard.n8n.received("load")]
+
+
+def _drained(shards: list[Shard], expected: int, limit: float) -> None:
     """Wait until n8n has every message sent, or nothing new arrives for 3 s (bounded by ``limit``)."""
     deadline, last, quiet_since = time.monotonic() + limit, -1, time.monotonic()
     while time.monotonic() < deadline:
-        count = len(stack.n8n.received("load"))
+        count = len(_received(shards))
         if count >= expected:
             return
         if count != last:
@@ -105,10 +119,18 @@ def _drained(stack: Any, expected: int, limit: float) -> None:
 
 
 def run_load(options: LoadOptions, stack: Any, work: Path) -> LoadResult:
-    """The load against a stack that is serving (the caller owns it); ``work`` holds the plan and the users' files."""
+    """The load against a stack that is serving (the caller owns it; shard 0 when ``options.shards`` > 1);
+    ``work`` holds the plan and the users' files."""
+    with shards(stack, options.shards) as fakes:
+        return _run(options, stack, fakes, work)
+
+
+def _run(options: LoadOptions, stack: Any, fakes: list[Shard], work: Path) -> LoadResult:
     started = time.perf_counter()
-    shops = make_shops(stack.urls["avito"], options.shops, options.chats)
-    stack.n8n.register("load")
+    shops = make_shops(stack.urls["avito"], options.shops, options.chats,
+                       shards=[(f.avito_url, f.n8n_url) for f in fakes])
+    for fake in fakes:
+        fake.n8n.register("load")
     accounts = write_accounts(shops, stack.urls["n8n"], work / "accounts.yaml")
     user, client_id, secret = SEED_ACCOUNT
     command = tuple(options.gateway_cmd.split()) if options.gateway_cmd else (sys.executable, "-m", "avito_gateway")
@@ -135,24 +157,27 @@ def run_load(options: LoadOptions, stack: Any, work: Path) -> LoadResult:
         out.mkdir()
         plan = LoadPlan(stack.urls["avito"], gateways[0].url, shops, str(out), options.rate, options.rate)
         plan.write(work / "plan.json")
-        cpu_before = {"gateway": _gateways_cpu(gateways), "fakes": time.process_time(), "locust": _children_cpu()}
+        cpu_before = {"gateway": _gateways_cpu(gateways), "fakes": _fakes_cpu(fakes), "locust": _children_cpu()}
         procs = _locust(work / "plan.json", options, users=2 * len(shops), csv=work / "locust")
         summary = (procs[0].communicate(timeout=options.duration + 300)[0] or b"").decode(errors="replace")
         for worker in procs[1:]:
             worker.wait(30)
         cpu_locust = _children_cpu() - cpu_before["locust"]  # every Locust process has been waited for
         sent = read_sent(out)
-        _drained(stack, sum(1 for s in sent if s["kind"] == "inbound" and s["status"] in (200, 201)), options.drain)
+        _drained(fakes, sum(1 for s in sent if s["kind"] == "inbound" and s["status"] in (200, 201)), options.drain)
         cpu = {"gateway": _gateways_cpu(gateways) - cpu_before["gateway"],
-               "fakes": time.process_time() - cpu_before["fakes"], "locust": cpu_locust}
-        chats = {(shop.user_id, chat): stack.avito.chat(shop.user_id, chat)["messages"]
+               "fakes": _fakes_cpu(fakes) - cpu_before["fakes"], "locust": cpu_locust}
+        avito_of = {f.avito_url: f.avito for f in fakes}
+        chats = {(shop.user_id, chat): avito_of[shop.avito_url].chat(shop.user_id, chat)["messages"]
                  for shop in shops for chat in shop.chats}
-        verdict = judge(sent, stack.n8n.received("load"), chats)
+        verdict = judge(sent, _received(fakes), chats)
+        owned = [{"avito": f.avito_url, "n8n": f.n8n_url, "shops": sum(1 for s in shops if s.avito_url == f.avito_url),
+                  "accounts": sorted(a["user_id"] for a in f.avito.accounts() if a["user_id"] >= FIRST_USER), "at_n8n": len(f.n8n.received("load"))} for f in fakes]
     finally:
         for proc in procs:
             stop_process(proc, grace=5)
         for gateway in gateways:
             gateway.stop()
     return LoadResult(verdict, {k: round(v, 2) for k, v in cpu.items()}, summary[-3000:],
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, owned)
 

@@ -89,6 +89,10 @@ class AvitoSim(_Control):
         result: dict[str, Any] = self._call("GET", f"/_sim/accounts/{user_id}")
         return result
 
+    def accounts(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/_sim/accounts")["accounts"]
+        return result
+
     def settings(self, user_id: int, **settings: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._call("PATCH", f"/_sim/accounts/{user_id}/settings", json=settings)
         return result

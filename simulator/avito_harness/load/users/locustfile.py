@@ -64,7 +64,8 @@ class Customer(HttpUser):
         seq = next(_sequence.setdefault(f"{os.getpid()}:{chat}", itertools.count()))
         marker = f"{self.shop.user_id}/{chat}/{os.getpid()}-{seq}"
         text = f"load {marker} t={CLOCK.now():.6f}"
-        with self.client.post(f"/_sim/accounts/{self.shop.user_id}/chats/{chat}/messages", json={"text": text},
+        with self.client.post(f"{self.shop.avito_url}/_sim/accounts/{self.shop.user_id}/chats/{chat}/messages",
+                              json={"text": text},
                               name="customer writes (Avito -> gateway)", catch_response=True) as answer:
             _record({"kind": "inbound", "shop": self.shop.user_id, "chat": chat, "marker": marker,
                      "status": answer.status_code})
