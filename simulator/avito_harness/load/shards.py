@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -59,7 +60,7 @@ def shards(stack: Any, count: int) -> Iterator[list[Shard]]:
             procs += started.values()
             urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
             for service, url in urls.items():
-                if not wait_until(lambda u=url: _healthy(u), 30):
+                if not wait_until(partial(_healthy, url), 30):
                     raise RuntimeError(f"a fake {service} shard did not start on {url}")
             found.append(Shard(urls["avito"], urls["n8n"], AvitoSim(urls["avito"]), N8nSim(urls["n8n"]),
                                [p.pid for p in started.values()]))
