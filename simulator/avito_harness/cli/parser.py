@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     gw = sim.add_mutually_exclusive_group()
     gw.add_argument("--no-gateway", action="store_true", help="do not start the embedded gateway")
     gw.add_argument("--gateway-url", help="use this running gateway instead of starting ours")
-    sim.add_argument("--gateway-api-key", default=DEMO_API_KEY, help=f"X-API-Key of the gateway ({DEMO_API_KEY})")
+    sim.add_argument("--api-key", "--gateway-api-key", dest="gateway_api_key", default=DEMO_API_KEY,
+                     help=f"X-API-Key of the gateway ({DEMO_API_KEY}; --gateway-api-key also works)")
     sim.add_argument("--gateway-port", type=int, default=8765, help="port of the embedded gateway (8765; 0 = free)")
     sim.add_argument("--demo-port", type=int, default=8088, help="port of the demo page (8088; 0 = free)")
     _real_n8n_options(sim)
