@@ -121,7 +121,7 @@ def test_every_command_starts_from_the_wheel(installed: Path, tmp_path: Path) ->
         "import avito_harness.judge.run, avito_harness.judge.contract.runner, avito_harness.demo.app, avito_harness.stack\n"
         "import avito_harness.recording.proxy, avito_harness.load.run, avito_harness.real.n8n.rollout\n"
         "from importlib.resources import files\n"
-        "assert files('avito_harness.load').joinpath('users', 'locustfile.py').is_file()\n"
+        "assert files('avito_harness.load').joinpath('locust-users', 'locustfile.py').is_file()\n"
         "print('ok')"))
     assert helped.returncode == 0 and helped.stdout.strip() == "ok", helped.stderr[-1000:]
     up = _run(installed, tmp_path, str(installed / "avito-harness"), "up", "--docker")

@@ -24,8 +24,9 @@ from avito_harness.waiting import pause
 __all__ = ["LoadOptions", "LoadResult", "run_load"]
 
 #: Locust's users: a file Locust loads, never a module of the package (importing it would let gevent patch the
-#: importing process), so it lives in a folder that is not a package and ships as package data
-LOCUSTFILE = Path(__file__).parent / "users" / "locustfile.py"
+#: importing process), so it lives in a folder whose name is no Python identifier (never a package) and ships as
+#: package data
+LOCUSTFILE = Path(__file__).parent / "locust-users" / "locustfile.py"
 SEED_ACCOUNT = (100000001, "sim-client-id", "sim-client-secret")  # the gateway's default account: not loaded
 
 
