@@ -96,7 +96,7 @@ def _alive(pid: int) -> bool:
 def test_a_failing_scenario_never_poisons_the_next_and_nothing_is_left_behind(tmp_path: Path) -> None:
     """A limiter that never reopens fails its own scenario and leaves its window full: the next scenarios must
     meet a fresh gateway, and the run must leave no folder of its own in the temporary directory."""
-    double = f"{sys.executable} {DOUBLES / 'broken_gateway.py'} limiter_stuck --port {{port}}"
+    double = f"{sys.executable} -m avito_doubles serve limiter_stuck --port {{port}}"
     done, report = _run(tmp_path, "--gateway-cmd", double, "--stage", "3", timeout=400)
     assert done.returncode == 1, done.stdout[-3000:]
     assert _failed(report) == {
