@@ -41,7 +41,7 @@ from bench.loadgen import load, percentile
 WIREMOCK_VERSION = "3.13.2"
 CONNECTIONS, SECONDS, ROUNDS = 16, 10.0, 3
 #: Warm-up in slices until the rate stops rising (within RISE of the best slice so far), at least MIN_WARMUP s.
-MIN_WARMUP, MAX_WARMUP, SLICE, RISE = 15.0, 60.0, 2.5, 1.05
+MIN_WARMUP, MAX_WARMUP, SLICE, RISE = 15.0, 60.0, 2.0, 1.05
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def wrk(url: str, probe: Probe, seconds: float) -> dict[str, Any]:
     script = Path(tempfile.mkdtemp(prefix="avito-bench-wrk-")) / "probe.lua"
     script.write_text(WRK_SCRIPT.format(method=_lua(probe.method), body=_lua(probe.body.decode()),
                                         headers=_lua(probe.headers)))
-    done = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script),
+    done = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
                            url + probe.path], capture_output=True, text=True, timeout=seconds + 60, check=True)
     row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     row["rps"] = round(row["requests"] / row["seconds"], 1) if row["seconds"] else 0.0

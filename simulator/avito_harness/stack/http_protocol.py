@@ -32,7 +32,9 @@ class CorkedTransport:
 
     uvicorn writes an answer's status line and headers, then its body: two sends, and over loopback each send
     is the costly part of a small answer (a third of a fake's CPU under load). Held until the end of the turn,
-    they go out together; closing sends what is held first."""
+    they go out together; closing sends what is held first. A direct answer, whole, is held too: written at
+    once it cost more (each send wakes the client for one answer, where sends at the end of the turn, one per
+    connection read in that turn, wake it for several: 7,700 against 6,700 sends a second under wrk)."""
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
@@ -43,12 +45,6 @@ class CorkedTransport:
         if not self._held:
             self._loop.call_soon(self.flush)
         self._held.append(bytes(data))
-
-    def write_now(self, data: bytes) -> None:
-        """What is held, then ``data``, sent now (a whole answer in one piece need not wait)."""
-        self.flush()
-        if not self._transport.is_closing():
-            self._transport.write(data)
 
     def flush(self) -> None:
         if self._held:
@@ -129,7 +125,7 @@ class DirectHttpProtocol(CorkedHttpProtocol):
         for name, value in (*self.server_state.default_headers, *headers):
             out += [name, b": ", value, b"\r\n"]
         out += [b"\r\n", content]
-        self.transport.write(b"".join(out))
+        self.transport.write(b"".join(out))  # held to the end of the turn (see CorkedTransport)
         self.on_response_complete()
 
     def _hand_on(self, *, complete: bool) -> None:
