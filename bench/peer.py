@@ -169,13 +169,16 @@ def own_generator(url: str, probe: Probe, seconds: float) -> dict[str, Any]:
             "p50_ms": round(percentile(lat, 50), 3), "p99_ms": round(percentile(lat, 99), 3)}
 
 
-def run(url: str, probe: Probe, seconds: float, before: Callable[[], None] | None = None) -> dict[str, Any]:
+Before = Callable[[Probe], Probe]  # run before each load: the probe to send (a fresh token, a cleared journal)
+
+
+def run(url: str, probe: Probe, seconds: float, before: Before | None = None) -> dict[str, Any]:
     if before is not None:
-        before()
+        probe = before(probe)
     return (wrk if shutil.which("wrk") else own_generator)(url, probe, seconds)
 
 
-def warm(url: str, probe: Probe, before: Callable[[], None] | None = None) -> list[float]:
+def warm(url: str, probe: Probe, before: Before | None = None) -> list[float]:
     """Load ``probe`` in slices until its rate stops rising (and at least MIN_WARMUP s); the slices' req/s."""
     curve: list[float] = []
     while True:
@@ -203,8 +206,12 @@ def generator_name() -> str:
     return "wrk" if shutil.which("wrk") else "the bench's asyncio client (wrk not on PATH)"
 
 
-def compare(fake_url: str, fake_pid: int, fake_ready_s: float, probes: list[Probe]) -> dict[str, Any]:
-    """Each probe warmed on both servers, then ROUNDS alternating rounds (see the module's docstring)."""
+def compare(fake_url: str, fake_pid: int, fake_ready_s: float, probes: list[Probe],
+            renew: Before | None = None) -> dict[str, Any]:
+    """Each probe warmed on both servers, then ROUNDS alternating rounds (see the module's docstring).
+
+    ``renew`` gives our fake's probe a fresh token before each load: the token calls issue tens of thousands,
+    and an account keeps its newest 10,000 live (an older one answers 401, as wrk would count)."""
     captured = {p.name: capture(fake_url, p) for p in probes}
     out: dict[str, Any] = {"generator": generator_name(), "connections": CONNECTIONS, "seconds": SECONDS,
                            "rounds": ROUNDS, "min_warmup_seconds": MIN_WARMUP, "response_bytes": {
@@ -217,8 +224,8 @@ def compare(fake_url: str, fake_pid: int, fake_ready_s: float, probes: list[Prob
         except InstallError as exc:
             out["wiremock"], jar = f"not run: {exc}", None
     if "wiremock" in out:
-        out["ours_warmup"] = {p.name: warm(fake_url, p) for p in probes}
-        out["ours"] = {p.name: run(fake_url, p, SECONDS) for p in probes}
+        out["ours_warmup"] = {p.name: warm(fake_url, p, renew) for p in probes}
+        out["ours"] = {p.name: run(fake_url, p, SECONDS, renew) for p in probes}
         out.update(ours_rss_mb=rss_mb(fake_pid), ours_ready_s=round(fake_ready_s, 3))
         return out
     assert jar is not None
@@ -229,10 +236,11 @@ def compare(fake_url: str, fake_pid: int, fake_ready_s: float, probes: list[Prob
         for probe in probes:
             httpx.post(f"{peer}/__admin/mappings", json=stub(probe, *captured[probe.name])).raise_for_status()
 
-        def forget() -> None:
+        def forget(probe: Probe) -> Probe:
             httpx.delete(f"{peer}/__admin/requests").raise_for_status()
+            return probe
 
-        sides = {"ours": (fake_url, None), "wiremock": (peer, forget)}
+        sides: dict[str, tuple[str, Before | None]] = {"ours": (fake_url, renew), "wiremock": (peer, forget)}
         curves = {side: {p.name: warm(url, p, before) for p in probes} for side, (url, before) in sides.items()}
         rounds: list[dict[str, dict[str, Any]]] = []
         for n in range(ROUNDS):
