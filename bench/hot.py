@@ -119,7 +119,7 @@ def peer_targets(side: dict[str, Any]) -> dict[str, tuple[Any, bool]]:
             ours, theirs = side["ours"][name]["p99_ms"], side["wiremock"]["results"][name]["p99_ms"]
             targets[f"fake Avito {name} >= 1.2x a warm WireMock's req/s (median)"] = (ratio, ratio >= 1.2)
             targets[f"fake Avito {name} p99 <= WireMock's"] = (f"{ours:.1f} vs {theirs:.1f} ms", ours <= theirs)
-    runs = [run for rnd in side.get("rounds", []) for who in rnd.values() for run in who.values()]
+    runs = [run for rnd in side.get("round_runs", []) for who in rnd.values() for run in who.values()]
     errors = sum(run["errors"] for run in runs) + sum(row.get("errors", 0) for row in side["ours"].values())
     targets["no errors (non-2xx, timeouts) in any measured run"] = (errors, errors == 0)
     targets["fake Avito RSS <= 150 MB"] = (side["ours_rss_mb"], side["ours_rss_mb"] <= 150)

@@ -252,7 +252,7 @@ def compare(fake_url: str, fake_pid: int, fake_ready_s: float, probes: list[Prob
                     this[side][probe.name] = run(url, probe, SECONDS, before)
             rounds.append(this)
         out["wiremock"] = {"version": WIREMOCK_VERSION, "rss_mb": rss_mb(pid), "ready_s": round(ready, 3)}
-    out.update(ours_rss_mb=rss_mb(fake_pid), ours_ready_s=round(fake_ready_s, 3), rounds=rounds,
+    out.update(ours_rss_mb=rss_mb(fake_pid), ours_ready_s=round(fake_ready_s, 3), round_runs=rounds,
                ours_warmup=curves["ours"], wiremock_warmup=curves["wiremock"])
     out["ours"] = {p.name: _median_run([r["ours"][p.name] for r in rounds]) for p in probes}
     out["wiremock"]["results"] = {p.name: _median_run([r["wiremock"][p.name] for r in rounds]) for p in probes}

@@ -66,6 +66,7 @@ def test_the_index_lists_what_sorting_every_chat_listed(script: list[tuple[str, 
                 clock.reset()  # the only way back: to where the clock started
             else:
                 clock.advance(arg)
+    assert len(state.order) == len(state.chats)  # no stale places left behind for a page to walk past
     for offset, limit, unread, types in pages:
         listed = state.list_chats(limit=limit, offset=offset, chat_types=types, unread_only=unread)
         assert [c.id for c in listed] == [c.id for c in _sorted(state, set(types), unread, offset, limit)]
