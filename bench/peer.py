@@ -1,9 +1,16 @@
 """The peer beside our fake Avito: WireMock (the npm package ``wiremock``, which ships the standalone jar) serving
 stubs with the very bytes our fake answered, both loaded by the same generator.
 
-The generator is wrk when it is on PATH (keep-alive, 16 connections, 10 s after a 2 s warm-up: the issue's
-method), else the bench's own asyncio client (said in the output: it saturates sooner than wrk, so ratios
-against a fast peer come out kinder). Without Java, WireMock is not run and ours are printed alone.
+The generator is wrk when it is on PATH (keep-alive, 16 connections, 10 s runs), else the bench's own asyncio
+client (said in the output: it saturates sooner than wrk, so ratios against a fast peer come out kinder).
+Without Java, WireMock is not run and ours are printed alone.
+
+Fair to a JVM: both servers stay up for the whole comparison; each call is first warmed on each server in
+slices until its rate stops rising (at least ``MIN_WARMUP``: WireMock's JIT is still compiling before that),
+and the slices' rates are kept as the warm-up curve; then ``ROUNDS`` rounds alternate which server goes first,
+and the ratio reported is the median of the rounds' ratios, with their spread. WireMock keeps every request in
+its journal (its default, which we keep); the journal is cleared before each run so a long bench measures
+serving, not a heap that grows for minutes (ours keeps a bounded journal).
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ from avito_harness.stack.gateway_process import free_port
 from bench.loadgen import load, percentile
 
 WIREMOCK_VERSION = "3.13.2"
-CONNECTIONS, SECONDS, WARMUP = 16, 10.0, 2.0
+CONNECTIONS, SECONDS, ROUNDS = 16, 10.0, 3
+#: Warm-up in slices until the rate stops rising (within RISE of the best slice so far), at least MIN_WARMUP s.
+MIN_WARMUP, MAX_WARMUP, SLICE, RISE = 15.0, 60.0, 2.0, 1.05
 
 
 @dataclass(frozen=True)
@@ -145,7 +154,7 @@ def wrk(url: str, probe: Probe, seconds: float) -> dict[str, Any]:
     script = Path(tempfile.mkdtemp(prefix="avito-bench-wrk-")) / "probe.lua"
     script.write_text(WRK_SCRIPT.format(method=_lua(probe.method), body=_lua(probe.body.decode()),
                                         headers=_lua(probe.headers)))
-    done = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script),
+    done = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
                            url + probe.path], capture_output=True, text=True, timeout=seconds + 60, check=True)
     row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     row["rps"] = round(row["requests"] / row["seconds"], 1) if row["seconds"] else 0.0
@@ -160,11 +169,24 @@ def own_generator(url: str, probe: Probe, seconds: float) -> dict[str, Any]:
             "p50_ms": round(percentile(lat, 50), 3), "p99_ms": round(percentile(lat, 99), 3)}
 
 
-def measure(url: str, probe: Probe) -> dict[str, Any]:
-    """A warm-up, then the measured run, with whichever generator is here."""
-    run = wrk if shutil.which("wrk") else own_generator
-    run(url, probe, WARMUP)
-    return run(url, probe, SECONDS)
+Before = Callable[[Probe], Probe]  # run before each load: the probe to send (a fresh token, a cleared journal)
+
+
+def run(url: str, probe: Probe, seconds: float, before: Before | None = None) -> dict[str, Any]:
+    if before is not None:
+        probe = before(probe)
+    return (wrk if shutil.which("wrk") else own_generator)(url, probe, seconds)
+
+
+def warm(url: str, probe: Probe, before: Before | None = None) -> list[float]:
+    """Load ``probe`` in slices until its rate stops rising (and at least MIN_WARMUP s); the slices' req/s."""
+    curve: list[float] = []
+    while True:
+        curve.append(run(url, probe, SLICE, before)["rps"])
+        spent = len(curve) * SLICE
+        settled = len(curve) >= 3 and curve[-1] <= RISE * max(curve[:-1]) and curve[-2] <= RISE * max(curve[:-2])
+        if spent >= MAX_WARMUP or (spent >= MIN_WARMUP and settled):
+            return curve
 
 
 def stub(probe: Probe, status: int, body: bytes, content_type: str) -> dict[str, Any]:
@@ -184,31 +206,65 @@ def generator_name() -> str:
     return "wrk" if shutil.which("wrk") else "the bench's asyncio client (wrk not on PATH)"
 
 
-def compare(fake_url: str, fake_pid: int, fake_ready_s: float, probes: list[Probe]) -> dict[str, Any]:
-    """Each probe against our fake, then (Java present) against WireMock stubbed with our fake's bytes."""
+def compare(fake_url: str, fake_pid: int, fake_ready_s: float, probes: list[Probe],
+            renew: Before | None = None) -> dict[str, Any]:
+    """Each probe warmed on both servers, then ROUNDS alternating rounds (see the module's docstring).
+
+    ``renew`` gives our fake's probe a fresh token before each load: the token calls issue tens of thousands,
+    and an account keeps its newest 10,000 live (an older one answers 401, as wrk would count)."""
     captured = {p.name: capture(fake_url, p) for p in probes}
-    ours = {p.name: measure(fake_url, p) for p in probes}
     out: dict[str, Any] = {"generator": generator_name(), "connections": CONNECTIONS, "seconds": SECONDS,
-                           "warmup_seconds": WARMUP, "ours": ours, "ours_rss_mb": rss_mb(fake_pid),
-                           "ours_ready_s": round(fake_ready_s, 3), "response_bytes": {
+                           "rounds": ROUNDS, "min_warmup_seconds": MIN_WARMUP, "response_bytes": {
                                name: len(body) for name, (_, body, _) in captured.items()}}
     if shutil.which("java") is None:
         out["wiremock"] = "not run: no Java on PATH (WireMock is a Java program)"
+    else:
+        try:
+            jar: Path | None = wiremock_jar()
+        except InstallError as exc:
+            out["wiremock"], jar = f"not run: {exc}", None
+    if "wiremock" in out:
+        out["ours_warmup"] = {p.name: warm(fake_url, p, renew) for p in probes}
+        out["ours"] = {p.name: run(fake_url, p, SECONDS, renew) for p in probes}
+        out.update(ours_rss_mb=rss_mb(fake_pid), ours_ready_s=round(fake_ready_s, 3))
         return out
-    try:
-        jar = wiremock_jar()
-    except InstallError as exc:
-        out["wiremock"] = f"not run: {exc}"
-        return out
+    assert jar is not None
     port = free_port()
     with server(["java", "-jar", str(jar), "--port", str(port), "--bind-address", "127.0.0.1", "--disable-banner"],
                 f"http://127.0.0.1:{port}/__admin/health") as (pid, ready):
         peer = f"http://127.0.0.1:{port}"
         for probe in probes:
             httpx.post(f"{peer}/__admin/mappings", json=stub(probe, *captured[probe.name])).raise_for_status()
-        theirs = {p.name: measure(peer, p) for p in probes}
-        out.update({"wiremock": {"version": WIREMOCK_VERSION, "results": theirs, "rss_mb": rss_mb(pid),
-                                 "ready_s": round(ready, 3)}})
-    out["ratio"] = {name: round(ours[name]["rps"] / theirs[name]["rps"], 2) if theirs[name]["rps"] else None
-                    for name in ours}
+
+        def forget(probe: Probe) -> Probe:
+            httpx.delete(f"{peer}/__admin/requests").raise_for_status()
+            return probe
+
+        sides: dict[str, tuple[str, Before | None]] = {"ours": (fake_url, renew), "wiremock": (peer, forget)}
+        curves = {side: {p.name: warm(url, p, before) for p in probes} for side, (url, before) in sides.items()}
+        rounds: list[dict[str, dict[str, Any]]] = []
+        for n in range(ROUNDS):
+            order = ["ours", "wiremock"] if n % 2 == 0 else ["wiremock", "ours"]
+            this: dict[str, dict[str, Any]] = {"ours": {}, "wiremock": {}}
+            for probe in probes:
+                for side in order:
+                    url, before = sides[side]
+                    this[side][probe.name] = run(url, probe, SECONDS, before)
+            rounds.append(this)
+        out["wiremock"] = {"version": WIREMOCK_VERSION, "rss_mb": rss_mb(pid), "ready_s": round(ready, 3)}
+    out.update(ours_rss_mb=rss_mb(fake_pid), ours_ready_s=round(fake_ready_s, 3), round_runs=rounds,
+               ours_warmup=curves["ours"], wiremock_warmup=curves["wiremock"])
+    out["ours"] = {p.name: _median_run([r["ours"][p.name] for r in rounds]) for p in probes}
+    out["wiremock"]["results"] = {p.name: _median_run([r["wiremock"][p.name] for r in rounds]) for p in probes}
+    out["ratios"] = {p.name: [round(r["ours"][p.name]["rps"] / r["wiremock"][p.name]["rps"], 2)
+                              if r["wiremock"][p.name]["rps"] else 0.0 for r in rounds] for p in probes}
+    out["ratio"] = {name: round(statistics.median(values), 2) for name, values in out["ratios"].items()}
     return out
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds' medians of req/s and p99 (each on its own), and their spread."""
+    rps, p99 = [r["rps"] for r in runs], [r["p99_ms"] for r in runs]
+    return {"rps": round(statistics.median(rps), 1), "p99_ms": round(statistics.median(p99), 3),
+            "rps_spread": [min(rps), max(rps)], "p99_spread": [min(p99), max(p99)],
+            "errors": sum(r["errors"] for r in runs)}

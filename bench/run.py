@@ -7,6 +7,7 @@ time, after a warm-up. Results: a table, and bench/results/latest.json.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -28,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from avito_harness.stack.gateway_process import free_port
-from bench import peer
+from bench import hot, peer
 from bench.loadgen import Result, load, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,56 +55,6 @@ def token(avito: str) -> str:
     body = httpx.post(f"{avito}/token", data={"grant_type": "client_credentials", "client_id": "sim-client-id",
                                               "client_secret": "sim-client-secret"}).json()
     return str(body["access_token"])
-
-
-def bench_peer() -> dict[str, Any]:
-    """Our fake Avito (one process, journal on, real auth and state) beside WireMock answering its bytes."""
-    port = free_port()
-    avito = f"http://127.0.0.1:{port}"
-    def command(on: int) -> list[str]:
-        return [str(BIN / "avito-harness"), "serve", "avito", "--port", str(on)]
-
-    with peer.server(command(port), f"{avito}/_sim/health", {"SIM_SEED": "42"}) as (pid, ready):
-        auth = {"Authorization": f"Bearer {token(avito)}"}
-        chats = httpx.get(f"{avito}/messenger/v2/accounts/{USER}/chats", headers=auth).json()["chats"]
-        sent_to, read_from = chats[0]["id"], chats[1]["id"]  # sends never grow the chat that is read
-        as_json = {**auth, "Content-Type": "application/json"}
-        probes = [
-            peer.Probe("send text", "POST", f"/messenger/v1/accounts/{USER}/chats/{sent_to}/messages",
-                       "/messenger/v1/accounts/[0-9]+/chats/[^/]+/messages",
-                       json.dumps({"type": "text", "message": {"text": "bench"}}).encode(), as_json),
-            peer.Probe("list chats", "GET", f"/messenger/v2/accounts/{USER}/chats", "/messenger/v2/accounts/[0-9]+/chats",
-                       headers=auth),
-            peer.Probe("list messages", "GET", f"/messenger/v3/accounts/{USER}/chats/{read_from}/messages/",
-                       "/messenger/v3/accounts/[0-9]+/chats/[^/]+/messages/", headers=auth),
-            peer.Probe("token", "POST", "/token", "/token",
-                       b"grant_type=client_credentials&client_id=sim-client-id&client_secret=sim-client-secret",
-                       {"Content-Type": "application/x-www-form-urlencoded"}),
-        ]
-        side = peer.compare(avito, pid, ready, probes)
-    side["ours_ready_s"] = peer.median_start(command, "/_sim/health", {"SIM_SEED": "42"}, first=ready)
-    return side
-
-
-def print_peer(side: dict[str, Any]) -> None:
-    table = Table(title=f"fake Avito beside WireMock ({side['generator']}, {side['connections']} connections, "
-                        f"{side['seconds']:g} s after {side['warmup_seconds']:g} s warm-up)")
-    for column in ("request", "bytes", "WireMock req/s (p99 ms)", "fake Avito req/s (p99 ms)", "ratio"):
-        table.add_column(column, justify="left" if column == "request" else "right")
-    theirs = side["wiremock"]["results"] if isinstance(side["wiremock"], dict) else {}
-    for name, ours in side["ours"].items():
-        peer_row = theirs.get(name)
-        table.add_row(name, str(side["response_bytes"][name]),
-                      f"{peer_row['rps']:,.0f} ({peer_row['p99_ms']:.1f})" if peer_row else "-",
-                      f"{ours['rps']:,.0f} ({ours['p99_ms']:.1f})",
-                      f"{side['ratio'][name]:.2f}x" if peer_row else "-")
-    console.print(table)
-    console.print(f"  fake Avito: RSS {side['ours_rss_mb']} MB, healthy after {side['ours_ready_s']} s")
-    if isinstance(side["wiremock"], dict):
-        console.print(f"  WireMock {side['wiremock']['version']}: RSS {side['wiremock']['rss_mb']} MB, "
-                      f"healthy after {side['wiremock']['ready_s']} s")
-    else:
-        console.print(f"  WireMock {side['wiremock']}; ours alone above")
 
 
 def bench_fake_avito(results: list[dict[str, Any]]) -> dict[str, float]:
@@ -294,20 +245,30 @@ def bench_starts() -> dict[str, float]:
             "acceptance_run_s": round(time.perf_counter() - run_started, 2), "acceptance_exit": run.returncode}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hot-only", action="store_true",
+                        help="only the fake Avito beside WireMock and the growth table (about 10 minutes)")
+    args = parser.parse_args(argv)
     results: list[dict[str, Any]] = []
     console.print(f"machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}")
-    console.print("1/6 fake Avito beside WireMock ...")
-    side = bench_peer()
-    console.print("2/6 fake Avito at concurrency 1, 16, 64 ...")
+    console.print("1/7 fake Avito beside a warm WireMock ...")
+    side = hot.bench_peer()
+    console.print("2/7 the four hot calls as the fake's state grows ...")
+    growth = hot.bench_growth()
+    if args.hot_only:
+        hot.print_peer(side, console)
+        hot.print_growth(growth, console)
+        return _finish({"peer": side, "growth": growth}, hot.peer_targets(side))
+    console.print("3/7 fake Avito at concurrency 1, 16, 64 ...")
     bench_fake_avito(results)
-    console.print("3/6 gateway send vs direct ...")
+    console.print("4/7 gateway send vs direct ...")
     overhead = bench_gateway_send(results)
-    console.print("4/6 webhook ingest ...")
+    console.print("5/7 webhook ingest ...")
     webhooks = bench_webhooks()
-    console.print("5/6 webhook ingest: SQLite, 1 and 3 replicas on Postgres ...")
+    console.print("6/7 webhook ingest: SQLite, 1 and 3 replicas on Postgres ...")
     replicas = bench_replicas()
-    console.print("6/6 cold start and acceptance run ...")
+    console.print("7/7 cold start and acceptance run ...")
     starts = bench_starts()
     table = Table(title="avito-harness bench (loopback, load from this process)")
     for column in ("name", "c", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"):
@@ -316,18 +277,12 @@ def main() -> int:
         table.add_row(str(r["name"]), str(r["concurrency"]), str(r["requests"]), str(r["errors"]), f"{r['rps']:.0f}",
                       f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}", f"{r['p99_ms']:.2f}")
     console.print(table)
-    print_peer(side)
+    hot.print_peer(side, console)
+    hot.print_growth(growth, console)
     via16 = next(r for r in results if r["name"] == "gateway /api/messages/send" and r["concurrency"] == 16)
     ingest_sqlite = replicas["sqlite_1"]
-    targets: dict[str, tuple[Any, bool]] = {}
-    if isinstance(side["wiremock"], dict):
-        for name, ratio in side["ratio"].items():
-            ours, theirs = side["ours"][name]["p99_ms"], side["wiremock"]["results"][name]["p99_ms"]
-            targets[f"fake Avito {name} >= 1.0x WireMock req/s"] = (ratio, ratio is not None and ratio >= 1.0)
-            targets[f"fake Avito {name} p99 <= WireMock's"] = (f"{ours:.1f} vs {theirs:.1f} ms", ours <= theirs)
+    targets = hot.peer_targets(side)
     targets.update({
-        "fake Avito RSS <= 150 MB": (side["ours_rss_mb"], side["ours_rss_mb"] <= 150),
-        "serve avito healthy <= 0.5 s": (side["ours_ready_s"], side["ours_ready_s"] <= 0.5),
         "gateway send overhead p50 <= 1 ms (c1)": (overhead["c1_overhead_p50_ms"], overhead["c1_overhead_p50_ms"] <= 1),
         "gateway >= 1500 sends/s at c16": (via16["rps"], via16["rps"] >= 1500),
         "webhook ingest >= 2000/s (SQLite)": (ingest_sqlite["rps"], ingest_sqlite["rps"] >= 2000),
@@ -345,12 +300,17 @@ def main() -> int:
         else:
             console.print(f"  {key}: {row}")
     console.print(ingest)
+    return _finish({"peer": side, "growth": growth, "results": results, "gateway": overhead, "webhooks": webhooks,
+                    "ingest": replicas, "starts": starts}, targets)
+
+
+def _finish(figures: dict[str, Any], targets: dict[str, tuple[Any, bool]]) -> int:
+    """Each target met or missed, and everything measured to bench/results/latest.json."""
     for name, (value, met) in targets.items():
         console.print(f"  {'[green]met[/green]' if met else '[red]missed[/red]'}  {name}: {value}")
     out = {"cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-           "peer": side, "results": results, "gateway": overhead,
-           "webhooks": webhooks, "ingest": replicas, "starts": starts, "targets": {k: {"value": v, "met": m} for k, (v, m) in targets.items()}}
+           **figures, "targets": {k: {"value": v, "met": m} for k, (v, m) in targets.items()}}
     path = ROOT / "bench" / "results" / "latest.json"
     path.write_text(json.dumps(out, indent=1), encoding="utf-8")
     console.print(f"written: {path}")

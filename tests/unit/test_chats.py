@@ -154,3 +154,14 @@ def test_wrong_method_is_405_naming_the_allowed_ones(api: Any, auth: dict[str, s
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, POST"
     assert api.request("PUT", CHATS, headers=auth).headers["allow"] == "GET"
+
+
+def test_volume_adds_chats_with_messages_and_the_list_pages_through_them(api: Any, auth: dict[str, str]) -> None:
+    before = len(api.get(f"/_sim/accounts/{USER}").json()["chats"])
+    made = api.post(f"/_sim/accounts/{USER}/volume", json={"chats": 250, "messages_per_chat": 3})
+    assert made.status_code == 201 and made.json()["chats"] == before + 250
+    first = api.get(CHATS, params={"limit": 100}, headers=auth).json()["chats"]
+    second = api.get(CHATS, params={"limit": 100, "offset": 100}, headers=auth).json()["chats"]
+    assert len(first) == len(second) == 100 and not {c["id"] for c in first} & {c["id"] for c in second}
+    newest = first[0]["id"]
+    assert len(api.get(f"/messenger/v3/accounts/{USER}/chats/{newest}/messages/", headers=auth).json()["messages"]) == 3

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 from avito_harness.fakes.faults import ASGIApp, Message, Receive, Scope, Send
 from avito_harness.fakes.jsonsafe import loads_viewable
 
-__all__ = ["Journal", "JournalEntry", "JournalMiddleware", "mask_secrets"]
+__all__ = ["Journal", "JournalEntry", "JournalMiddleware", "mask_secrets", "note_error"]
 
 #: Body and query keys whose values never appear in the journal.
 SECRET_KEYS = frozenset(
@@ -178,17 +178,7 @@ class JournalMiddleware:
             return
         chunks: list[bytes] = []
         size = 0
-        entry = JournalEntry(
-            id=self.journal.new_id(),
-            service=self.journal.service,
-            time=self.now(),
-            method=scope["method"],
-            path=scope["path"],
-            raw_query=scope.get("query_string", b""),
-            raw_headers=scope["headers"],
-            raw_body=None,
-            account=self.account_of(scope),
-        )
+        entry = self.begin(scope)
         started = _perf.perf_counter()
 
         async def recording_receive() -> Message:
@@ -204,25 +194,49 @@ class JournalMiddleware:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
-            elif message["type"] == "http.response.body" and entry.status >= 400 and "error" not in entry.extra:
-                # the error the fake answered, for transcripts: what went wrong, not only the status
-                entry.extra["error"] = bytes(message.get("body", b""))[:ERROR_BODY].decode("utf-8", errors="replace")
+            elif message["type"] == "http.response.body":
+                note_error(entry, message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, recording_receive, recording_send)
         finally:
-            if size <= MAX_BODY * 4:
-                entry.raw_body = b"".join(chunks)
-            else:
-                entry.raw_body = {"truncated": True, "bytes": size}
-            entry.duration_ms = round((_perf.perf_counter() - started) * 1000, 3)
-            notes = scope.get("state")
-            if notes:  # what the layers inside noted: the fault that hit, the account a token named, a hint
-                entry.fault = notes.get("fault")
-                if entry.account is None:  # known only once the handler read the body (a token's client_id)
-                    entry.account = notes.get("account")
-                for key in ("hint", "reason", "fields", "served"):  # for people, and the same as codes for the judge
-                    if notes.get(key):
-                        entry.extra[key] = notes[key]
-            self.journal.add(entry)
+            self.finish(entry, scope, b"".join(chunks) if size <= MAX_BODY * 4 else {"truncated": True, "bytes": size},
+                        started)
+
+    def begin(self, scope: Scope, *, numbered: bool = True) -> JournalEntry:
+        """The entry of a request as it arrives (``numbered=False``: its id comes in :meth:`finish`, for a caller
+        that may yet hand the request on to this middleware)."""
+        return JournalEntry(
+            id=self.journal.new_id() if numbered else 0,
+            service=self.journal.service,
+            time=self.now(),
+            method=scope["method"],
+            path=scope["path"],
+            raw_query=scope.get("query_string", b""),
+            raw_headers=scope["headers"],
+            raw_body=None,
+            account=self.account_of(scope),
+        )
+
+    def finish(self, entry: JournalEntry, scope: Scope, body: Any, started: float) -> None:
+        """Complete ``entry`` with what the layers inside noted, and add it to the journal."""
+        entry.raw_body = body
+        entry.duration_ms = round((_perf.perf_counter() - started) * 1000, 3)
+        if not entry.id:
+            entry.id = self.journal.new_id()
+        notes = scope.get("state")
+        if notes:  # what the layers inside noted: the fault that hit, the account a token named, a hint
+            entry.fault = notes.get("fault")
+            if entry.account is None:  # known only once the handler read the body (a token's client_id)
+                entry.account = notes.get("account")
+            for key in ("hint", "reason", "fields", "served"):  # for people, and the same as codes for the judge
+                if notes.get(key):
+                    entry.extra[key] = notes[key]
+        self.journal.add(entry)
+
+
+def note_error(entry: JournalEntry, body: bytes) -> None:
+    """The error the fake answered, for transcripts: what went wrong, not only the status (its first chunk)."""
+    if entry.status >= 400 and "error" not in entry.extra:
+        entry.extra["error"] = bytes(body)[:ERROR_BODY].decode("utf-8", errors="replace")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import socket
 import threading
@@ -10,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from avito_harness.stack.http_protocol import DirectHttpProtocol
 from avito_harness.waiting import wait_until
 
 __all__ = [
@@ -56,9 +55,10 @@ def serve_in_thread(app: Any, *, name: str, host: str = "127.0.0.1", port: int =
         raise ServeError(f"{name}: cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = sock.getsockname()[1]
     # proxy_headers off: the fakes are reached directly, and uvicorn's X-Forwarded-* layer costs every request;
-    # no "server: uvicorn" header: Avito's answers do not name a Python server either
+    # no "server: uvicorn" header: Avito's answers do not name a Python server either; an app's direct answers
+    # (the fake Avito's hot calls) skip the ASGI round
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1,
-                            http=CorkedHttpProtocol, proxy_headers=False, server_header=False)
+                            http=DirectHttpProtocol, proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"serve-{name}", daemon=True)
     thread.start()
@@ -67,44 +67,6 @@ def serve_in_thread(app: Any, *, name: str, host: str = "127.0.0.1", port: int =
         server.should_exit = True
         raise ServeError(f"{name} did not start within {START_TIMEOUT:g} s")
     return ServedApp(name, app, server, thread, f"http://{host}:{bound}")
-
-
-class CorkedTransport:
-    """A connection's transport whose writes in one turn of the event loop leave as one send.
-
-    uvicorn writes an answer's status line and headers, then its body: two sends, and over loopback each send
-    is the costly part of a small answer (a third of a fake's CPU under load). Held until the end of the turn,
-    they go out together; closing sends what is held first."""
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._held: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._held:
-            self._loop.call_soon(self.flush)
-        self._held.append(bytes(data))
-
-    def flush(self) -> None:
-        if self._held:
-            held, self._held = self._held, []
-            if not self._transport.is_closing():
-                self._transport.write(b"".join(held))
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class CorkedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol on a :class:`CorkedTransport`."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CorkedTransport(transport))  # type: ignore[arg-type]
 
 
 def keep_the_heap_out_of_collections() -> None:

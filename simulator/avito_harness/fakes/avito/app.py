@@ -2,6 +2,8 @@
 
 Request layers (outermost first): public URL -> journal -> faults -> fast routes -> FastAPI (auth and
 rate limits run as route dependencies, so they apply per operation; the fast routes call the same functions).
+Our server (``stack/serve.py``) hands the hot calls to ``app.direct`` first, which does what those layers do
+without ASGI's per-request plumbing (``direct.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from avito_harness.fakes.audio import wav_bytes
 from avito_harness.fakes.avito import control as avito_control
 from avito_harness.fakes.avito import messenger, oauth
 from avito_harness.fakes.avito.backend import AvitoBackend
+from avito_harness.fakes.avito.direct import DirectCalls
 from avito_harness.fakes.avito.errors import install_error_handlers, stock_error_body
 from avito_harness.fakes.avito.fastpath import FastRoutes
 from avito_harness.fakes.avito.media import IMAGE_SIZES, png_bytes
@@ -100,12 +103,15 @@ def create_app(
         return Response(wav_bytes(text), media_type="audio/wav")
 
     account_of = _account_resolver(backend)
-    inner: ASGIApp = FastRoutes(app.framework, backend=backend) if fast_routes else app.framework
-    inner = FaultMiddleware(inner, faults=backend.faults, now=clock.now, account_of=account_of,
-                            error_body=stock_error_body, eligible=_processed_by_avito(backend))
-    inner = NearMisses(inner, framework=app, settings=backend.settings)
-    inner = JournalMiddleware(inner, journal=backend.journal, now=clock.now, account_of=account_of)
-    app.front = PublicUrlMiddleware(inner, backend=backend)
+    fast = FastRoutes(app.framework, backend=backend)
+    inner: ASGIApp = FaultMiddleware(fast if fast_routes else app.framework, faults=backend.faults, now=clock.now,
+                                     account_of=account_of, error_body=stock_error_body,
+                                     eligible=_processed_by_avito(backend))
+    near_misses = NearMisses(inner, framework=app, settings=backend.settings)
+    journal = JournalMiddleware(near_misses, journal=backend.journal, now=clock.now, account_of=account_of)
+    app.front = PublicUrlMiddleware(journal, backend=backend)
+    if fast_routes:
+        app.direct = DirectCalls(fast=fast, backend=backend, journal=journal, near_misses=near_misses)
     return app
 
 
@@ -114,6 +120,7 @@ class FakeAvito(FastAPI):
     request first: the hot calls are answered without entering FastAPI's per-request layers at all."""
 
     front: ASGIApp | None = None
+    direct: DirectCalls | None = None  # the hot calls without ASGI, for a server that offers it (stack/serve.py)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         await (self.front or self.framework)(scope, receive, send)

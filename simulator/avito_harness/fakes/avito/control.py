@@ -17,9 +17,9 @@ from avito_harness.fakes.avito.backend import AvitoBackend
 from avito_harness.fakes.avito.errors import ValidationFailedError
 from avito_harness.fakes.avito.models import AccountSettings, DeliveryPolicy
 from avito_harness.fakes.avito.ratelimit import RateLimits
-from avito_harness.fakes.avito.seed import seed_demo_data
-from avito_harness.fakes.names import first_name
+from avito_harness.fakes.avito.seed import seed_demo_data, seed_volume
 from avito_harness.fakes.avito.state import AvitoState
+from avito_harness.fakes.names import first_name
 
 __all__ = ["router", "account_view", "apply_account_settings", "export_settings"]
 
@@ -55,6 +55,14 @@ class NewChat(BaseModel):
     customer_name: str | None = None
     item_id: int | None = None
     chat_type: Literal["u2i", "u2u", "a2u"] | None = None
+
+
+class Volume(BaseModel):
+    """More chats and messages for one account, to see how the fake's answers grow with its state."""
+
+    model_config = ConfigDict(extra="forbid")
+    chats: int = Field(ge=0, le=1_000_000)
+    messages_per_chat: int = Field(0, ge=0, le=10_000)
 
 
 class Inject(BaseModel):
@@ -178,6 +186,14 @@ async def add_customer(request: Request, user_id: int, body: NewCustomer | None 
     state = _backend(request).account(user_id)
     customer = state.add_customer(body.name or _fake_name(state), customer_id=body.customer_id)
     return {"id": customer.id, "name": customer.name}
+
+
+@router.post("/accounts/{user_id}/volume", status_code=201)
+def add_volume(request: Request, user_id: int, body: Volume) -> dict[str, Any]:
+    """Bulk chats and messages (a worker thread: a million messages take a while, the server stays up)."""
+    state = _backend(request).account(user_id)
+    seed_volume(state, chats=body.chats, messages_per_chat=body.messages_per_chat)
+    return {"chats": len(state.chats), "messages": sum(len(c.messages) for c in list(state.chats.values()))}
 
 
 def seed_recorded_chat(backend: Any, chat: dict[str, Any]) -> None:

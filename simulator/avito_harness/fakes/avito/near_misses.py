@@ -91,7 +91,8 @@ class NearMisses:
         self.app, self.framework, self.settings = app, framework, settings
         self._exact: dict[str, re.Pattern[str]] | None = None
 
-    def _routed(self, scope: Scope) -> bool:
+    def routed(self, scope: Scope) -> bool:
+        """A path a route serves as it is (no near miss)."""
         if self._exact is None:  # every served path template as one pattern per method, built on first use
             by_method: dict[str, list[str]] = {}
             for route in self.framework.router.routes:
@@ -108,7 +109,7 @@ class NearMisses:
             await self.app(scope, receive, send)
             return
         notes: dict[str, Any] = scope.setdefault("state", {})
-        if not self._routed(scope):
+        if not self.routed(scope):
             template = served_template(self.framework.openapi(), scope["method"], scope["path"])
             if template is not None:
                 note_near_miss(notes, Reason.OTHER_API_VERSION,

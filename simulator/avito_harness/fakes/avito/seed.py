@@ -7,7 +7,7 @@ import random
 from avito_harness.fakes.avito.state import AvitoState
 from avito_harness.fakes.names import first_name
 
-__all__ = ["seed_demo_data", "DEMO_ITEMS"]
+__all__ = ["seed_demo_data", "seed_volume", "DEMO_ITEMS"]
 
 DEMO_ITEMS = (
     ("Аккумулятор 12V 60Ah Varta Blue Dynamic", 8900),
@@ -40,3 +40,14 @@ def seed_demo_data(state: AvitoState, *, seed: int) -> None:
     direct = state.create_chat(customers[3].id, chat_type="u2u")
     state.inject(direct.id, "text", text=_OPENERS[3])
     state.inject(direct.id, "system", text="[Системное сообщение] Покупатель посмотрел ваш номер телефона")
+
+
+def seed_volume(state: AvitoState, *, chats: int, messages_per_chat: int) -> None:
+    """``chats`` more item chats with ``messages_per_chat`` customer messages each, through the account's own
+    behaviour (what a bench of the fake's growth loads it with; subscribers get the messages as webhooks)."""
+    items = [state.add_item(title, price) for title, price in DEMO_ITEMS]
+    for n in range(chats):
+        customer = state.add_customer(f"Покупатель {n}")
+        chat = state.create_chat(customer.id, item_id=items[n % len(items)].id)
+        for k in range(messages_per_chat):
+            state.inject(chat.id, "text", text=_OPENERS[k % len(_OPENERS)])

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from avito_harness.fakes.avito.chat_order import ChatOrder
 from avito_harness.fakes.avito.errors import (
     BadRequestError,
     ForbiddenError,
@@ -83,6 +84,7 @@ class AvitoState:
         self.blacklist: list[dict[str, Any]] = []
         self.subscriptions: list[Subscription] = []
         self._activity = itertools.count(1)
+        self.order = ChatOrder()
 
     @property
     def user_id(self) -> int:
@@ -132,6 +134,7 @@ class AvitoState:
             chat = Chat(chat_id or self._chat_id(kind), kind, customer_id, item_id if kind == "u2i" else None, now, now)
             chat.activity = next(self._activity)
             self.chats[chat.id] = chat
+            self.order.touch(chat)
             return chat
 
     def chat(self, chat_id: str) -> Chat:
@@ -153,16 +156,21 @@ class AvitoState:
     ) -> list[Chat]:
         """Chats newest update first (Avito's order is undocumented; this is what clients assume)."""
         types, items = set(chat_types), set(item_ids or ())
-        with self.lock:
-            chats = [
-                c
-                for c in self.chats.values()
-                if c.chat_type in types
-                and (not items or c.item_id in items)
-                and (not unread_only or self.has_unread(c))
-            ]
-        chats.sort(key=lambda c: (c.updated, c.activity), reverse=True)
-        return chats[offset : offset + limit]
+        page: list[Chat] = []
+        if limit <= 0:
+            return page
+        with self.lock:  # walks the order index from the newest: a page costs its offset and length
+            for chat_id in self.order.newest_first():
+                c = self.chats[chat_id]
+                if (c.chat_type in types and (not items or c.item_id in items)
+                        and (not unread_only or self.has_unread(c))):
+                    if offset:
+                        offset -= 1
+                        continue
+                    page.append(c)
+                    if len(page) >= limit:
+                        break
+        return page
 
     def has_unread(self, chat: Chat) -> bool:
         return any(not m.is_read for m in chat.messages if m.author_id != self.user_id)
@@ -193,6 +201,7 @@ class AvitoState:
             if len(chat.messages) > self.max_messages + self.max_messages // 10:  # trimmed in steps, not per message
                 del chat.messages[: len(chat.messages) - self.max_messages]
             chat.updated, chat.activity = now, next(self._activity)
+            self.order.touch(chat)
         if self.on_message is not None:
             self.on_message(self, message, chat)
         return message
