@@ -84,6 +84,11 @@ def test_a_recorded_incident_replays_with_the_same_answers_in_the_same_order(
     scenario = to_scenario(entries, source=path.name)
     sim.reset()
     sim.load_scenario(scenario)
+    # the recorded chats and their messages are the fake's data now, under their recorded ids
+    recorded = {str(m["id"]): m for chat in scenario["avito"]["chats"] for m in chat.get("messages", [])}
+    held = {m["id"]: m for chat in chats for m in sim.avito.chat(USER, chat)["messages"]}
+    assert recorded and set(recorded) <= set(held)
+    assert all(any(text in str(held[i]["content"]) for i in recorded) for text in live_texts)
     replay_gateway = make_gateway(data_dir=tmp_path / "replay", max_retries=1)  # straight at the fake Avito
     subscribe(replay_gateway)
     before = len(sim.n8n.received())

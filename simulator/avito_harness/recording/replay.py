@@ -97,6 +97,44 @@ def _chats(webhooks: Sequence[dict[str, Any]], paths: Sequence[str], user_id: in
     return list(found.values())
 
 
+MESSAGE_FIELDS = ("id", "author_id", "type", "content", "created")
+
+
+def _message(raw: Any, old: int | None, new: int | None) -> dict[str, Any] | None:
+    """A message as the fake keeps it (a recorded answer's or webhook's), the recorded account's id replaced."""
+    if not isinstance(raw, dict) or not raw.get("id") or not isinstance(raw.get("content"), dict):
+        return None
+    kept = {k: raw[k] for k in MESSAGE_FIELDS if k in raw}
+    if old is not None and new is not None and value_is(kept.get("author_id"), old):
+        kept["author_id"] = new
+    return kept
+
+
+def _messages(entries: Sequence[dict[str, Any]], webhooks: Sequence[dict[str, Any]], old: int | None,
+              new: int | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every message the recording shows, by chat and id: the recorded history pages and the webhooks."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for entry in entries:
+        request, response = entry["request"], entry.get("response") or {}
+        path = urlsplit(str(request["url"])).path
+        named = CHAT.search(path)
+        if entry.get("_avito_kind") == "webhook" or str(request["method"]).upper() != "GET" or not named \
+                or not path.rstrip("/").endswith("/messages") or int(response.get("status", 0)) != 200:
+            continue
+        body = _body(response.get("content") or {})
+        listed = body.get("messages") if isinstance(body, dict) else body
+        for raw in listed if isinstance(listed, list) else []:
+            message = _message(raw, old, new)
+            if message is not None:
+                found.setdefault(named.group(1), {})[str(message["id"])] = message
+    for hook in webhooks:
+        value = ((hook["body"] or {}).get("payload") or {}).get("value") if isinstance(hook["body"], dict) else None
+        message = _message(value, new, new)
+        if message is not None and isinstance(value, dict) and value.get("chat_id"):
+            found.setdefault(str(value["chat_id"]), {}).setdefault(str(message["id"]), message)
+    return found
+
+
 def to_scenario(entries: Sequence[dict[str, Any]], *, source: str = "a recording",
                 user_id: int | None = None) -> dict[str, Any]:
     """The fake Avito's scenario for a recording; ``user_id``: play it for this account (the recorded account's
@@ -127,6 +165,10 @@ def to_scenario(entries: Sequence[dict[str, Any]], *, source: str = "a recording
                        "status": status, "body": _body(response.get("content") or {}), "headers": headers,
                        "times": 1, "required": False})
     chats = _chats(webhooks, paths, new) if new is not None else []
+    history = _messages(entries, webhooks, old, new)
+    for chat in chats:
+        if history.get(chat["chat_id"]):
+            chat["messages"] = sorted(history[chat["chat_id"]].values(), key=lambda m: int(m.get("created") or 0))
     return {"version": 1, "description": f"Avito as recorded in {source}: {len(faults)} answer(s), "
                                          f"{len(webhooks)} webhook(s), {len(chats)} chat(s)",
             "avito": {"faults": faults, "webhooks": webhooks, "chats": chats}}

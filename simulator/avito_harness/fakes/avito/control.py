@@ -200,8 +200,15 @@ def seed_recorded_chat(backend: Any, chat: dict[str, Any]) -> None:
     """A chat of a recorded incident, under its recorded id, with its customer and ad (a scenario's
     ``avito.chats``: ``{user_id, chat_id, chat_type, customer_id, customer_name, item_id}``); kept if it exists."""
     state = backend.accounts.get(int(chat["user_id"])) or backend.create_account(int(chat["user_id"]))
-    if chat["chat_id"] in state.chats:
-        return
+    if chat["chat_id"] not in state.chats:
+        _recorded_chat(state, chat)
+    for m in chat.get("messages") or []:  # the chat's history as recorded (answers and webhooks), ids kept
+        state.restore_message(chat["chat_id"], message_id=str(m["id"]), author_id=int(m.get("author_id") or 0),
+                              kind=str(m.get("type") or "text"), content=dict(m.get("content") or {}),
+                              created=int(m.get("created") or 0))
+
+
+def _recorded_chat(state: AvitoState, chat: dict[str, Any]) -> None:
     customer_id = int(chat.get("customer_id") or 0) or None
     if customer_id is None or customer_id not in state.customers:
         customer_id = state.add_customer(str(chat.get("customer_name") or _fake_name(state)), customer_id=customer_id).id

@@ -206,6 +206,26 @@ class AvitoState:
             self.on_message(self, message, chat)
         return message
 
+    def restore_message(self, chat_id: str, *, message_id: str, author_id: int, kind: str, content: dict[str, Any],
+                        created: int) -> Message:
+        """A message as a recording holds it (a replay's history): its id, author and time kept, in time order, no
+        webhook (it happened before); a message the chat holds already is left as it is."""
+        with self.lock:
+            chat = self.chat(chat_id)
+            for existing in chat.messages:
+                if existing.id == message_id:
+                    return existing
+            message = Message(id=message_id, chat_id=chat.id, author_id=author_id, created=created, type=kind,
+                              content=content, is_read=True)
+            place = len(chat.messages)
+            while place > 0 and chat.messages[place - 1].created > created:
+                place -= 1
+            chat.messages.insert(place, message)
+            if created >= chat.updated:
+                chat.updated, chat.activity = created, next(self._activity)
+                self.order.touch(chat)
+        return message
+
     def send_text(self, chat_id: str, text: str) -> Message:
         if not text.strip():
             raise ValidationFailedError({"message.text": "must not be empty"})
