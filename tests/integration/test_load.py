@@ -63,3 +63,28 @@ def test_sharded_fakes_each_own_their_shops_and_share_nothing(tmp_path: Path) ->
     assert all(len(o) == 2 for o in owned) and len(set().union(*owned)) == 6  # disjoint: no account on two shards
     assert sum(s["at_n8n"] for s in shards) == summary["delivered"] and all(s["at_n8n"] > 0 for s in shards)
     assert len({s["avito"] for s in shards}) == 3 and summary["passed"]
+
+
+def test_a_gateway_serving_a_thousand_shops_starts_under_the_harness(tmp_path: Path) -> None:
+    """Ours lists every account in /health (about 70 bytes each): 1,000 shops are more than 64 KiB, which the
+    harness once refused to read, so it judged the gateway never healthy."""
+    import yaml
+
+    from avito_harness.fakes.settings import SimSettings
+    from avito_harness.stack.gateway_process import GatewayProcess
+    from avito_harness.stack.local import Stack
+
+    accounts = {"accounts": [{"name": f"shop{n}", "user_id": 300_000_001 + n, "client_id": f"c{n}",
+                              "client_secret": f"s{n}", "api_keys": [f"key-{n}"]} for n in range(1000)]}
+    (tmp_path / "accounts.yaml").write_text(yaml.safe_dump(accounts), encoding="utf-8")
+    with Stack.start(SimSettings(avito_port=0, n8n_port=0, stt_port=0)) as stack:
+        gateway = GatewayProcess.wired_to(stack, command=[sys.executable, "-m", "avito_gateway"],
+                                          extra_env={"ACCOUNTS_FILE": str(tmp_path / "accounts.yaml")},
+                                          require_healthy=False, data_dir=str(tmp_path / "gw"))
+        gateway.start()
+        try:
+            import httpx
+
+            assert len(httpx.get(f"{gateway.url}/health", timeout=10).content) > 65536
+        finally:
+            gateway.stop()

@@ -20,7 +20,12 @@ import httpx
 from avito_harness.http_deadline import AnswerTooLarge, DeadlineTransport
 from avito_harness.judge.verdict import CannotJudge, Category
 
-__all__ = ["AnswerTooLarge", "Bounds", "RequestDeadlineHit", "ScenarioDeadlineHit", "bounded_client"]
+__all__ = ["AnswerTooLarge", "Bounds", "HEALTH_ANSWER_BYTES", "RequestDeadlineHit", "ScenarioDeadlineHit",
+           "bounded_client"]
+
+#: The most a probe of /health (or n8n's /healthz) reads: a gateway serving a thousand shops may list each there
+#: (ours does: 64 KiB was too little at 1,000 accounts), and a hostile one still cannot make the harness read much.
+HEALTH_ANSWER_BYTES = 1 << 20
 
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_MAX_ANSWER_BYTES = 10 * 1024 * 1024

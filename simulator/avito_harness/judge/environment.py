@@ -29,6 +29,7 @@ from avito_harness.fakes.settings import DEMO_API_KEY, DEMO_USER_ID
 from avito_harness.judge.bounded_http import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_REQUEST_TIMEOUT,
+    HEALTH_ANSWER_BYTES,
     Bounds,
     bounded_client,
 )
@@ -276,7 +277,7 @@ class Environment:
     def _probe(self, base: str, path: str, category: Category, what: str) -> None:
         """Something answers ``GET path`` with a JSON object holding ``status`` (SPEC's /health, n8n's /healthz):
         a plain web server or one of the fakes at that URL is a wrong URL, not a gateway with defects."""
-        with bounded_client(Bounds(self.options.request_timeout, 65536)) as http:
+        with bounded_client(Bounds(self.options.request_timeout, HEALTH_ANSWER_BYTES)) as http:
             try:
                 answer = http.get(f"{base}{path}")
             except httpx.HTTPError as exc:

@@ -28,7 +28,7 @@ from typing import IO, Any
 import httpx
 
 from avito_harness.fakes.settings import DEMO_API_KEY, WEBHOOK_PATH
-from avito_harness.judge.bounded_http import Bounds, bounded_client
+from avito_harness.judge.bounded_http import HEALTH_ANSWER_BYTES, Bounds, bounded_client
 from avito_harness.judge.safe_text import visible_line
 from avito_harness.waiting import pause, wait_until
 
@@ -273,7 +273,7 @@ class GatewayProcess:
     def _wait_answering(self, reader: threading.Thread) -> None:
         deadline = time.monotonic() + self.start_timeout
         last = "not probed yet"
-        with bounded_client(Bounds(request_timeout=2.0, max_answer_bytes=65536)) as http:
+        with bounded_client(Bounds(request_timeout=2.0, max_answer_bytes=HEALTH_ANSWER_BYTES)) as http:
             while True:
                 if self.proc is not None and self.proc.poll() is not None:
                     reader.join(2)  # its last words
