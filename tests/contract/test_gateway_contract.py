@@ -181,24 +181,11 @@ def test_stateful_links_from_chats_to_messages_and_read(serve: Callable[..., Ser
 # --- broken gateways are caught -------------------------------------------------------------------------
 
 def _rename_chats_field(app: FastAPI) -> Any:
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/api/chats":
-            await app(scope, receive, send)
-            return
-        start: dict[str, Any] = {}
+    """GET /api/chats answers ``items`` where the contract says ``chats`` (a planted-defect layer of avito_doubles)."""
+    from avito_doubles.fronts import answers_changed
 
-        async def capture(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-                return
-            body = message.get("body", b"").replace(b'"chats":', b'"items":')
-            headers = [(k, str(len(body)).encode() if k == b"content-length" else v) for k, v in start["headers"]]
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        await app(scope, receive, capture)
-
-    return wrapped
+    return answers_changed(app, "GET", "/api/chats",
+                           lambda status, body: (status, {("items" if k == "chats" else k): v for k, v in body.items()}))
 
 
 def _500_on_bad_input(app: FastAPI) -> Any:
