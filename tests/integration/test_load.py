@@ -63,6 +63,11 @@ def test_sharded_fakes_each_own_their_shops_and_share_nothing(tmp_path: Path) ->
     assert all(len(o) == 2 for o in owned) and len(set().union(*owned)) == 6  # disjoint: no account on two shards
     assert sum(s["at_n8n"] for s in shards) == summary["delivered"] and all(s["at_n8n"] > 0 for s in shards)
     assert len({s["avito"] for s in shards}) == 3 and summary["passed"]
+    import httpx
+
+    for url in [s[kind] for s in shards[1:] for kind in ("avito", "n8n")]:  # the shard processes are gone
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/_sim/health", timeout=2)
 
 
 def test_a_gateway_serving_a_thousand_shops_starts_under_the_harness(tmp_path: Path) -> None:

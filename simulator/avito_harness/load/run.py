@@ -90,13 +90,14 @@ def _locust(plan_path: Path, options: LoadOptions, users: int, csv: Path) -> lis
            "--only-summary", "--stop-timeout", "10"]
     ui = ["--web-host", "127.0.0.1", "--autostart"] if options.web else ["--headless"]
     if options.workers <= 0:
-        return [subprocess.Popen([*exe, *ui, *run], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
+        return [subprocess.Popen([*exe, *ui, *run], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 start_new_session=True)]
     port = free_port()
     master = subprocess.Popen([*exe, *ui, *run, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
                                str(port), "--expect-workers", str(options.workers)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     workers = [subprocess.Popen([*exe, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
                for _ in range(options.workers)]
     return [master, *workers]
 

@@ -55,7 +55,8 @@ def shards(stack: Any, count: int) -> Iterator[list[Shard]]:
         for _ in range(max(0, count - 1)):
             ports = {service: free_port() for service in ("avito", "n8n")}
             started = {service: subprocess.Popen([sys.executable, *SERVE, service, "--port", str(port)], env=env,
-                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                 start_new_session=True)  # its own group: stop_process ends it
                        for service, port in ports.items()}
             procs += started.values()
             urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
