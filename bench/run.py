@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from rich.console import Console
 from rich.table import Table
 
@@ -204,10 +203,7 @@ def bench_replicas() -> dict[str, Any]:
             return out
         try:
             for count in (1, 3):
-                database = f"bench_{count}"
-                with psycopg.connect(server.url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as db:
-                    db.execute(f'CREATE DATABASE "{database}"')
-                with replica_set(url, server.url.rsplit("/", 1)[0] + f"/{database}", count) as urls:
+                with replica_set(url, server.new_database(f"bench_{count}"), count) as urls:
                     out[f"postgres_{count}"] = _ingest(urls, chats, f"pg{count}")
         finally:
             server.stop()

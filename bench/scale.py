@@ -41,18 +41,10 @@ def _database(kind: str) -> Iterator[str | None]:
     if kind == "sqlite":
         yield None
         return
-    import uuid
-
-    import psycopg
-
     from avito_harness.real.postgres import PostgresServer
 
     with PostgresServer() as server:
-        name = f"scale_{uuid.uuid4().hex[:8]}"
-        admin = server.url.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin, autocommit=True) as db:
-            db.execute(f'CREATE DATABASE "{name}"')
-        yield server.url.rsplit("/", 1)[0] + f"/{name}"
+        yield server.new_database("scale")
 
 
 def scale_point(shops: int, store: str, replicas: int) -> dict[str, Any]:

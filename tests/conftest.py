@@ -109,9 +109,7 @@ def postgres_url(postgres_server: Any) -> Iterator[str]:
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
+    yield postgres_server.new_database(name)
     admin = postgres_server.url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as db:
-        db.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(admin, autocommit=True) as db:
         db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

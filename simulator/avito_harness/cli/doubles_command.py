@@ -16,7 +16,6 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -80,20 +79,14 @@ def apply_double(args: argparse.Namespace, defaults: argparse.Namespace) -> Doub
         args.gateway_app = f"avito_doubles.embedded:{double.name}"
     else:
         args.gateway_cmd = f"{shlex.quote(sys.executable)} -m avito_doubles serve {double.name} --port {{port}}"
-    needed = _options(double.args)
-    for dest, value in needed.items():
-        if getattr(args, dest) == getattr(defaults, dest):
-            setattr(args, dest, value)
+    if double.args:  # ("--request-timeout", "3"): parsed as run parses them
+        from avito_harness.cli.parser import build_parser
+
+        needed = build_parser().parse_args(["run", *double.args])
+        for dest, default in vars(defaults).items():
+            if getattr(args, dest) == default and getattr(needed, dest) != default:
+                setattr(args, dest, getattr(needed, dest))
     return double
-
-
-def _options(words: tuple[str, ...]) -> dict[str, Any]:
-    """``("--request-timeout", "3", "--profile", "full")`` as ``run``'s attributes, typed as run parses them."""
-    from avito_harness.cli.parser import build_parser
-
-    parsed = vars(build_parser().parse_args(["run", *words]))
-    plain = vars(build_parser().parse_args(["run"]))
-    return {dest: value for dest, value in parsed.items() if value != plain[dest]}
 
 
 def run_doubles(args: argparse.Namespace, console: Console) -> int:

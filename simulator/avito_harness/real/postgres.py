@@ -79,11 +79,16 @@ class PostgresServer:
         return self
 
     def _create_database(self) -> None:
+        self.new_database(self.database)
+
+    def new_database(self, name: str) -> str:
+        """The database ``name`` on this server (made if it is not there); its URL."""
         import psycopg
 
         with psycopg.connect(f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres", autocommit=True) as db:
-            if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone() is None:
-                db.execute(f'CREATE DATABASE "{self.database}"')
+            if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                db.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
 
     def apply_schema(self) -> None:
         """The CRM tables (idempotent: ``CREATE TABLE IF NOT EXISTS``)."""
