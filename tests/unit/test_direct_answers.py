@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from avito_harness.fakes.avito.app import create_app
 from avito_harness.fakes.clock import FakeClock
 from avito_harness.fakes.settings import SimSettings
-from avito_harness.stack.http_protocol import DirectHttpProtocol
 from avito_harness.stack.serve import serve_in_thread
 from tests.unit.conftest import CLIENT, USER
 from tests.unit.test_fast_routes import START, TOKEN_FORM, _journal, _send, _stack, requests
@@ -75,19 +74,28 @@ def _without_host(entry: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_hot_calls_take_the_direct_path(monkeypatch: Any) -> None:
     """Without this the test above could pass with every request on the ASGI path."""
-    taken: list[str] = []
-    original = DirectHttpProtocol.on_message_complete
-
-    def spy(self: DirectHttpProtocol) -> None:
-        taken.append("direct" if self.held is not None else "asgi")
-        original(self)
-
-    monkeypatch.setattr(DirectHttpProtocol, "on_message_complete", spy)
-    with served({}) as (client, _, _):
+    with served({}) as (client, app, _):
+        answered = _spy_on_direct_answers(monkeypatch, app)
         token = client.post("/token", data=TOKEN_FORM).json()["access_token"]
         client.get(f"/messenger/v2/accounts/{USER}/chats", headers={"authorization": f"Bearer {token}"})
-        client.get("/_sim/health")
-    assert taken == ["direct", "direct", "asgi"]
+        assert client.get("/_sim/health").status_code == 200
+        client.get(f"/messenger/v2/accounts/{USER}/chats", headers={"authorization": f"Bearer {token}"})
+    assert answered == ["/token", f"/messenger/v2/accounts/{USER}/chats", f"/messenger/v2/accounts/{USER}/chats"]
+
+
+def _spy_on_direct_answers(monkeypatch: Any, app: Any) -> list[str]:
+    """The paths ``app.direct`` answered (whichever protocol asked it)."""
+    answered: list[str] = []
+    original = app.direct.answer
+
+    def spy(scope: Any, body: bytes, taken: Any) -> Any:
+        reply = original(scope, body, taken)
+        if reply is not None:
+            answered.append(scope["path"])
+        return reply
+
+    monkeypatch.setattr(app.direct, "answer", spy)
+    return answered
 
 
 def _raw_exchange(url: str, payload: bytes, answers: int) -> list[bytes]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from avito_harness.stack.http_protocol import DirectHttpProtocol
+from avito_harness.stack.http_protocol import HotHttpProtocol
 from avito_harness.waiting import wait_until
 
 __all__ = [
@@ -58,7 +58,7 @@ def serve_in_thread(app: Any, *, name: str, host: str = "127.0.0.1", port: int =
     # no "server: uvicorn" header: Avito's answers do not name a Python server either; an app's direct answers
     # (the fake Avito's hot calls) skip the ASGI round
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1,
-                            http=DirectHttpProtocol, proxy_headers=False, server_header=False)
+                            http=HotHttpProtocol, proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"serve-{name}", daemon=True)
     thread.start()

@@ -7,6 +7,8 @@ links, the webhook dispatcher, rate-limit counters, faults and journal).
 
 from __future__ import annotations
 
+from collections import deque
+
 import random
 import threading
 import time as _perf
@@ -76,7 +78,7 @@ class AvitoBackend:
         self._by_client: dict[str, int] = {}
         self.tokens = TokenStore(clock, self.rng, settings.token_ttl, max_live=settings.max_tokens_per_account)
         self.voice_texts: dict[tuple[int, str], str] = {}
-        self.activity: list[Activity] = []
+        self.activity: deque[Activity] = deque(maxlen=2000)  # the newest messages' who and what, for transcripts
         self._voice_links: dict[str, _VoiceLink] = {}
         self.dispatcher = WebhookDispatcher(
             clock,
@@ -230,7 +232,6 @@ class AvitoBackend:
         with self._lock:
             self.activity.append(Activity(_perf.perf_counter(), state.user_id, chat.id, message.id, who, message.type,
                                           text))
-            del self.activity[:-2000]
         return self.dispatcher.dispatch(state, message, chat)
 
     # --- reset -------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time as _perf
-from collections.abc import Coroutine
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -52,7 +51,7 @@ class DirectCalls:
         entry = self.journal.begin(scope, numbered=False)
         started = _perf.perf_counter()
         try:
-            response = _now(self.fast.outcome(handler, Call(scope, groups, body)))
+            response = self.fast.outcome(handler, Call(scope, groups, body))
         except Exception as exc:  # a bug: Avito's 500, and the traceback to the server's log (as uvicorn does)
             _log.error("Exception in a direct answer", exc_info=exc)
             response = JSONResponse(stock_error_body(500), status_code=500)
@@ -76,17 +75,6 @@ class DirectCalls:
             state = self.backend.accounts.get(int(groups[0]))
             return state is None or not state.settings.delivery.echo_before_response
         return True
-
-
-def _now(coroutine: Coroutine[Any, Any, Answer | Response | None]) -> Answer | Response | None:
-    """Run a handler that never waits (the hot calls, echo-before-response aside) to its end, here and now."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        result: Answer | Response | None = done.value
-        return result
-    coroutine.close()
-    raise RuntimeError("a direct answer waited: it should have taken the ASGI path")
 
 
 def _reply(response: Answer | Response) -> Reply:

@@ -12,7 +12,7 @@ count, a token, a message). It sits inside the journal and fault middlewares, so
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,7 +37,7 @@ from avito_harness.fakes.faults import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Answer", "Call", "FastRoutes", "Handler"]
 
-Handler = Callable[["Call"], Awaitable["Answer | None"]]
+Handler = Callable[["Call"], "Answer | None"]  # synchronous: a hot call never waits (a send's echo aside, below)
 _NUMBER = re.compile(r"[0-9]{1,4}")
 _JSON_TYPE = (b"content-type", b"application/json")
 _PAGING = {"limit": (1, 100), "offset": (0, 1000)}
@@ -47,15 +47,17 @@ _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 class Call:
     """One request as the handlers see it."""
 
-    __slots__ = ("scope", "groups", "body", "_headers")
+    __slots__ = ("scope", "groups", "body")
 
     def __init__(self, scope: Scope, groups: tuple[str, ...], body: bytes) -> None:
         self.scope, self.groups, self.body = scope, groups, body
-        self._headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))  # a repeated header: its first value
 
     def header(self, name: bytes) -> str | None:
-        value = self._headers.get(name)
-        return None if value is None else value.decode("latin-1")
+        """A header's first value (a handler asks for one or two of a handful: a walk beats building a dict)."""
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return value.decode("latin-1")
+        return None
 
     @property
     def notes(self) -> dict[str, Any]:
@@ -94,7 +96,9 @@ class FastRoutes:
                 await self.app(scope, _replay(read, receive), send)
                 return
         try:
-            response = await self.outcome(handler, Call(scope, groups, b"".join(m.get("body", b"") for m in read)))
+            response = self.outcome(handler, Call(scope, groups, b"".join(m.get("body", b"") for m in read)))
+            if isinstance(response, Answer) and response.echo is not None:  # the send waits for its echo first
+                await messenger.echo_delivered(self.backend, *response.echo)
         except Exception:  # a bug: Avito's 500, and the traceback to the server's log (as the framework does)
             await JSONResponse(stock_error_body(500), status_code=500)(scope, receive, send)
             raise
@@ -104,10 +108,10 @@ class FastRoutes:
             await response(scope, receive, send)
 
     @staticmethod
-    async def outcome(handler: Handler, call: Call) -> Answer | Response | None:
+    def outcome(handler: Handler, call: Call) -> Answer | Response | None:
         """The handler's answer, Avito's error answer for what it raised, or None: the framework answers."""
         try:
-            return await handler(call)
+            return handler(call)
         except AvitoError as exc:
             note_error(call.notes, exc)
             return avito_error_response(exc)
@@ -122,13 +126,13 @@ class FastRoutes:
                 return handler, matched.groups()
         return None
 
-    async def token(self, call: Call) -> Answer | None:
+    def token(self, call: Call) -> Answer | None:
         answer = issue_token(self.backend, call.scope.get("query_string", b"").decode("latin-1"),
                              call.header(b"content-type") or "", call.header(b"authorization") or "", call.body,
                              call.notes)
         return Answer(200, json_bytes(answer), given=_TOKEN_HEADERS)
 
-    async def list_chats(self, call: Call) -> Answer | None:
+    def list_chats(self, call: Call) -> Answer | None:
         query = call.query()
         paging = _paging(query)
         unread = [v for k, v in query if k == "unread_only"]
@@ -140,14 +144,14 @@ class FastRoutes:
                                  unread_only=bool(unread) and _BOOLEANS[unread[0]], item_ids=item_ids)
         return _json({"chats": [state.render_chat(c) for c in chats]}, headers)
 
-    async def list_messages(self, call: Call) -> Answer | None:
+    def list_messages(self, call: Call) -> Answer | None:
         paging = _paging(call.query())
         if paging is None:
             return None
         state, headers = self._authorize(call, "messenger:read", "getMessagesV3")
         return _json(messenger.render_messages(state, call.groups[1], paging["limit"], paging["offset"]), headers)
 
-    async def send_text(self, call: Call) -> Answer | None:
+    def send_text(self, call: Call) -> Answer | None:
         ctype = (call.header(b"content-type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return None
@@ -159,7 +163,10 @@ class FastRoutes:
             return None
         state, headers = self._authorize(call, "messenger:write", "postSendMessage")
         message = state.send_text(call.groups[1], body.message.text)
-        return _json(await messenger.sent(self.backend, state, message), headers)
+        answer = _json(state.render_sent(message), headers)
+        if state.settings.delivery.echo_before_response:  # the answer waits for the echo's first delivery attempt
+            answer.echo = (state, message)
+        return answer
 
     def _authorize(self, call: Call, scope: str, operation: str) -> tuple[Any, dict[str, str]]:
         return messenger.authorize(self.backend, call.header(b"authorization"), scope=scope,
@@ -207,12 +214,13 @@ def json_bytes(content: Any) -> bytes:
 class Answer:
     """A JSON answer sent as Starlette's Response sends it (same header order), without building one."""
 
-    __slots__ = ("status", "body", "headers")
+    __slots__ = ("status", "body", "headers", "echo")
 
     def __init__(self, status: int, body: bytes, *, given: list[tuple[bytes, bytes]] = [],  # noqa: B006 - read only
                  added: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
         """``given``: headers passed to the Response (they come first); ``added``: set on it afterwards."""
         self.status, self.body = status, body
+        self.echo: tuple[Any, Any] | None = None  # a send's account and message, when its echo is awaited first
         self.headers = [*given, (b"content-length", str(len(body)).encode()), _JSON_TYPE, *added]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -67,6 +67,8 @@ def authorize(
     if path_user is not None and path_user != str(state.user_id):
         raise ForbiddenError("user_id in the path is not the token's account")
     limits = state.settings.rate_limits
+    if limits.per_minute is None and not limits.per_operation:  # no limit: nothing to count (and no clock to read)
+        return state, {}
     decision = backend.limiter.hit(state.user_id, operation, limits, backend.clock.now())
     if decision is None:
         return state, {}
@@ -102,10 +104,15 @@ def _split(values: list[str]) -> list[str]:
 async def sent(backend: AvitoBackend, state: AvitoState, message: Message) -> dict[str, Any]:
     """The send's answer; first waits for the echo's delivery when the account asks for echo-before-response."""
     if state.settings.delivery.echo_before_response:
-        futures = [asyncio.wrap_future(f) for f in backend.dispatcher.first_attempts(message.id)]
-        if futures:
-            await asyncio.wait(futures, timeout=backend.dispatcher.timeout * 2 + 1)
+        await echo_delivered(backend, state, message)
     return state.render_sent(message)
+
+
+async def echo_delivered(backend: AvitoBackend, state: AvitoState, message: Message) -> None:
+    """Until the first attempt to deliver the message's echo (to every subscription) ended, or timed out."""
+    futures = [asyncio.wrap_future(f) for f in backend.dispatcher.first_attempts(message.id)]
+    if futures:
+        await asyncio.wait(futures, timeout=backend.dispatcher.timeout * 2 + 1)
 
 
 def chat_filters(getlist: Callable[[str], list[str]]) -> tuple[list[str], list[int]]:
