@@ -190,6 +190,7 @@ class HotHttpProtocol(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_size = 0
         self.headers_done = False
+        self.expect = False  # an Expect header came (uvicorn's to handle: 100-continue)
 
     # the connection
 
@@ -247,7 +248,7 @@ class HotHttpProtocol(asyncio.Protocol):
         if self.delegate is not None:
             self.delegate.on_message_begin()
             return
-        self.url, self.headers, self.scope, self.headers_done = b"", [], None, False
+        self.url, self.headers, self.scope, self.headers_done, self.expect = b"", [], None, False, False
 
     def on_url(self, url: bytes) -> None:
         if self.delegate is not None:
@@ -259,7 +260,10 @@ class HotHttpProtocol(asyncio.Protocol):
         if self.delegate is not None:
             self.delegate.on_header(name, value)
             return
-        self.headers.append((name.lower(), value.rstrip(b" \t")))  # as uvicorn: no trailing whitespace
+        name = name.lower()
+        if name == b"expect":
+            self.expect = True
+        self.headers.append((name, value.rstrip(b" \t")))  # as uvicorn: no trailing whitespace
 
     def on_headers_complete(self) -> None:
         if self.delegate is not None:
@@ -273,7 +277,7 @@ class HotHttpProtocol(asyncio.Protocol):
         parsed = httptools.parse_url(self.url)
         method, path = parser.get_method().decode("ascii"), parsed.path.decode("latin-1")
         taken = None
-        if path.isascii() and "%" not in path and not any(name == b"expect" for name, _ in self.headers):
+        if path.isascii() and "%" not in path and not self.expect:
             assert self.direct is not None
             taken = self.direct.takes(method, path)
         if taken is None:

@@ -42,6 +42,8 @@ _NUMBER = re.compile(r"[0-9]{1,4}")
 _JSON_TYPE = (b"content-type", b"application/json")
 _PAGING = {"limit": (1, 100), "offset": (0, 1000)}
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+ROUTES_KEPT = 10_000
+_UNSEEN = object()
 
 
 class Call:
@@ -81,6 +83,7 @@ class FastRoutes:
             "GET": [(re.compile(r"/messenger/v2/accounts/([0-9]+)/chats"), self.list_chats),
                     (re.compile(r"/messenger/v3/accounts/([0-9]+)/chats/([^/]+)/messages/"), self.list_messages)],
         }
+        self._routed: dict[tuple[str, str], tuple[Handler, tuple[str, ...]] | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = (self.route(scope["method"], scope["path"]) if scope["type"] == "http" and not scope.get("root_path")
@@ -119,12 +122,23 @@ class FastRoutes:
             return oauth_error_response(exc)
 
     def route(self, method: str, path: str) -> tuple[Handler, tuple[str, ...]] | None:
-        """The handler of a hot call and the path's groups, or None."""
-        for pattern, handler in self.routes.get(method, ()):
-            matched = pattern.fullmatch(path)
-            if matched:
-                return handler, matched.groups()
-        return None
+        """The handler of a hot call and the path's groups, or None. Clients call the same few paths (their chats)
+        over and over: the answers are kept (a dict lookup against a regular expression per route), up to
+        ``ROUTES_KEPT`` paths, then forgotten at once."""
+        key = (method, path)
+        found = self._routed.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = None
+            for pattern, handler in self.routes.get(method, ()):
+                matched = pattern.fullmatch(path)
+                if matched:
+                    found = handler, matched.groups()
+                    break
+            if len(path) <= 256:  # a client's odd long paths are not kept
+                if len(self._routed) >= ROUTES_KEPT:
+                    self._routed.clear()
+                self._routed[key] = found
+        return found  # type: ignore[return-value]
 
     def token(self, call: Call) -> Answer | None:
         answer = issue_token(self.backend, call.scope.get("query_string", b"").decode("latin-1"),
@@ -196,6 +210,8 @@ def _json(content: Any, headers: dict[str, str]) -> Answer:
 
 def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     """Headers as ASGI carries them, as Starlette encodes them (lower-case names, latin-1)."""
+    if not headers:  # no rate limit set: the usual case
+        return []
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
