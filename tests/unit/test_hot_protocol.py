@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from avito_harness.fakes.avito.app import create_app
 from avito_harness.fakes.settings import SimSettings
 from avito_harness.stack.http_protocol import HELD_BODY_LIMIT, HotHttpProtocol
-from avito_harness.waiting import wait_until
+from avito_harness.waiting import pause, wait_until
 from tests.unit.conftest import CLIENT, USER
 
 FORM = "grant_type=client_credentials&client_id={client_id}&client_secret={client_secret}".format(**CLIENT).encode()
@@ -155,7 +155,7 @@ def test_a_body_in_pieces_and_a_body_past_the_held_limit() -> None:
                 sock.sendall(b"POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: "
                              b"application/json\r\nContent-Length: %d\r\n\r\n%s"
                              % (path.encode(), host.encode(), token.encode(), len(body), body[:20]))
-                time.sleep(0.05)
+                pause(0.05)  # real time: the server reads the first piece alone
                 sock.sendall(body[20:])
                 head, answer, _ = read_answer(sock)
                 if text == "in two pieces":
@@ -181,7 +181,7 @@ def test_idle_connections_close_after_the_keep_alive_timeout_busy_ones_stay() ->
             while time.monotonic() - started < 3:
                 busy.sendall(token_request(host))
                 assert read_answer(busy)[0].startswith(b"HTTP/1.1 200")
-                time.sleep(0.3)
+                pause(0.3)  # real time: uvicorn's keep-alive timer is real
             assert closed_by_server(idle, 0.1)  # idle for 3 s: closed (between 1 and 2 s)
             busy.sendall(token_request(host))
             assert read_answer(busy)[0].startswith(b"HTTP/1.1 200")

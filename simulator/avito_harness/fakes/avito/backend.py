@@ -7,11 +7,10 @@ links, the webhook dispatcher, rate-limit counters, faults and journal).
 
 from __future__ import annotations
 
-from collections import deque
-
 import random
 import threading
 import time as _perf
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 

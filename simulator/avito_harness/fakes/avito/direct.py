@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time as _perf
-from typing import Any
 
 from starlette.responses import JSONResponse, Response
 

@@ -58,7 +58,7 @@ class Call:
         """A header's first value (a handler asks for one or two of a handful: a walk beats building a dict)."""
         for key, value in self.scope["headers"]:
             if key == name:
-                return value.decode("latin-1")
+                return str(value.decode("latin-1"))
         return None
 
     @property
