@@ -155,7 +155,7 @@ async def get_chats(
 ) -> dict[str, Any]:
     types, item_ids = chat_filters(request.query_params.getlist)
     chats = state.list_chats(limit=limit, offset=offset, chat_types=types, unread_only=unread_only, item_ids=item_ids)
-    return {"chats": [state.render_chat(c) for c in chats]}
+    return {"chats": state.render_chats(chats)}
 
 
 @router.get("/messenger/v2/accounts/{user_id}/chats/{chat_id}", operation_id="getChatByIdV2")

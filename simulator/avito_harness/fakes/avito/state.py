@@ -394,7 +394,14 @@ class AvitoState:
             "content": m.content,
         }
 
-    def render_chat(self, c: Chat) -> dict[str, Any]:
+    def render_chats(self, chats: list[Chat]) -> list[dict[str, Any]]:
+        """A page of chats: the seller's ``users`` entry, the same in every chat of one item, is built once per
+        item for the page (a third of a chat's rendering)."""
+        sellers: dict[int | None, dict[str, Any]] = {}
+        return [self.render_chat(c, sellers) for c in chats]
+
+    def render_chat(self, c: Chat, sellers: dict[int | None, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """``sellers``: the seller's entries already built for this page, by item (see :meth:`render_chats`)."""
         customer = self.customers[c.customer_id]
         out: dict[str, Any] = {"id": c.id, "created": c.created, "updated": c.updated}
         if c.item_id is not None:
@@ -415,10 +422,12 @@ class AvitoState:
                     "location": {"title": item.city, "lat": 55.75, "lon": 37.61},
                 },
             }
-        out["users"] = [
-            self._user(self.user_id, self.account.name, c.item_id),
-            self._user(customer.id, customer.name, c.item_id),
-        ]
+        seller = None if sellers is None else sellers.get(c.item_id)
+        if seller is None:
+            seller = self._user(self.user_id, self.account.name, c.item_id)
+            if sellers is not None:
+                sellers[c.item_id] = seller
+        out["users"] = [seller, self._user(customer.id, customer.name, c.item_id)]
         if c.messages:
             last = c.messages[-1]
             out["last_message"] = {
