@@ -72,10 +72,10 @@ def _without_host(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k != "headers"}
 
 
-def test_the_hot_calls_take_the_direct_path(monkeypatch: Any) -> None:
+def test_the_hot_calls_take_the_direct_path() -> None:
     """Without this the test above could pass with every request on the ASGI path."""
     with served({}) as (client, app, _):
-        answered = _spy_on_direct_answers(monkeypatch, app)
+        answered = spy_on_direct_answers(app)
         token = client.post("/token", data=TOKEN_FORM).json()["access_token"]
         client.get(f"/messenger/v2/accounts/{USER}/chats", headers={"authorization": f"Bearer {token}"})
         assert client.get("/_sim/health").status_code == 200
@@ -83,8 +83,9 @@ def test_the_hot_calls_take_the_direct_path(monkeypatch: Any) -> None:
     assert answered == ["/token", f"/messenger/v2/accounts/{USER}/chats", f"/messenger/v2/accounts/{USER}/chats"]
 
 
-def _spy_on_direct_answers(monkeypatch: Any, app: Any) -> list[str]:
-    """The paths ``app.direct`` answered (whichever protocol asked it)."""
+def spy_on_direct_answers(app: Any) -> list[str]:
+    """The paths ``app.direct`` answered (whichever protocol asked it; None from it means the framework answers).
+    For an app made for one test: the spy is not undone."""
     answered: list[str] = []
     original = app.direct.answer
 
@@ -94,7 +95,7 @@ def _spy_on_direct_answers(monkeypatch: Any, app: Any) -> list[str]:
             answered.append(scope["path"])
         return reply
 
-    monkeypatch.setattr(app.direct, "answer", spy)
+    app.direct.answer = spy
     return answered
 
 

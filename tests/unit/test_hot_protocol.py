@@ -22,6 +22,7 @@ from avito_harness.fakes.settings import SimSettings
 from avito_harness.stack.http_protocol import HELD_BODY_LIMIT, HotHttpProtocol
 from avito_harness.waiting import pause, wait_until
 from tests.unit.conftest import CLIENT, USER
+from tests.unit.test_direct_answers import spy_on_direct_answers
 
 FORM = "grant_type=client_credentials&client_id={client_id}&client_secret={client_secret}".format(**CLIENT).encode()
 
@@ -43,21 +44,6 @@ def served(*, keep_alive: int = 5) -> Iterator[tuple[str, Any]]:
     finally:
         server.should_exit = True
         thread.join(10)
-
-
-def _spy(app: Any) -> list[str]:
-    """The paths ``app.direct`` answered (None from it means the framework answers)."""
-    answered: list[str] = []
-    original = app.direct.answer
-
-    def spy(scope: Any, body: bytes, taken: Any) -> Any:
-        reply = original(scope, body, taken)
-        if reply is not None:
-            answered.append(scope["path"])
-        return reply
-
-    app.direct.answer = spy
-    return answered
 
 
 def token_request(host: str, *, version: bytes = b"1.1", extra: bytes = b"") -> bytes:
@@ -89,7 +75,7 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
 
 def test_a_connection_goes_on_the_framework_way_after_its_first_other_request_and_keeps_its_order() -> None:
     with served() as (host, app):
-        answered = _spy(app)
+        answered = spy_on_direct_answers(app)
         with socket.create_connection(tuple(host.split(":")), timeout=10) as sock:  # type: ignore[arg-type]
             sock.sendall(token_request(host))
             head, body, _ = read_answer(sock)
@@ -112,7 +98,7 @@ def test_a_connection_goes_on_the_framework_way_after_its_first_other_request_an
 
 def test_http_1_0_and_expect_continue_are_answered_the_framework_way() -> None:
     with served() as (host, app):
-        answered = _spy(app)
+        answered = spy_on_direct_answers(app)
         with socket.create_connection(tuple(host.split(":")), timeout=10) as sock:  # type: ignore[arg-type]
             sock.sendall(token_request(host, version=b"1.0"))
             head, body, _ = read_answer(sock)
@@ -143,7 +129,7 @@ def test_a_body_in_pieces_and_a_body_past_the_held_limit() -> None:
     """A hot call's body sent in two writes is answered whole; one past the limit goes the framework way with
     what was held so far and the rest, and gets the framework's answer."""
     with served() as (host, app):
-        answered = _spy(app)
+        answered = spy_on_direct_answers(app)
         url = f"http://{host}"
         token = httpx.post(f"{url}/token", content=FORM,
                            headers={"content-type": "application/x-www-form-urlencoded"}).json()["access_token"]

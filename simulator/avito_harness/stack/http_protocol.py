@@ -127,12 +127,8 @@ class DirectHttpProtocol(CorkedHttpProtocol):
             self._hand_on(complete=True)
             return
         self.held = None
-        status, headers, content = reply
-        out = [STATUS_LINE[status]]
-        for name, value in (*self.server_state.default_headers, *headers):
-            out += [name, b": ", value, b"\r\n"]
-        out += [b"\r\n", content]
-        self.transport.write(b"".join(out))  # held to the end of the turn (see CorkedTransport)
+        # held to the end of the turn (see CorkedTransport)
+        self.transport.write(render(reply[0], self.server_state.default_headers, reply[1], reply[2]))
         self.on_response_complete()
 
     def _hand_on(self, *, complete: bool) -> None:
@@ -313,6 +309,7 @@ class HotHttpProtocol(asyncio.Protocol):
         self.writes.append(render(reply[0], self.server_state.default_headers, reply[1], reply[2]))
 
     def _flush(self) -> None:
+        """What the turn wrote, as one send (as :class:`CorkedTransport` does, without a wrapper between)."""
         if self.writes:
             writes, self.writes = self.writes, []
             if not self.transport.is_closing():

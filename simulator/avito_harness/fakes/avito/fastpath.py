@@ -175,9 +175,10 @@ class FastRoutes:
         try:
             # orjson parses what it takes as json.loads would (half the cost); what it refuses (UTF-16, integers
             # past 64 bits, NaN) the framework answers
-            text = _plain_send_text(orjson.loads(call.body))
+            parsed = orjson.loads(call.body)
+            text = _plain_send_text(parsed)
             if text is None:  # not the plain shape: the model decides, as the framework's does
-                text = SendTextBody.model_validate(orjson.loads(call.body)).message.text
+                text = SendTextBody.model_validate(parsed).message.text
         except (ValueError, ValidationError):  # the framework's 400 names the field
             return None
         state, headers = self._authorize(call, "messenger:write", "postSendMessage")
