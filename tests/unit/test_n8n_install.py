@@ -94,7 +94,8 @@ def test_a_file_in_the_caches_place_is_named(monkeypatch: pytest.MonkeyPatch, tm
 @pytest.mark.parametrize(("status", "text", "ready"), [
     (404, '{"message":"This webhook is not registered for GET requests. Did you mean to make a POST request?"}', True),
     (404, '{"message":"The requested webhook \\"GET probe\\" is not registered."}', False),
-    (503, '{"message":"n8n is starting up. Please wait"}', False),  # early answers while it boots
+    (200, "n8n is starting up. Please wait", False),  # n8n 2.8.4's answer on every path while it migrates
+    (503, '{"message":"Database is not ready!"}', False),  # earlier still
     (500, "Internal Server Error", False),
     (200, "ok", True),  # a webhook that answers GET itself
 ])
@@ -104,3 +105,16 @@ def test_n8n_counts_as_ready_only_once_the_webhook_is_registered(status: int, te
     from avito_harness.real.n8n.server import _ready
 
     assert _ready(httpx.Response(status, text=text), webhook=True) is ready
+
+
+@pytest.mark.parametrize(("status", "text", "ready"), [
+    (200, '{"status":"ok"}', True),
+    (200, "n8n is starting up. Please wait", False),
+    (503, '{"status":"error"}', False),
+])
+def test_n8n_without_a_webhook_to_probe_is_ready_once_migrated(status: int, text: str, ready: bool) -> None:
+    import httpx
+
+    from avito_harness.real.n8n.server import _ready
+
+    assert _ready(httpx.Response(status, text=text), webhook=False) is ready

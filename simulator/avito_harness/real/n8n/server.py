@@ -110,7 +110,7 @@ class N8nServer:
         return self
 
     def _wait_ready(self) -> None:
-        probe = f"{self.url}/webhook/{self.ready_path}" if self.ready_path else f"{self.url}/healthz"
+        probe = f"{self.url}/webhook/{self.ready_path}" if self.ready_path else f"{self.url}/healthz/readiness"
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise N8nServerError("n8n exited: " + "".join(self.output[-10:]).strip())
@@ -136,10 +136,16 @@ class N8nServer:
         self.stop()
 
 
+STARTING_UP = "n8n is starting up"  # the placeholder n8n 2.x serves on every path while it migrates
+
+
 def _ready(answer: httpx.Response, *, webhook: bool) -> bool:
-    """A GET of a webhook n8n registered for POST names the method ("not registered for GET requests"); an
+    """A GET of a webhook n8n registered for POST names the method ("not registered for GET"); an
     unregistered one says "is not registered". A GET runs nothing, where a probing POST would start the workflow.
-    Anything else (a 5xx while n8n is still starting, on a loaded machine) is not ready yet."""
+    While its database migrates, n8n answers every path 200 "n8n is starting up" (seen 4 s after start on a
+    loaded machine, with the webhook's POST still a 404): that, a 5xx or anything else is not ready yet."""
+    if STARTING_UP in answer.text:
+        return False
     if not webhook:
         return answer.status_code == 200
     return answer.is_success or "not registered for GET" in answer.text
