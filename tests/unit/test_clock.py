@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -86,3 +87,38 @@ def test_freeze_and_unfreeze() -> None:
     clock.unfreeze()
     assert not clock.frozen and 500 <= clock.now() < 560
     clock.close()
+
+
+def test_a_reader_never_sees_time_go_back_while_another_thread_freezes_moves_and_lets_it_go() -> None:
+    """Every request reads ``now()`` while a test's thread may freeze, advance or unfreeze the clock. A reading
+    taken between two steps of a change (freeze reads the time, then stops it there; unfreeze sets an offset,
+    then lets go) would step back: reading without the lock did, by microseconds at each freeze."""
+    clock = SystemClock()
+    clock.advance(86_400)
+    stop = threading.Event()
+    back: list[tuple[float, float]] = []
+
+    def read() -> None:
+        last = clock.now()
+        while not stop.is_set():
+            now = clock.now()
+            if now < last:
+                back.append((last, now))
+            last = now
+
+    reader = threading.Thread(target=read)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns every few bytecodes: a reader lands between any two steps
+    reader.start()
+    try:
+        for _ in range(3000):
+            clock.freeze()
+            clock.advance(0.5)
+            clock.unfreeze()
+            clock.advance(0.5)
+    finally:
+        stop.set()
+        reader.join()
+        sys.setswitchinterval(interval)
+        clock.close()
+    assert back == []

@@ -33,8 +33,7 @@ class AccountStores(Generic[S]):
             return iter(list(self._items))
 
     def get(self, user_id: int) -> S | None:
-        with self._lock:
-            return self._items.get(user_id)
+        return self._items.get(user_id)  # one dict lookup is atomic: no lock (every request asks)
 
     def values(self) -> list[S]:
         with self._lock:

