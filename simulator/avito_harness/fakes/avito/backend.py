@@ -72,6 +72,7 @@ class AvitoBackend:
         self.seed = settings.seed
         self.rng = random.Random(self.seed)
         self.public_url: str | None = None
+        self._public_base: tuple[str | None, str] = (None, "")  # public_url, and it without a trailing slash
         self._lock = threading.RLock()
         self.accounts: AccountStores[AvitoState] = AccountStores(self._new_state)
         self._by_client: dict[str, int] = {}
@@ -195,7 +196,12 @@ class AvitoBackend:
 
     # --- media (MediaLinks) ------------------------------------------------
     def _base(self) -> str:
-        return (self.public_url or f"http://{self.settings.host}:{self.settings.avito_port}").rstrip("/")
+        public = self.public_url
+        if public is None:
+            return f"http://{self.settings.host}:{self.settings.avito_port}".rstrip("/")
+        if self._public_base[0] is not public:  # a chat page asks nine times: trimmed once per URL learnt
+            self._public_base = (public, public.rstrip("/"))
+        return self._public_base[1]
 
     def image_sizes(self, key: str) -> dict[str, str]:
         base = self._base()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -87,8 +88,10 @@ class AccountSettings:
     rate_limits: RateLimits = field(default_factory=RateLimits)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Item:
+    """Never changed once made (a chat page renders each of its items: what is derived is kept)."""
+
     id: int
     title: str
     price: int
@@ -96,16 +99,16 @@ class Item:
     status_id: int = 10
     image_count: int = 3
 
-    @property
+    @cached_property
     def url(self) -> str:
         return f"https://www.avito.ru/moskva/zapchasti_i_aksessuary/item_{self.id}"
 
-    @property
+    @cached_property
     def price_string(self) -> str:
         return f"{self.price:,}".replace(",", "\u00a0") + "\u00a0₽"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Customer:
     id: int
     name: str

@@ -54,6 +54,10 @@ class MediaLinks(Protocol):
     def voice_link(self, user_id: int, voice_id: str) -> str: ...
 
 
+#: Chats whose rendering a state keeps for its pages (see :meth:`AvitoState.render_chats`).
+RENDERINGS_KEPT = 2_000
+
+
 class AvitoState:
     """Everything one Avito account owns. Thread-safe (one lock)."""
 
@@ -85,6 +89,7 @@ class AvitoState:
         self.subscriptions: list[Subscription] = []
         self._activity = itertools.count(1)
         self.order = ChatOrder()
+        self._renderings: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # see render_chats
 
     @property
     def user_id(self) -> int:
@@ -396,10 +401,27 @@ class AvitoState:
         }
 
     def render_chats(self, chats: list[Chat]) -> list[dict[str, Any]]:
-        """A page of chats: the seller's ``users`` entry, the same in every chat of one item, is built once per
-        item for the page (a third of a chat's rendering)."""
+        """A page of chats, each as :meth:`render_chat` makes it. A client asks for the same page over and over
+        while few of its chats change, so a chat's rendering is kept (up to ``RENDERINGS_KEPT`` chats) with what it
+        shows: its update, the last message (its kind too: a deletion changes it in place), the account's name, the
+        item and customer (never changed, only replaced) and the media base (in the customer's avatar link). The
+        answer is built anew when any of them differs. Within a page, the seller's ``users`` entry, the same in
+        every chat of one item, is built once per item."""
         sellers: dict[int | None, dict[str, Any]] = {}
-        return [self.render_chat(c, sellers) for c in chats]
+        kept = self._renderings
+        page = []
+        for c in chats:
+            last = c.messages[-1] if c.messages else None
+            shown = (c.updated, c.activity, last, last and last.type, self.account.name, self.items.get(c.item_id),
+                     self.customers.get(c.customer_id),
+                     self.media.image_url(f"avatar-{c.customer_id}", "140x105"))
+            found = kept.get(c.id)
+            if found is None or found[0] != shown:
+                if len(kept) >= RENDERINGS_KEPT:
+                    kept.clear()
+                found = kept[c.id] = (shown, self.render_chat(c, sellers))
+            page.append(found[1])
+        return page
 
     def render_chat(self, c: Chat, sellers: dict[int | None, dict[str, Any]] | None = None) -> dict[str, Any]:
         """``sellers``: the seller's entries already built for this page, by item (see :meth:`render_chats`)."""
