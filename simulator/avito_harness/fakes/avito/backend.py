@@ -199,7 +199,7 @@ class AvitoBackend:
         public = self.public_url
         if public is None:
             return f"http://{self.settings.host}:{self.settings.avito_port}".rstrip("/")
-        if self._public_base[0] is not public:  # a chat page asks nine times: trimmed once per URL learnt
+        if self._public_base[0] is not public:  # every chat of a page asks: trimmed once per URL learnt
             self._public_base = (public, public.rstrip("/"))
         return self._public_base[1]
 
@@ -238,7 +238,7 @@ class AvitoBackend:
         # a deque's append is atomic, and its readers copy it whole at once (list() holds the GIL throughout)
         self.activity.append(Activity(_perf.perf_counter(), state.user_id, chat.id, message.id, who, message.type,
                                       text if type(text) is str else None))
-        return self.dispatcher.dispatch(state, message, chat) if state.subscriptions else []
+        return self.dispatcher.dispatch(state, message, chat)
 
     # --- reset -------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:

@@ -159,7 +159,7 @@ class FastRoutes:
         if any(k in _CHAT_FILTERS for k, _ in query):
             types, item_ids = messenger.chat_filters(lambda key: [v for k, v in query if k == key])
         else:  # what chat_filters makes of neither given
-            types, item_ids = _DEFAULT_CHAT_TYPES, []
+            types, item_ids = list(messenger.DEFAULT_CHAT_TYPES), []
         chats = state.list_chats(limit=paging["limit"], offset=paging["offset"], chat_types=types,
                                  unread_only=bool(unread) and _BOOLEANS[unread[0]], item_ids=item_ids)
         return _json({"chats": state.render_chats(chats)}, headers)
@@ -239,7 +239,6 @@ def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 _TOKEN_HEADERS = _raw(TOKEN_HEADERS)
 _CHAT_FILTERS = frozenset({"chat_types", "item_ids"})
-_DEFAULT_CHAT_TYPES = ("u2i",)
 
 
 def json_bytes(content: Any) -> bytes:

@@ -42,6 +42,7 @@ router = APIRouter()
 MAX_UPLOAD = 24 * 1024 * 1024
 MAX_PIXELS = 75_000_000
 CHAT_TYPES = ("u2i", "u2u", "a2u")
+DEFAULT_CHAT_TYPES = ("u2i",)  # a chat list without chat_types
 UserId = Path(..., description="Avito account id (from /core/v1/accounts/self)")
 
 
@@ -120,7 +121,7 @@ def chat_filters(getlist: Callable[[str], list[str]]) -> tuple[list[str], list[i
     empty = next((k for k in ("chat_types", "item_ids") if any(not v.strip() for v in getlist(k))), None)
     if empty:
         raise ValidationFailedError({empty: "must not be empty: leave the parameter out instead"})
-    types = _split(getlist("chat_types")) or ["u2i"]
+    types = _split(getlist("chat_types")) or list(DEFAULT_CHAT_TYPES)
     bad = [t for t in types if t not in CHAT_TYPES]
     if bad:
         raise ValidationFailedError({"chat_types": f"unknown chat type(s) {', '.join(bad)}; use u2i, u2u, a2u"})

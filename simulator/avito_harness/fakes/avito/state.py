@@ -412,7 +412,8 @@ class AvitoState:
         page = []
         for c in chats:
             last = c.messages[-1] if c.messages else None
-            shown = (c.updated, c.activity, last, last and last.type, self.account.name, self.items.get(c.item_id),
+            shown = (c.updated, c.activity, last, last and last.type, self.account.name,
+                     None if c.item_id is None else self.items.get(c.item_id),
                      self.customers.get(c.customer_id),
                      self.media.image_url(f"avatar-{c.customer_id}", "140x105"))
             found = kept.get(c.id)

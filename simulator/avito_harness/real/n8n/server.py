@@ -3,8 +3,9 @@
 n8n's CLI import leaves a workflow inactive and changes made while n8n runs do not take effect, so the
 order is: import (credentials, then every workflow in one call), publish, then start. ``/healthz`` answers 200
 before webhooks register (and every path answers 200 "n8n is starting up" while it migrates), so readiness is
-the named webhook path being registered (asked with a GET, which runs nothing). The task-runner broker gets its own port (it defaults
-to n8n's); telemetry, version checks and personalization are off; the user folder is a temporary dir.
+the named webhook path being registered (asked with a GET, which runs nothing). The task-runner broker gets its
+own port (it defaults to n8n's); telemetry, version checks and personalization are off; the user folder is a
+temporary dir.
 """
 
 from __future__ import annotations
